@@ -1,0 +1,47 @@
+/** The workflow definition format of ../shared/DESIGN.md, after validation. */
+export type When = "succeeded" | "failed" | "always";
+
+export interface Transition {
+  when: When;
+  do: string[];
+}
+
+export interface RetryPolicy {
+  maxAttempts: number;
+  intervalSeconds: number;
+  backoffRate: number;
+  maxIntervalSeconds?: number;
+}
+
+export interface TaskDefinition {
+  action: string;
+  /** A template: any JSON value; strings may hold `{% jsonata %}` expressions. */
+  input?: unknown;
+  next?: Transition[];
+  /** `all`: wait for every task that points at this one. Default: start on the first transition that fires. */
+  join?: "all";
+  withItems?: unknown;
+  concurrency?: number;
+  toleratedFailurePercentage?: number;
+  retry?: RetryPolicy;
+  timeoutSeconds?: number;
+}
+
+export interface WorkflowDefinition {
+  name: string;
+  description?: string;
+  concurrencyKey?: string;
+  /** JSON Schema for the run input. */
+  input?: Record<string, unknown>;
+  tasks: Record<string, TaskDefinition>;
+  /** A template evaluated when the run succeeds. */
+  output?: unknown;
+  timeoutSeconds?: number;
+}
+
+/** An edge of the task graph: `from` finishing with an outcome matching `when` starts `to`. */
+export interface Edge {
+  from: string;
+  to: string;
+  when: When;
+}

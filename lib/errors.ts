@@ -1,0 +1,109 @@
+/**
+ * One error hierarchy for the engine. Every error has a stable `code`; the HTTP API maps codes to
+ * status codes in one place (functions/api/errors.ts). `details` carries structured problems
+ * (for example every problem of an invalid definition, each with its path).
+ */
+export interface Problem {
+  path: string;
+  message: string;
+}
+
+export class OnceflowError extends Error {
+  readonly code: string;
+  readonly details?: unknown[];
+  constructor(code: string, message: string, options?: { details?: unknown[]; cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.details = options?.details;
+  }
+}
+
+/** The request body could not be parsed (malformed JSON or YAML). */
+export class MalformedBodyError extends OnceflowError {
+  constructor(message: string, cause?: unknown) {
+    super("MalformedBody", message, { cause });
+  }
+}
+
+/** A request is well-formed but its content is invalid (missing field, wrong type...). */
+export class InvalidRequestError extends OnceflowError {
+  constructor(message: string, details?: Problem[]) {
+    super("InvalidRequest", message, { details });
+  }
+}
+
+export class InvalidWorkflowError extends OnceflowError {
+  readonly problems: Problem[];
+  constructor(problems: Problem[]) {
+    super("InvalidWorkflow", `workflow definition has ${problems.length} problem(s)`, { details: problems });
+    this.problems = problems;
+  }
+}
+
+export class InvalidInputError extends OnceflowError {
+  constructor(message: string, details?: Problem[]) {
+    super("InvalidInput", message, { details });
+  }
+}
+
+export class PayloadTooLargeError extends OnceflowError {
+  constructor(what: string, limitBytes: number) {
+    super("PayloadTooLarge", `${what} is over the limit of ${limitBytes} bytes`);
+  }
+}
+
+export class WorkflowNotFoundError extends OnceflowError {
+  constructor(name: string) {
+    super("WorkflowNotFound", `workflow '${name}' does not exist`);
+  }
+}
+
+export class RunNotFoundError extends OnceflowError {
+  constructor(runId: string) {
+    super("RunNotFound", `run '${runId}' does not exist`);
+  }
+}
+
+export class IdempotencyKeyReusedError extends OnceflowError {
+  readonly runId: string;
+  constructor(key: string, runId: string) {
+    super("IdempotencyKeyReused", `Idempotency-Key '${key}' was used for run ${runId} with another input`, {
+      details: [{ runId }],
+    });
+    this.runId = runId;
+  }
+}
+
+/** A trigger lost the race (or came late): the run is no longer pending. */
+export class RunAlreadyStartedError extends OnceflowError {
+  readonly status: string;
+  constructor(runId: string, status: string) {
+    super("RunAlreadyStarted", `run ${runId} is ${status}, not pending`, { details: [{ runId, status }] });
+    this.status = status;
+  }
+}
+
+export class RunAlreadyEndedError extends OnceflowError {
+  readonly status: string;
+  constructor(runId: string, status: string) {
+    super("RunAlreadyEnded", `run ${runId} has already ended (${status})`, { details: [{ runId, status }] });
+    this.status = status;
+  }
+}
+
+/** A JSONata expression failed to compile or evaluate. */
+export class ExpressionError extends OnceflowError {
+  constructor(message: string, cause?: unknown) {
+    super("ExpressionError", message, { cause });
+  }
+}
+
+/** An action failed. `retryable` decides whether the task's retry policy applies. */
+export class ActionError extends OnceflowError {
+  readonly retryable: boolean;
+  constructor(code: string, message: string, options?: { retryable?: boolean; cause?: unknown }) {
+    super(code, message, { cause: options?.cause });
+    this.retryable = options?.retryable ?? false;
+  }
+}
