@@ -47,9 +47,10 @@ export class InvalidInputError extends OnceflowError {
   }
 }
 
-export class PayloadTooLargeError extends OnceflowError {
-  constructor(what: string, limitBytes: number) {
-    super("PayloadTooLarge", `${what} is over the limit of ${limitBytes} bytes`);
+/** A run input over the limit (DESIGN.md: 400). */
+export class InputTooLargeError extends OnceflowError {
+  constructor(limitBytes: number) {
+    super("InputTooLarge", `the run input is over the limit of ${limitBytes} bytes`);
   }
 }
 

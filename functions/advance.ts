@@ -1,0 +1,29 @@
+import { processPartialResponse, SqsFifoPartialProcessorAsync } from "@aws-lambda-powertools/batch";
+import middy from "@middy/core";
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
+import { advance } from "../lib/engine/advance";
+import type { CompletionMessage } from "../lib/queue";
+
+const processor = new SqsFifoPartialProcessorAsync();
+
+/**
+ * completions.fifo → evaluate the run's graph, dispatch successors or end the run. Every
+ * completion in a batch was published before the batch was received, so one advance per run per
+ * batch sees them all.
+ */
+async function advanceBatch(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
+  const advanced = new Set<string>();
+  return processPartialResponse(
+    event,
+    async (record: SQSRecord) => {
+      const { runId } = JSON.parse(record.body) as CompletionMessage;
+      if (advanced.has(runId)) return;
+      await advance(runId);
+      advanced.add(runId);
+    },
+    processor,
+    { context, skipGroupOnError: true },
+  );
+}
+
+export const handler = middy(advanceBatch);

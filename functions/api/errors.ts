@@ -1,0 +1,53 @@
+import type { APIGatewayProxyStructuredResultV2 } from "aws-lambda";
+import { OnceflowError } from "../../lib/errors";
+
+/** The one place where error codes become HTTP status codes. */
+const STATUS_BY_CODE: Record<string, number> = {
+  MalformedBody: 400,
+  InvalidRequest: 400,
+  InvalidWorkflow: 400,
+  InvalidInput: 400,
+  InputTooLarge: 400,
+  WorkflowNotFound: 404,
+  RunNotFound: 404,
+  RouteNotFound: 404,
+  MethodNotAllowed: 405,
+  IdempotencyKeyReused: 409,
+  RunAlreadyStarted: 409,
+  RunAlreadyEnded: 409,
+};
+
+export function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): APIGatewayProxyStructuredResultV2 {
+  return { statusCode, headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) };
+}
+
+/**
+ * `{"error": {code, message, details}}` for a known error; anything else is a 500 with no detail
+ * (the stack trace goes to the log, never to the client).
+ */
+export function errorResponse(error: unknown): APIGatewayProxyStructuredResultV2 {
+  if (error instanceof OnceflowError && STATUS_BY_CODE[error.code]) {
+    const body: Record<string, unknown> = { code: error.code, message: error.message };
+    if (error.details) body.details = error.details;
+    const status = (error.details?.[0] as { status?: unknown } | undefined)?.status;
+    if (typeof status === "string") body.status = status;
+    return json(STATUS_BY_CODE[error.code] as number, { error: body });
+  }
+  return json(500, { error: { code: "InternalError", message: "internal error" } });
+}
+
+export class RouteNotFoundError extends OnceflowError {
+  constructor(method: string, path: string) {
+    super("RouteNotFound", `no route for ${method} ${path}`);
+  }
+}
+
+export class MethodNotAllowedError extends OnceflowError {
+  readonly allowed: string[];
+  constructor(method: string, path: string, allowed: string[]) {
+    super("MethodNotAllowed", `${method} is not allowed on ${path} (allowed: ${allowed.join(", ")})`, {
+      details: [{ allowed }],
+    });
+    this.allowed = allowed;
+  }
+}

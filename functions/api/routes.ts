@@ -1,0 +1,75 @@
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
+import { MalformedBodyError } from "../../lib/errors";
+import { cancelRun, createRun, getRunEvents, getRunView, triggerRun } from "../../lib/runs";
+import { getLatestWorkflow, registerWorkflow } from "../../lib/workflows";
+import { json, MethodNotAllowedError, RouteNotFoundError } from "./errors";
+
+type Route = (event: APIGatewayProxyEventV2, params: Record<string, string>) => Promise<APIGatewayProxyStructuredResultV2>;
+
+function body(event: APIGatewayProxyEventV2): string | undefined {
+  if (!event.body) return undefined;
+  return event.isBase64Encoded ? Buffer.from(event.body, "base64").toString("utf8") : event.body;
+}
+
+function jsonBody(event: APIGatewayProxyEventV2): unknown {
+  const text = body(event);
+  if (text === undefined || text.trim() === "") return undefined;
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new MalformedBodyError(`the body is not valid JSON: ${(error as Error).message}`, error);
+  }
+}
+
+const header = (event: APIGatewayProxyEventV2, name: string) => event.headers?.[name.toLowerCase()];
+
+/** Route keys exactly as declared in serverless.yml (API Gateway passes them as `routeKey`). */
+export const routes: Record<string, Route> = {
+  "GET /health": async () => json(200, { status: "ok" }),
+  "PUT /workflows/{name}": async (event, { name }) => {
+    const result = await registerWorkflow(name as string, body(event), header(event, "content-type"));
+    return json(result.created ? 201 : 200, { name: result.name, version: result.version });
+  },
+  "GET /workflows/{name}": async (_event, { name }) => {
+    const workflow = await getLatestWorkflow(name as string);
+    return json(200, { name: workflow.name, version: workflow.version, createdAt: workflow.createdAt, definition: workflow.definition });
+  },
+  "POST /workflows/{name}/runs": async (event, { name }) => {
+    const { run, created } = await createRun(name as string, jsonBody(event), header(event, "idempotency-key"));
+    return json(created ? 201 : 200, run);
+  },
+  "POST /runs/{runId}/trigger": async (_event, { runId }) => json(202, await triggerRun(runId as string)),
+  "POST /runs/{runId}/cancel": async (_event, { runId }) => json(202, await cancelRun(runId as string)),
+  "GET /runs/{runId}": async (_event, { runId }) => json(200, await getRunView(runId as string)),
+  "GET /runs/{runId}/events": async (_event, { runId }) => json(200, await getRunEvents(runId as string)),
+};
+
+const templates = Object.keys(routes).map((key) => {
+  const [method, template] = key.split(" ") as [string, string];
+  const names: string[] = [];
+  const pattern = template.replace(/\{(\w+)\}/g, (_, n: string) => {
+    names.push(n);
+    return "([^/]+)";
+  });
+  return { key, method, regex: new RegExp(`^${pattern}$`), names };
+});
+
+/**
+ * Picks the route: API Gateway's `routeKey` when it matched one, otherwise (the `$default` route)
+ * matches the path here, so that a wrong method answers 405 and an unknown path 404, both as JSON.
+ */
+export function resolveRoute(event: APIGatewayProxyEventV2): { route: Route; params: Record<string, string> } {
+  const direct = routes[event.routeKey];
+  if (direct) return { route: direct, params: (event.pathParameters ?? {}) as Record<string, string> };
+  const method = event.requestContext.http.method;
+  const path = event.rawPath;
+  const matching = templates.filter((t) => t.regex.test(path));
+  const found = matching.find((t) => t.method === method);
+  if (!found) {
+    if (matching.length > 0) throw new MethodNotAllowedError(method, path, matching.map((t) => t.method));
+    throw new RouteNotFoundError(method, path);
+  }
+  const values = found.regex.exec(path)?.slice(1) ?? [];
+  const params = Object.fromEntries(found.names.map((n, i) => [n, decodeURIComponent(values[i] ?? "")]));
+  return { route: routes[found.key] as Route, params };
+}

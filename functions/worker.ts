@@ -1,0 +1,42 @@
+import { randomUUID } from "node:crypto";
+import { processPartialResponse, SqsFifoPartialProcessorAsync } from "@aws-lambda-powertools/batch";
+import { ChangeMessageVisibilityCommand } from "@aws-sdk/client-sqs";
+import middy from "@middy/core";
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
+import "../lib/actions/core";
+import "../actions";
+import { sqs } from "../lib/clients";
+import { config } from "../lib/config";
+import { work } from "../lib/engine/work";
+import type { TaskMessage } from "../lib/queue";
+
+/** Identifies this Lambda instance in leases and events. */
+const workerId = randomUUID();
+/** SQS's ceiling for a message's visibility timeout. */
+const MAX_VISIBILITY_SECONDS = 12 * 3600;
+
+/** Thrown to leave a record on the queue: it comes back when its visibility timeout ends. */
+class NotYet extends Error {}
+
+async function handleRecord(record: SQSRecord): Promise<void> {
+  const message = JSON.parse(record.body) as TaskMessage;
+  const outcome = await work(message, workerId);
+  if (outcome.done) return;
+  // FIFO queues have no per-message delay: the message itself waits, invisible, for the retry time
+  await sqs().send(
+    new ChangeMessageVisibilityCommand({
+      QueueUrl: config.tasksQueueUrl(),
+      ReceiptHandle: record.receiptHandle,
+      VisibilityTimeout: Math.min(MAX_VISIBILITY_SECONDS, Math.ceil(outcome.retryAfterSeconds)),
+    }),
+  );
+  throw new NotYet(`${message.runId}/${message.task}: not claimable for ${outcome.retryAfterSeconds.toFixed(1)} s`);
+}
+
+const processor = new SqsFifoPartialProcessorAsync();
+
+/** tasks.fifo → claim, run, record, publish completion. Failed records (and later ones of their group) are retried by SQS. */
+export const handler = middy(
+  (event: SQSEvent, context: Context): Promise<SQSBatchResponse> =>
+    processPartialResponse(event, handleRecord, processor, { context, skipGroupOnError: true }),
+);

@@ -1,0 +1,25 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { ActionError } from "../errors";
+import { httpAction } from "./http";
+import { registerAction } from "./registry";
+
+/** The built-in actions of DESIGN.md, registered when this module is imported. */
+registerAction("core.noop", () => null);
+
+registerAction("core.echo", (input) => input ?? null);
+
+registerAction("core.sleep", async (input, { signal }) => {
+  const seconds = Number((input as { seconds?: unknown } | null)?.seconds ?? 0);
+  if (!Number.isFinite(seconds) || seconds < 0) {
+    throw new ActionError("InvalidActionInput", "core.sleep needs `seconds` >= 0");
+  }
+  await sleep(seconds * 1000, undefined, { signal });
+  return { slept: seconds };
+});
+
+registerAction("core.fail", (input) => {
+  const message = (input as { message?: unknown } | null)?.message;
+  throw new ActionError("TaskFailed", typeof message === "string" ? message : "core.fail was called");
+});
+
+registerAction("core.http", httpAction);

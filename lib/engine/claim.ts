@@ -1,0 +1,132 @@
+import { GetCommand } from "@aws-sdk/lib-dynamodb";
+import { db } from "../clients";
+import { config } from "../config";
+import { eventPut } from "../store/events";
+import { keys } from "../store/keys";
+import { type TxItem, transact } from "../store/transaction";
+import { whileRunning } from "./dispatch";
+import { isSettled } from "./evaluate";
+import { settle } from "./settle";
+import { addSeconds, LEASE_MARGIN_SECONDS, type TaskRecord } from "./task-record";
+
+export type ClaimResult =
+  /** This worker holds the lease of `record.attempt` and should run the action. */
+  | { kind: "claimed"; record: TaskRecord }
+  /** Not claimable yet (waiting to retry, or another worker's lease is live): look again later. */
+  | { kind: "wait"; seconds: number }
+  /** Already settled: the completion may need publishing again, nothing may run. */
+  | { kind: "settled"; record: TaskRecord }
+  /** Nothing to do: no such execution, or it was cancelled with its run. */
+  | { kind: "gone" };
+
+async function readTask(runId: string, task: string): Promise<TaskRecord | undefined> {
+  const { Item } = await db().send(
+    new GetCommand({ TableName: config.tableName(), Key: keys.task(runId, task), ConsistentRead: true }),
+  );
+  return Item as TaskRecord | undefined;
+}
+
+const secondsUntil = (iso: string | undefined, now: Date) =>
+  iso ? Math.max(0, (Date.parse(iso) - now.getTime()) / 1000) : 0;
+
+/**
+ * Claims the execution for one attempt. Claiming is a conditional transition on the attempt the
+ * worker saw, so of N workers holding the same message exactly one gets the attempt (I2, F3).
+ * An execution whose lease expired (its worker died) is claimed again as its next attempt.
+ */
+export async function claim(runId: string, task: string, workerId: string, now = new Date()): Promise<ClaimResult> {
+  const record = await readTask(runId, task);
+  return record ? claimRecord(record, workerId, now) : { kind: "gone" };
+}
+
+async function claimRecord(record: TaskRecord, workerId: string, now: Date): Promise<ClaimResult> {
+  if (isSettled(record.status)) return { kind: "settled", record };
+  if (record.status === "queued" && secondsUntil(record.notBefore, now) > 0) {
+    return { kind: "wait", seconds: secondsUntil(record.notBefore, now) };
+  }
+  if (record.status === "running" && secondsUntil(record.leaseUntil, now) > 0) {
+    return { kind: "wait", seconds: secondsUntil(record.leaseUntil, now) };
+  }
+  if (record.status === "running" && record.attempt >= record.retry.maxAttempts) {
+    // the last attempt's worker died: the execution fails, fenced on that attempt
+    const settled = await settle(record, { ok: false, error: leaseExpired(record), retryable: false }, now);
+    return settled.kind === "lost" ? claim(record.runId, record.task, workerId, now) : { kind: "settled", record };
+  }
+
+  const attempt = record.attempt + 1;
+  const leaseUntil = addSeconds(now, record.timeoutSeconds + LEASE_MARGIN_SECONDS).toISOString();
+  const events: TxItem[] = [];
+  if (record.status === "running") {
+    events.push(eventPut(record.runId, "TaskRetrying", {
+      task: record.task,
+      attempt: record.attempt,
+      detail: { error: leaseExpired(record) },
+    }));
+  }
+  events.push(eventPut(record.runId, "TaskStarted", { task: record.task, attempt, detail: { workerId } }));
+  const outcome = await transact([
+    whileRunning(record.runId),
+    {
+      Update: {
+        TableName: config.tableName(),
+        Key: keys.task(record.runId, record.task),
+        UpdateExpression:
+          "SET #status = :running, attempt = :attempt, startedAt = :now, leaseUntil = :lease, " +
+          "workerId = :worker, sweepAt = :lease REMOVE notBefore",
+        // closes: N workers claiming the same attempt; a claim of an expired lease racing its worker
+        ConditionExpression:
+          "attempt = :seen AND (#status = :queued OR (#status = :running AND leaseUntil < :nowIso))",
+        ExpressionAttributeNames: { "#status": "status" },
+        ExpressionAttributeValues: {
+          ":running": "running",
+          ":queued": "queued",
+          ":attempt": attempt,
+          ":seen": record.attempt,
+          ":now": now.toISOString(),
+          ":nowIso": now.toISOString(),
+          ":lease": leaseUntil,
+          ":worker": workerId,
+        },
+        ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+      },
+    },
+    ...events,
+  ]);
+  if (outcome.ok) {
+    return { kind: "claimed", record: { ...record, status: "running", attempt, leaseUntil, workerId } };
+  }
+  const [runReason, taskReason] = outcome.reasons;
+  if (taskReason?.code === "ConditionalCheckFailed" && taskReason.item) {
+    // another worker won: judge from the winner's state, without a second read
+    return claimRecord(taskReason.item as unknown as TaskRecord, workerId, now);
+  }
+  if (runReason?.code === "ConditionalCheckFailed") return cancelQueued(record, now);
+  return claim(record.runId, record.task, workerId, now);
+}
+
+function leaseExpired(record: TaskRecord) {
+  return {
+    code: "LeaseExpired",
+    message: `attempt ${record.attempt} lost its worker (lease expired at ${record.leaseUntil})`,
+  };
+}
+
+/** The run is no longer running (cancelled): a queued execution becomes cancelled, once. */
+export async function cancelQueued(record: TaskRecord, now = new Date()): Promise<ClaimResult> {
+  if (record.status !== "queued") return { kind: "gone" };
+  await transact([
+    {
+      Update: {
+        TableName: config.tableName(),
+        Key: keys.task(record.runId, record.task),
+        UpdateExpression: "SET #status = :cancelled, endedAt = :now REMOVE sweepShard, sweepAt, notBefore",
+        // closes: a worker claiming the execution while the cancellation sweeps it
+        ConditionExpression: "#status = :queued",
+        ExpressionAttributeNames: { "#status": "status" },
+        ExpressionAttributeValues: { ":cancelled": "cancelled", ":queued": "queued", ":now": now.toISOString() },
+      },
+    },
+    eventPut(record.runId, "TaskCancelled", { task: record.task }),
+  ]);
+  return { kind: "gone" };
+}

@@ -1,0 +1,112 @@
+import type { WorkflowDefinition } from "../definition/types";
+import { ExpressionError } from "../errors";
+import { evaluateTemplate } from "../expression";
+import { sendTasks } from "../queue";
+import { config } from "../config";
+import { eventPut } from "../store/events";
+import { keys } from "../store/keys";
+import { type TxItem, transact } from "../store/transaction";
+import {
+  addSeconds,
+  DEFAULT_RETRY,
+  DEFAULT_TIMEOUT_SECONDS,
+  QUEUED_SWEEP_SECONDS,
+  sweepShard,
+  type TaskRecord,
+} from "./task-record";
+
+/** What task input templates can see: `input` and `tasks.NAME.output`. */
+export interface TemplateContext {
+  input: unknown;
+  tasks: Record<string, { status: string; output?: unknown; error?: unknown }>;
+}
+
+/** New execution records for `names`, inputs evaluated now (an input that fails to evaluate fails the task). */
+export async function planTasks(
+  runId: string,
+  definition: WorkflowDefinition,
+  names: string[],
+  context: TemplateContext,
+  now = new Date(),
+): Promise<TaskRecord[]> {
+  return Promise.all(
+    names.map(async (task): Promise<TaskRecord> => {
+      const spec = definition.tasks[task];
+      if (!spec) throw new Error(`task ${task} is not in workflow ${definition.name}`);
+      const record: TaskRecord = {
+        runId,
+        task,
+        status: "queued",
+        attempt: 0,
+        action: spec.action,
+        timeoutSeconds: spec.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS,
+        retry: { ...DEFAULT_RETRY, ...spec.retry },
+        createdAt: now.toISOString(),
+        sweepShard: sweepShard(runId),
+        sweepAt: addSeconds(now, QUEUED_SWEEP_SECONDS).toISOString(),
+      };
+      try {
+        record.input = spec.input === undefined ? null : await evaluateTemplate(spec.input, { ...context });
+      } catch (error) {
+        if (!(error instanceof ExpressionError)) throw error;
+        record.inputError = { code: error.code, message: error.message };
+      }
+      return record;
+    }),
+  );
+}
+
+/** The writes that create one execution and record it in the history. */
+export function taskCreation(record: TaskRecord): TxItem[] {
+  return [
+    {
+      Put: {
+        TableName: config.tableName(),
+        Item: { ...keys.task(record.runId, record.task), ...record },
+        // closes: two handlers dispatching the same successor; the second put fails (I3)
+        ConditionExpression: "attribute_not_exists(pk)",
+      },
+    },
+    eventPut(record.runId, "TaskQueued", { task: record.task }),
+  ];
+}
+
+/** A transaction item that holds only while the run is `running`. */
+export function whileRunning(runId: string): TxItem {
+  return {
+    ConditionCheck: {
+      TableName: config.tableName(),
+      Key: keys.run(runId),
+      // closes: dispatching after the run was cancelled, timed out or ended
+      ConditionExpression: "#status = :running",
+      ExpressionAttributeNames: { "#status": "status" },
+      ExpressionAttributeValues: { ":running": "running" },
+    },
+  };
+}
+
+const TASKS_PER_TRANSACTION = 49; // 2 items each + the run check: under DynamoDB's 100
+
+/**
+ * Creates the executions (each behind its conditional put, all while the run is running), then
+ * sends their messages. Executions that already exist were dispatched by someone else and are
+ * skipped. Returns the names this call dispatched.
+ */
+export async function dispatch(runId: string, records: TaskRecord[]): Promise<string[]> {
+  const dispatched: string[] = [];
+  for (let i = 0; i < records.length; i += TASKS_PER_TRANSACTION) {
+    let pending = records.slice(i, i + TASKS_PER_TRANSACTION);
+    while (pending.length > 0) {
+      const outcome = await transact([whileRunning(runId), ...pending.flatMap(taskCreation)]);
+      if (outcome.ok) {
+        dispatched.push(...pending.map((r) => r.task));
+        break;
+      }
+      if (outcome.reasons[0]?.code === "ConditionalCheckFailed") return dispatched;
+      // drop the executions that already exist (reason on their Put, at 1 + 2k), try the rest again
+      pending = pending.filter((_, k) => outcome.reasons[1 + 2 * k]?.code !== "ConditionalCheckFailed");
+    }
+  }
+  await sendTasks(dispatched.map((task) => ({ runId, task })));
+  return dispatched;
+}

@@ -1,0 +1,64 @@
+import { config } from "../config";
+import { eventPut } from "../store/events";
+import { keys } from "../store/keys";
+import { transact } from "../store/transaction";
+import { addSeconds, type ErrorInfo, retryDelaySeconds, type TaskRecord } from "./task-record";
+
+export type AttemptResult =
+  | { ok: true; output: unknown }
+  | { ok: false; error: ErrorInfo; retryable: boolean };
+
+export type SettleOutcome =
+  | { kind: "succeeded" | "failed" }
+  /** Back to queued: the next attempt may be claimed after `seconds`. */
+  | { kind: "retry"; seconds: number }
+  /** The attempt is no longer current (its lease expired and another attempt took over): nothing written. */
+  | { kind: "lost" };
+
+/**
+ * Records the result of the attempt `record.attempt`: the exactly-once terminal transition of an
+ * execution (or its return to the queue for a retry). Fenced on the attempt, so a zombie worker
+ * whose lease was taken over cannot overwrite the newer attempt (I8).
+ */
+export async function settle(record: TaskRecord, result: AttemptResult, now = new Date()): Promise<SettleOutcome> {
+  const { runId, task, attempt } = record;
+  const retry = !result.ok && result.retryable && attempt < record.retry.maxAttempts;
+  const names: Record<string, string> = { "#status": "status" };
+  const values: Record<string, unknown> = { ":running": "running", ":attempt": attempt, ":now": now.toISOString() };
+  let update: string;
+  let outcome: SettleOutcome;
+  if (result.ok) {
+    update = "SET #status = :succeeded, #output = :output, endedAt = :now REMOVE leaseUntil, sweepShard, sweepAt";
+    names["#output"] = "output";
+    Object.assign(values, { ":succeeded": "succeeded", ":output": result.output ?? null });
+    outcome = { kind: "succeeded" };
+  } else if (retry) {
+    const seconds = retryDelaySeconds(record.retry, attempt);
+    const notBefore = addSeconds(now, seconds).toISOString();
+    update = "SET #status = :queued, #error = :error, notBefore = :notBefore, sweepAt = :notBefore REMOVE leaseUntil";
+    names["#error"] = "error";
+    Object.assign(values, { ":queued": "queued", ":error": result.error, ":notBefore": notBefore });
+    outcome = { kind: "retry", seconds };
+  } else {
+    update = "SET #status = :failed, #error = :error, endedAt = :now REMOVE leaseUntil, sweepShard, sweepAt";
+    names["#error"] = "error";
+    Object.assign(values, { ":failed": "failed", ":error": result.error });
+    outcome = { kind: "failed" };
+  }
+  const type = result.ok ? "TaskSucceeded" : retry ? "TaskRetrying" : "TaskFailed";
+  const written = await transact([
+    {
+      Update: {
+        TableName: config.tableName(),
+        Key: keys.task(runId, task),
+        UpdateExpression: update,
+        // closes: a zombie attempt (or a duplicate of this one) writing over the current attempt (I8)
+        ConditionExpression: "#status = :running AND attempt = :attempt",
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
+      },
+    },
+    eventPut(runId, type, { task, attempt, detail: result.ok ? undefined : { error: result.error } }),
+  ]);
+  return written.ok ? outcome : { kind: "lost" };
+}

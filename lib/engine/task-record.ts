@@ -1,0 +1,67 @@
+import type { RetryPolicy } from "../definition/types";
+import type { TaskStatus } from "./evaluate";
+
+export interface ErrorInfo {
+  code: string;
+  message: string;
+}
+
+/**
+ * One task execution as stored under `RUN#{runId} / TASK#{task}`. It carries what the worker needs
+ * (action, evaluated input, timeout, retry policy), so a worker never reads the definition.
+ */
+export interface TaskRecord {
+  runId: string;
+  task: string;
+  status: TaskStatus;
+  /** The current (or last) attempt; 0 until the first claim. */
+  attempt: number;
+  action: string;
+  input?: unknown;
+  /** Set when the input template failed to evaluate: the first attempt fails with it. */
+  inputError?: ErrorInfo;
+  timeoutSeconds: number;
+  retry: RetryPolicy;
+  output?: unknown;
+  error?: ErrorInfo;
+  createdAt: string;
+  startedAt?: string;
+  endedAt?: string;
+  /** While running: the lease of the current attempt. */
+  leaseUntil?: string;
+  workerId?: string;
+  /** While waiting to retry: not claimable before this time. */
+  notBefore?: string;
+  /** Sparse index for the sweeper: set while the execution still needs something to happen. */
+  sweepShard?: string;
+  sweepAt?: string;
+}
+
+export const DEFAULT_TIMEOUT_SECONDS = 60;
+/** Without a `retry` block, retryable failures (timeouts, 429, 5xx, network) are retried this way. */
+export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 3, intervalSeconds: 1, backoffRate: 2 };
+/** How long past the action's timeout a lease lasts, for the worker to record the result. */
+export const LEASE_MARGIN_SECONDS = 30;
+/** Queued executions are looked at by the sweeper this long after they were queued. */
+export const QUEUED_SWEEP_SECONDS = 300;
+
+export const SWEEP_SHARDS = 4;
+
+export function sweepShard(runId: string): string {
+  let hash = 0;
+  for (const char of runId) hash = (hash * 31 + char.charCodeAt(0)) | 0;
+  return String(Math.abs(hash) % SWEEP_SHARDS);
+}
+
+export function idempotencyKey(runId: string, task: string, item?: number): string {
+  return `${runId}/${task}/${item ?? "-"}`;
+}
+
+/** Delay before the retry that follows attempt `attempt`, with full jitter on the top half. */
+export function retryDelaySeconds(retry: RetryPolicy, attempt: number): number {
+  const base = retry.intervalSeconds * retry.backoffRate ** (attempt - 1);
+  const capped = Math.min(base, retry.maxIntervalSeconds ?? Number.POSITIVE_INFINITY);
+  return capped / 2 + (Math.random() * capped) / 2;
+}
+
+export const addSeconds = (date: Date, seconds: number) => new Date(date.getTime() + seconds * 1000);

@@ -1,0 +1,34 @@
+import { sendCompletion, type TaskMessage } from "../queue";
+import { runAttempt } from "./attempt";
+import { claim } from "./claim";
+import { settle } from "./settle";
+
+/** What the worker adapter should do with the message: delete it, or let it come back later. */
+export type WorkOutcome = { done: true } | { done: false; retryAfterSeconds: number };
+
+/**
+ * Handles one task message, re-entrant at every step: claim (conditional), run the action, record
+ * the result (conditional on the attempt), publish one completion. A message that arrives again
+ * after the result was recorded only publishes the completion again (same dedup id).
+ */
+export async function work(message: TaskMessage, workerId: string): Promise<WorkOutcome> {
+  const claimed = await claim(message.runId, message.task, workerId);
+  switch (claimed.kind) {
+    case "gone":
+      return { done: true };
+    case "wait":
+      return { done: false, retryAfterSeconds: claimed.seconds };
+    case "settled":
+      // the worker that settled it may have died before publishing: publish again (SQS dedups)
+      await sendCompletion({ runId: message.runId, task: message.task, attempt: claimed.record.attempt });
+      return { done: true };
+    case "claimed": {
+      const record = claimed.record;
+      const outcome = await settle(record, await runAttempt(record));
+      if (outcome.kind === "retry") return { done: false, retryAfterSeconds: outcome.seconds };
+      if (outcome.kind === "lost") return { done: true };
+      await sendCompletion({ runId: record.runId, task: record.task, attempt: record.attempt });
+      return { done: true };
+    }
+  }
+}

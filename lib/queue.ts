@@ -1,0 +1,71 @@
+import { createHash } from "node:crypto";
+import { SendMessageBatchCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
+import { sqs } from "./clients";
+import { config } from "./config";
+
+/** A task message carries keys only; everything else is read from DynamoDB. */
+export interface TaskMessage {
+  runId: string;
+  task: string;
+}
+
+/** A completion notice: the execution settled (its result is already recorded in DynamoDB). */
+export interface CompletionMessage {
+  runId: string;
+  task: string;
+  attempt: number;
+}
+
+const hash = (text: string) => createHash("sha256").update(text).digest("hex");
+
+/**
+ * Dedup ids derive from the same key as the conditional put that created the execution, so SQS
+ * drops a second send of the same dispatch within its 5-minute window. `generation` distinguishes
+ * a deliberate re-send (by the sweeper) from a duplicate.
+ */
+export function taskDedupId(message: TaskMessage, generation = ""): string {
+  return hash(`task/${message.runId}/${message.task}/${generation}`);
+}
+
+export function completionDedupId(message: CompletionMessage): string {
+  return hash(`completion/${message.runId}/${message.task}/${message.attempt}`);
+}
+
+/** Each execution is its own FIFO group: a task waiting to retry holds up no other task. */
+const taskGroup = (message: TaskMessage) => `${message.runId}/${message.task}`;
+
+export async function sendTasks(messages: TaskMessage[], generation = ""): Promise<void> {
+  for (let i = 0; i < messages.length; i += 10) {
+    const batch = messages.slice(i, i + 10);
+    const result = await sqs().send(
+      new SendMessageBatchCommand({
+        QueueUrl: config.tasksQueueUrl(),
+        Entries: batch.map((message, index) => ({
+          Id: String(index),
+          MessageBody: JSON.stringify(message),
+          MessageGroupId: taskGroup(message),
+          MessageDeduplicationId: taskDedupId(message, generation),
+        })),
+      }),
+    );
+    if (result.Failed?.length) {
+      throw new Error(`SQS refused ${result.Failed.length} task message(s): ${result.Failed[0]?.Message}`);
+    }
+  }
+}
+
+/**
+ * Completions of one run share a FIFO group, so `advance` sees a run's completions one batch at a
+ * time, in order. Correctness does not depend on it (every transition is conditional); it keeps
+ * contention and wasted reads down.
+ */
+export async function sendCompletion(message: CompletionMessage): Promise<void> {
+  await sqs().send(
+    new SendMessageCommand({
+      QueueUrl: config.completionsQueueUrl(),
+      MessageBody: JSON.stringify(message),
+      MessageGroupId: message.runId,
+      MessageDeduplicationId: completionDedupId(message),
+    }),
+  );
+}

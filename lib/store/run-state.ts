@@ -1,0 +1,50 @@
+import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { db } from "../clients";
+import { config } from "../config";
+import type { ErrorInfo, TaskRecord } from "../engine/task-record";
+import { keys } from "./keys";
+
+export type RunStatus = "pending" | "waiting" | "running" | "succeeded" | "failed" | "cancelled";
+
+export const TERMINAL_RUN_STATUSES: readonly RunStatus[] = ["succeeded", "failed", "cancelled"];
+
+export interface RunRecord {
+  runId: string;
+  workflow: string;
+  version: number;
+  status: RunStatus;
+  input: unknown;
+  output?: unknown;
+  error?: ErrorInfo & { task?: string };
+  idempotencyKey?: string;
+  createdAt: string;
+  startedAt?: string;
+  endedAt?: string;
+}
+
+export async function readRun(runId: string): Promise<RunRecord | undefined> {
+  const { Item } = await db().send(
+    new GetCommand({ TableName: config.tableName(), Key: keys.run(runId), ConsistentRead: true }),
+  );
+  return Item as RunRecord | undefined;
+}
+
+/** Every execution of the run, from one strongly consistent Query of its partition. */
+export async function readTasks(runId: string): Promise<TaskRecord[]> {
+  const tasks: TaskRecord[] = [];
+  let startKey: Record<string, unknown> | undefined;
+  do {
+    const page = await db().send(
+      new QueryCommand({
+        TableName: config.tableName(),
+        KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
+        ExpressionAttributeValues: { ":pk": keys.runPartition(runId), ":prefix": keys.taskPrefix },
+        ExclusiveStartKey: startKey,
+        ConsistentRead: true,
+      }),
+    );
+    tasks.push(...((page.Items ?? []) as TaskRecord[]));
+    startKey = page.LastEvaluatedKey;
+  } while (startKey);
+  return tasks;
+}
