@@ -1,5 +1,6 @@
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { config } from "./config";
+import { canonicalJson, contentHash } from "./definition/hash";
 import { validateRunInput } from "./definition/input-schema";
 import { startTasks } from "./definition/graph";
 import { advance } from "./engine/advance";
@@ -37,13 +38,6 @@ export interface CreateRunRequest {
   start?: boolean;
 }
 
-const canonical = (value: unknown): string =>
-  JSON.stringify(value, (_k, v) =>
-    v && typeof v === "object" && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : v,
-  );
-
 function checkCreateRequest(body: unknown, idempotencyKey: string | undefined): CreateRunRequest {
   if (body === undefined || body === null) return {};
   if (typeof body !== "object" || Array.isArray(body)) throw new InvalidRequestError("the body must be a JSON object");
@@ -72,7 +66,7 @@ export async function createRun(
 ): Promise<{ run: RunSummary; created: boolean }> {
   const request = checkCreateRequest(body, idempotencyKey);
   const input = request.input ?? null;
-  const inputJson = canonical(input);
+  const inputJson = canonicalJson(input);
   if (Buffer.byteLength(inputJson) > MAX_INPUT_BYTES) throw new InputTooLargeError(MAX_INPUT_BYTES);
   const workflow = await getLatestWorkflow(workflowName);
   validateRunInput(workflow.definition.input, input);
@@ -90,7 +84,7 @@ export async function createRun(
     createdAt: now.toISOString(),
     startedAt: start ? now.toISOString() : undefined,
   };
-  const inputHash = createHash("sha256").update(inputJson).digest("hex");
+  const inputHash = contentHash(input);
   const items: TxItem[] = [];
   if (idempotencyKey) {
     items.push({
