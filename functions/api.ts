@@ -14,8 +14,11 @@ async function api(event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStruct
   return route(event, params);
 }
 
-export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>(api).onError((request) => {
-  const response = errorResponse(request.error);
-  if ((response.statusCode ?? 500) >= 500) logger.error("request failed", { error: request.error as Error });
-  request.response = response;
-});
+export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>(api).onError(
+  (request) => {
+    const response = errorResponse(request.error);
+    if ((response.statusCode ?? 500) >= 500)
+      logger.error("request failed", { error: request.error as Error });
+    request.response = response;
+  },
+);

@@ -30,7 +30,9 @@ async function handleRecord(record: SQSRecord): Promise<void> {
       VisibilityTimeout: Math.min(MAX_VISIBILITY_SECONDS, Math.ceil(outcome.retryAfterSeconds)),
     }),
   );
-  throw new NotYet(`${message.runId}/${message.task}: not claimable for ${outcome.retryAfterSeconds.toFixed(1)} s`);
+  throw new NotYet(
+    `${message.runId}/${message.task}: not claimable for ${outcome.retryAfterSeconds.toFixed(1)} s`,
+  );
 }
 
 const processor = new SqsFifoPartialProcessorAsync();

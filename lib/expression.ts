@@ -8,7 +8,7 @@ import { joinPath } from "./definition/problem-path";
 import { ExpressionError, type Problem } from "./errors";
 
 /** Guardrails jsonata checks while it evaluates, so that a runaway expression fails instead of hanging. */
-const EVALUATION_LIMITS = { timeout: 5_000, stack: 500 };
+const EVALUATION_LIMITS = { timeout: 2_000, stack: 500 };
 const CACHE_LIMIT = 1_000;
 const SHOWN_SOURCE_LENGTH = 80;
 const EXPRESSION = /\{%([\s\S]*?)%\}/g;
@@ -118,19 +118,28 @@ export async function evaluateTemplate(
 async function evaluateNode(node: unknown, context: Record<string, unknown>, path: string): Promise<unknown> {
   if (typeof node === "string") return evaluateString(node, context, path);
   if (Array.isArray(node)) {
-    const items = await Promise.all(node.map((item, index) => evaluateNode(item, context, joinPath(path, index))));
+    const items = await Promise.all(
+      node.map((item, index) => evaluateNode(item, context, joinPath(path, index))),
+    );
     return items.map((item) => item ?? null);
   }
   if (isObject(node)) {
     const entries = await Promise.all(
-      Object.entries(node).map(async ([key, value]) => [key, await evaluateNode(value, context, joinPath(path, key))]),
+      Object.entries(node).map(async ([key, value]) => [
+        key,
+        await evaluateNode(value, context, joinPath(path, key)),
+      ]),
     );
     return Object.fromEntries(entries.filter(([, value]) => value !== undefined));
   }
   return node;
 }
 
-async function evaluateString(value: string, context: Record<string, unknown>, path: string): Promise<unknown> {
+async function evaluateString(
+  value: string,
+  context: Record<string, unknown>,
+  path: string,
+): Promise<unknown> {
   const parsed = parseString(value);
   switch (parsed.kind) {
     case "text":
@@ -155,13 +164,19 @@ async function run(source: string, context: Record<string, unknown>, path: strin
   try {
     expression = compile(source);
   } catch (error) {
-    throw new ExpressionError(`${located(path)}invalid expression ${show(source)}: ${jsonataMessage(error)}`, error);
+    throw new ExpressionError(
+      `${located(path)}invalid expression ${show(source)}: ${jsonataMessage(error)}`,
+      error,
+    );
   }
   let result: unknown;
   try {
     result = await expression.evaluate(context);
   } catch (error) {
-    throw new ExpressionError(`${located(path)}expression ${show(source)} failed: ${jsonataMessage(error)}`, error);
+    throw new ExpressionError(
+      `${located(path)}expression ${show(source)} failed: ${jsonataMessage(error)}`,
+      error,
+    );
   }
   return toJson(result, source, path);
 }
@@ -171,7 +186,9 @@ function toJson(value: unknown, source: string, path: string): unknown {
   if (value === undefined) return undefined;
   const text = JSON.stringify(value, (_key, item: unknown) => {
     if (isFunction(item)) {
-      throw new ExpressionError(`${located(path)}expression ${show(source)} evaluated to a function, not JSON`);
+      throw new ExpressionError(
+        `${located(path)}expression ${show(source)} evaluated to a function, not JSON`,
+      );
     }
     return item;
   });

@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { config } from "./config";
+import { startTasks } from "./definition/graph";
 import { canonicalJson, contentHash } from "./definition/hash";
 import { validateRunInput } from "./definition/input-schema";
-import { startTasks } from "./definition/graph";
 import { advance } from "./engine/advance";
 import { cancelQueued } from "./engine/claim";
 import { planTasks, taskCreation } from "./engine/dispatch";
@@ -18,7 +18,7 @@ import {
 import { sendTasks } from "./queue";
 import { eventPut, listEvents, type RunEvent } from "./store/events";
 import { keys } from "./store/keys";
-import { readRun, readTasks, type RunRecord, type RunStatus, TERMINAL_RUN_STATUSES } from "./store/run-state";
+import { type RunRecord, type RunStatus, readRun, readTasks, TERMINAL_RUN_STATUSES } from "./store/run-state";
 import { type TxItem, transact } from "./store/transaction";
 import { getLatestWorkflow, getWorkflowVersion, type WorkflowVersion } from "./workflows";
 
@@ -40,12 +40,14 @@ export interface CreateRunRequest {
 
 function checkCreateRequest(body: unknown, idempotencyKey: string | undefined): CreateRunRequest {
   if (body === undefined || body === null) return {};
-  if (typeof body !== "object" || Array.isArray(body)) throw new InvalidRequestError("the body must be a JSON object");
+  if (typeof body !== "object" || Array.isArray(body))
+    throw new InvalidRequestError("the body must be a JSON object");
   const problems = Object.keys(body)
     .filter((k) => k !== "input" && k !== "start")
     .map((k) => ({ path: k, message: "unknown field (expected `input` and `start`)" }));
   const { start } = body as CreateRunRequest;
-  if (start !== undefined && typeof start !== "boolean") problems.push({ path: "start", message: "must be a boolean" });
+  if (start !== undefined && typeof start !== "boolean")
+    problems.push({ path: "start", message: "must be a boolean" });
   if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) {
     problems.push({ path: "Idempotency-Key", message: "must be 1 to 255 printable ASCII characters" });
   }
@@ -111,7 +113,9 @@ export async function createRun(
       ConditionExpression: "attribute_not_exists(pk)",
     },
   });
-  items.push(eventPut(runId, "RunCreated", { detail: { workflow: workflow.name, version: workflow.version } }));
+  items.push(
+    eventPut(runId, "RunCreated", { detail: { workflow: workflow.name, version: workflow.version } }),
+  );
   const starts = start ? await startRecords(run, workflow) : [];
   if (start) items.push(eventPut(runId, "RunStarted"), ...starts.flatMap(taskCreation));
 
@@ -119,7 +123,8 @@ export async function createRun(
   if (!outcome.ok) {
     const previous = idempotencyKey ? outcome.reasons[0]?.item : undefined;
     if (!previous) throw new Error("run creation failed its conditions");
-    if (previous.inputHash !== inputHash) throw new IdempotencyKeyReusedError(idempotencyKey as string, String(previous.runId));
+    if (previous.inputHash !== inputHash)
+      throw new IdempotencyKeyReusedError(idempotencyKey as string, String(previous.runId));
     const existing = await readRun(String(previous.runId));
     return { run: { runId: String(previous.runId), status: existing?.status ?? "pending" }, created: false };
   }
@@ -208,7 +213,8 @@ export async function cancelRun(runId: string): Promise<RunSummary> {
     },
     eventPut(runId, "RunCancelled"),
   ]);
-  if (!outcome.ok) throw new RunAlreadyEndedError(runId, String(outcome.reasons[0]?.item?.status ?? "unknown"));
+  if (!outcome.ok)
+    throw new RunAlreadyEndedError(runId, String(outcome.reasons[0]?.item?.status ?? "unknown"));
   for (const task of await readTasks(runId)) await cancelQueued(task);
   return { runId, status: "cancelled" };
 }
@@ -238,7 +244,10 @@ export async function getRunView(runId: string): Promise<RunView> {
     output: run.output ?? null,
     error: run.error ?? null,
     tasks: Object.fromEntries(
-      tasks.map((t) => [t.task, { status: t.status, attempts: t.attempt, ...(t.error ? { error: t.error } : {}) }]),
+      tasks.map((t) => [
+        t.task,
+        { status: t.status, attempts: t.attempt, ...(t.error ? { error: t.error } : {}) },
+      ]),
     ),
     createdAt: run.createdAt,
     startedAt: run.startedAt ?? null,
@@ -250,4 +259,3 @@ export async function getRunEvents(runId: string): Promise<{ events: RunEvent[] 
   await requireRun(runId);
   return { events: await listEvents(runId) };
 }
-

@@ -47,12 +47,17 @@ export async function registerWorkflow(
   const definition = validateDefinition(raw, { actions: actionNames() });
   if (definition.name !== name) {
     throw new InvalidWorkflowError([
-      { path: "name", message: `the definition is named '${definition.name}' but was sent to /workflows/${name}` },
+      {
+        path: "name",
+        message: `the definition is named '${definition.name}' but was sent to /workflows/${name}`,
+      },
     ]);
   }
   const size = Buffer.byteLength(JSON.stringify(definition));
   if (size > MAX_DEFINITION_BYTES) {
-    throw new InvalidWorkflowError([{ path: "", message: `the definition is ${size} bytes, over ${MAX_DEFINITION_BYTES}` }]);
+    throw new InvalidWorkflowError([
+      { path: "", message: `the definition is ${size} bytes, over ${MAX_DEFINITION_BYTES}` },
+    ]);
   }
   const hash = definitionHash(definition);
   for (let i = 0; i < REGISTER_ATTEMPTS; i++) {
@@ -108,7 +113,11 @@ export async function getWorkflowVersion(name: string, version: number): Promise
   const cached = versionCache.get(cacheKey);
   if (cached) return cached;
   const { Item } = await db().send(
-    new GetCommand({ TableName: config.tableName(), Key: keys.workflowVersion(name, version), ConsistentRead: true }),
+    new GetCommand({
+      TableName: config.tableName(),
+      Key: keys.workflowVersion(name, version),
+      ConsistentRead: true,
+    }),
   );
   if (!Item) throw new WorkflowNotFoundError(`${name}@${version}`);
   const found: WorkflowVersion = {

@@ -4,7 +4,10 @@ import { cancelRun, createRun, getRunEvents, getRunView, triggerRun } from "../.
 import { getLatestWorkflow, registerWorkflow } from "../../lib/workflows";
 import { json, MethodNotAllowedError, RouteNotFoundError } from "./errors";
 
-type Route = (event: APIGatewayProxyEventV2, params: Record<string, string>) => Promise<APIGatewayProxyStructuredResultV2>;
+type Route = (
+  event: APIGatewayProxyEventV2,
+  params: Record<string, string>,
+) => Promise<APIGatewayProxyStructuredResultV2>;
 
 function body(event: APIGatewayProxyEventV2): string | undefined {
   if (!event.body) return undefined;
@@ -32,10 +35,19 @@ export const routes: Record<string, Route> = {
   },
   "GET /workflows/{name}": async (_event, { name }) => {
     const workflow = await getLatestWorkflow(name as string);
-    return json(200, { name: workflow.name, version: workflow.version, createdAt: workflow.createdAt, definition: workflow.definition });
+    return json(200, {
+      name: workflow.name,
+      version: workflow.version,
+      createdAt: workflow.createdAt,
+      definition: workflow.definition,
+    });
   },
   "POST /workflows/{name}/runs": async (event, { name }) => {
-    const { run, created } = await createRun(name as string, jsonBody(event), header(event, "idempotency-key"));
+    const { run, created } = await createRun(
+      name as string,
+      jsonBody(event),
+      header(event, "idempotency-key"),
+    );
     return json(created ? 201 : 200, run);
   },
   "POST /runs/{runId}/trigger": async (_event, { runId }) => json(202, await triggerRun(runId as string)),
@@ -58,7 +70,10 @@ const templates = Object.keys(routes).map((key) => {
  * Picks the route: API Gateway's `routeKey` when it matched one, otherwise (the `$default` route)
  * matches the path here, so that a wrong method answers 405 and an unknown path 404, both as JSON.
  */
-export function resolveRoute(event: APIGatewayProxyEventV2): { route: Route; params: Record<string, string> } {
+export function resolveRoute(event: APIGatewayProxyEventV2): {
+  route: Route;
+  params: Record<string, string>;
+} {
   const direct = routes[event.routeKey];
   if (direct) return { route: direct, params: (event.pathParameters ?? {}) as Record<string, string> };
   const method = event.requestContext.http.method;
@@ -66,7 +81,12 @@ export function resolveRoute(event: APIGatewayProxyEventV2): { route: Route; par
   const matching = templates.filter((t) => t.regex.test(path));
   const found = matching.find((t) => t.method === method);
   if (!found) {
-    if (matching.length > 0) throw new MethodNotAllowedError(method, path, matching.map((t) => t.method));
+    if (matching.length > 0)
+      throw new MethodNotAllowedError(
+        method,
+        path,
+        matching.map((t) => t.method),
+      );
     throw new RouteNotFoundError(method, path);
   }
   const values = found.regex.exec(path)?.slice(1) ?? [];

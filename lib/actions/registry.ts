@@ -25,7 +25,8 @@ export function registerAction(name: string, action: Action): void {
   if (!/^[a-z][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)+$/.test(name)) {
     throw new Error(`action name '${name}' must look like 'namespace.name'`);
   }
-  if (actions.has(name) && actions.get(name) !== action) throw new Error(`action '${name}' is already registered`);
+  if (actions.has(name) && actions.get(name) !== action)
+    throw new Error(`action '${name}' is already registered`);
   actions.set(name, action);
 }
 

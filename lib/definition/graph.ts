@@ -9,7 +9,9 @@ export type GraphTasks = Readonly<Record<string, { next?: readonly { do: readonl
 
 export function edges(definition: WorkflowDefinition): Edge[] {
   return Object.entries(definition.tasks).flatMap(([from, task]) =>
-    (task.next ?? []).flatMap((transition) => transition.do.map((to) => ({ from, to, when: transition.when }))),
+    (task.next ?? []).flatMap((transition) =>
+      transition.do.map((to) => ({ from, to, when: transition.when })),
+    ),
   );
 }
 
@@ -33,7 +35,9 @@ export function startTasks(definition: WorkflowDefinition): string[] {
 function successors(tasks: GraphTasks): Map<string, string[]> {
   const graph = new Map<string, string[]>();
   for (const [name, task] of Object.entries(tasks)) {
-    const targets = (task.next ?? []).flatMap((transition) => transition.do).filter((to) => Object.hasOwn(tasks, to));
+    const targets = (task.next ?? [])
+      .flatMap((transition) => transition.do)
+      .filter((to) => Object.hasOwn(tasks, to));
     graph.set(name, [...new Set(targets)]);
   }
   return graph;

@@ -3,6 +3,7 @@
  * applied to every run's input. Compiled validators are kept by the schema's content hash.
  */
 import Ajv, { type ValidateFunction } from "ajv";
+import addFormats from "ajv-formats";
 import { InvalidInputError, type Problem } from "../errors";
 import { contentHash } from "./hash";
 import { schemaProblems } from "./schema-problems";
@@ -20,6 +21,7 @@ const ajv = new Ajv({
   // Schemas with an `$id` are not kept in the instance: two workflows may use the same `$id`.
   addUsedSchema: false,
 });
+addFormats(ajv);
 
 const CACHE_LIMIT = 500;
 const SHOWN_PROBLEMS = 3;
@@ -43,8 +45,15 @@ export function compileInputSchema(schema: object): ValidateFunction {
 export function checkInputSchema(schema: object, basePath = "input"): Problem[] {
   try {
     if (!ajv.validateSchema(schema)) {
-      const problems = schemaProblems(ajv.errors, schema, { basePath });
-      return problems.map((problem) => ({ ...problem, message: `is not valid in a JSON Schema: ${problem.message}` }));
+      // The meta-schema's anyOf branches each add an error; the first one at a path says the most.
+      const firstByPath = new Map<string, Problem>();
+      for (const problem of schemaProblems(ajv.errors, schema, { basePath })) {
+        if (!firstByPath.has(problem.path)) firstByPath.set(problem.path, problem);
+      }
+      return [...firstByPath.values()].map((problem) => ({
+        ...problem,
+        message: `is not valid in a JSON Schema: ${problem.message}`,
+      }));
     }
     compileInputSchema(schema);
     return [];

@@ -3,7 +3,7 @@
  * says so. YAML is read as plain data (YAML 1.2 core schema: no custom tags, unique keys).
  */
 import { MIMEType } from "node:util";
-import { parseDocument } from "yaml";
+import { LineCounter, parseDocument } from "yaml";
 import { MalformedBodyError } from "../errors";
 
 const YAML_MEDIA_TYPES = new Set(["application/yaml", "application/x-yaml", "text/yaml"]);
@@ -35,10 +35,14 @@ function parseJson(body: string): unknown {
 }
 
 function parseYaml(body: string): unknown {
+  const lineCounter = new LineCounter();
   const document = parseDocument(body, {
+    lineCounter,
     version: "1.2",
     schema: "core",
     merge: false,
+    // Explicit `!!binary`, `!!set`, `!!timestamp`... would become Buffers, Sets and Dates.
+    resolveKnownTags: false,
     uniqueKeys: true,
     prettyErrors: false,
   });
@@ -46,10 +50,13 @@ function parseYaml(body: string): unknown {
   const problems = [...document.errors, ...document.warnings];
   if (problems.length > 0) {
     const described = problems.slice(0, MAX_REPORTED_YAML_ERRORS).map((problem) => {
-      const at = problem.linePos?.[0];
-      return at ? `${problem.message} (line ${at.line}, column ${at.col})` : problem.message;
+      const { line, col } = lineCounter.linePos(problem.pos[0]);
+      return `${problem.message} (line ${line}, column ${col})`;
     });
-    const more = problems.length > MAX_REPORTED_YAML_ERRORS ? ` (and ${problems.length - MAX_REPORTED_YAML_ERRORS} more)` : "";
+    const more =
+      problems.length > MAX_REPORTED_YAML_ERRORS
+        ? ` (and ${problems.length - MAX_REPORTED_YAML_ERRORS} more)`
+        : "";
     throw new MalformedBodyError(`the body is not valid YAML: ${described.join("; ")}${more}`, problems[0]);
   }
   try {

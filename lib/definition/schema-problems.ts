@@ -6,11 +6,16 @@ import type { ErrorObject } from "ajv";
 import type { Problem } from "../errors";
 import { joinPath, pointerToPath } from "./problem-path";
 
+/**
+ * A keyword a schema may use to replace ajv's messages with its own, by failing keyword:
+ * `{type: "integer", problemMessages: {type: "must be a whole number of seconds"}}`. It needs an
+ * ajv instance that knows the keyword (`ajv.addKeyword(MESSAGES_KEYWORD)`) and has `verbose` on.
+ */
+export const MESSAGES_KEYWORD = "problemMessages";
+
 export interface SchemaProblemOptions {
   /** Prefix of every path (`input` for a run input). */
   basePath?: string;
-  /** Messages replacing ajv's own, by the failing keyword's `schemaPath`. */
-  messages?: Readonly<Record<string, string>>;
 }
 
 export function schemaProblems(
@@ -24,7 +29,7 @@ export function schemaProblems(
     // ajv reports a bad property name twice: once by the failing keyword, once by `propertyNames`.
     if (error.keyword === "propertyNames") continue;
     const problem = toProblem(error, pointerToPath(error.instancePath, document, options.basePath ?? ""));
-    const custom = options.messages?.[error.schemaPath];
+    const custom = customMessage(error);
     if (custom !== undefined) problem.message = custom;
     const key = `${problem.path}\n${problem.message}`;
     if (seen.has(key)) continue;
@@ -43,6 +48,11 @@ function toProblem(error: ErrorObject, at: string): Problem {
       return {
         path: joinPath(at, String(params.additionalProperty)),
         message: `is not an allowed property${allowedProperties(error)}`,
+      };
+    case "uniqueItems":
+      return {
+        path: joinPath(at, Math.max(Number(params.i), Number(params.j))),
+        message: `repeats item ${Math.min(Number(params.i), Number(params.j))}`,
       };
     case "dependencies":
     case "dependentRequired":
@@ -64,6 +74,13 @@ function toProblem(error: ErrorObject, at: string): Problem {
   }
 }
 
+function customMessage(error: ErrorObject): string | undefined {
+  const messages = (error.parentSchema as Record<string, unknown> | undefined)?.[MESSAGES_KEYWORD];
+  if (messages === null || typeof messages !== "object") return undefined;
+  const message = (messages as Record<string, unknown>)[error.keyword];
+  return typeof message === "string" ? message : undefined;
+}
+
 /** With ajv's `verbose` option the error carries its schema, which lists the allowed properties. */
 function allowedProperties(error: ErrorObject): string {
   const properties = (error.parentSchema as { properties?: Record<string, unknown> } | undefined)?.properties;
@@ -76,5 +93,5 @@ function article(type: string): string {
 }
 
 function show(value: unknown): string {
-  return typeof value === "string" ? value : JSON.stringify(value);
+  return JSON.stringify(value);
 }

@@ -5,6 +5,7 @@
  * validate.ts.
  */
 import type { SchemaObject } from "ajv";
+import { MESSAGES_KEYWORD } from "./schema-problems";
 
 export const WHEN_VALUES = ["succeeded", "failed", "always"] as const;
 /** Task names go into DynamoDB keys and SQS deduplication ids. */
@@ -22,7 +23,13 @@ export const workflowDefinitionSchema: SchemaObject = {
   required: ["name", "tasks"],
   additionalProperties: false,
   properties: {
-    name: { type: "string", pattern: WORKFLOW_NAME_PATTERN },
+    name: {
+      type: "string",
+      pattern: WORKFLOW_NAME_PATTERN,
+      [MESSAGES_KEYWORD]: {
+        pattern: `must be 1 to 64 letters, digits, '_' or '-' (${WORKFLOW_NAME_PATTERN})`,
+      },
+    },
     description: { type: "string" },
     concurrencyKey: { type: "string", minLength: 1 },
     input: { type: "object" },
@@ -30,7 +37,16 @@ export const workflowDefinitionSchema: SchemaObject = {
       type: "object",
       minProperties: 1,
       maxProperties: MAX_TASKS,
-      propertyNames: { pattern: TASK_NAME_PATTERN },
+      [MESSAGES_KEYWORD]: {
+        maxProperties: `has more than ${MAX_TASKS} tasks`,
+        minProperties: "must have at least one task",
+      },
+      propertyNames: {
+        pattern: TASK_NAME_PATTERN,
+        [MESSAGES_KEYWORD]: {
+          pattern: `is not a valid task name: 1 to 64 letters, digits, '_' or '-', not starting with a digit or '-' (${TASK_NAME_PATTERN})`,
+        },
+      },
       additionalProperties: { $ref: "#/definitions/task" },
     },
     output: {},
@@ -46,7 +62,10 @@ export const workflowDefinitionSchema: SchemaObject = {
         input: {},
         next: { type: "array", items: { $ref: "#/definitions/transition" } },
         join: { const: "all" },
-        withItems: { type: ["string", "array"] },
+        withItems: {
+          type: ["string", "array"],
+          [MESSAGES_KEYWORD]: { type: "must be a {% %} expression or an array" },
+        },
         concurrency: { type: "integer", minimum: 1 },
         toleratedFailurePercentage: { type: "number", minimum: 0, maximum: 100 },
         retry: { $ref: "#/definitions/retry" },
@@ -63,7 +82,13 @@ export const workflowDefinitionSchema: SchemaObject = {
       additionalProperties: false,
       properties: {
         when: { enum: [...WHEN_VALUES] },
-        do: { type: ["string", "array"], minItems: 1, uniqueItems: true, items: { type: "string" } },
+        do: {
+          type: ["string", "array"],
+          minItems: 1,
+          uniqueItems: true,
+          items: { type: "string" },
+          [MESSAGES_KEYWORD]: { type: "must be a task name or a list of task names" },
+        },
       },
     },
     retry: {
@@ -78,15 +103,4 @@ export const workflowDefinitionSchema: SchemaObject = {
       },
     },
   },
-};
-
-/** Messages that say more than ajv's own, by the failing keyword's `schemaPath`. */
-export const schemaMessages: Readonly<Record<string, string>> = {
-  "#/properties/name/pattern": `must be 1 to 64 letters, digits, '_' or '-' (${WORKFLOW_NAME_PATTERN})`,
-  "#/properties/tasks/propertyNames/pattern": `is not a valid task name: 1 to 64 letters, digits, '_' or '-', not starting with a digit or '-' (${TASK_NAME_PATTERN})`,
-  "#/properties/tasks/maxProperties": `has more than ${MAX_TASKS} tasks`,
-  "#/properties/tasks/minProperties": "must have at least one task",
-  "#/definitions/task/dependencies": "is only allowed with withItems",
-  "#/definitions/transition/properties/do/type": "must be a task name or a list of task names",
-  "#/definitions/task/properties/withItems/type": "must be a {% %} expression or an array",
 };

@@ -1,16 +1,16 @@
+import { config } from "../config";
+import { outbound } from "../definition/graph";
 import type { WorkflowDefinition } from "../definition/types";
 import { ExpressionError } from "../errors";
 import { evaluateTemplate } from "../expression";
-import { config } from "../config";
 import { eventPut } from "../store/events";
 import { keys } from "../store/keys";
-import { readRun, readTasks, type RunRecord } from "../store/run-state";
+import { type RunRecord, readRun, readTasks } from "../store/run-state";
 import { transact } from "../store/transaction";
 import { getWorkflowVersion } from "../workflows";
 import { dispatch, planTasks, type TemplateContext } from "./dispatch";
 import { evaluate, type TaskStatus } from "./evaluate";
 import type { ErrorInfo, TaskRecord } from "./task-record";
-import { outbound } from "../definition/graph";
 
 export type AdvanceOutcome =
   | { kind: "idle" }
@@ -50,7 +50,11 @@ export async function advance(runId: string): Promise<AdvanceOutcome> {
   if (status === "failed") {
     const task = evaluation.unhandled[0] as string;
     const cause = context.tasks[task]?.error as ErrorInfo | undefined;
-    error = { code: "TaskFailed", message: `task ${task} failed: ${cause?.message ?? "unknown error"}`, task };
+    error = {
+      code: "TaskFailed",
+      message: `task ${task} failed: ${cause?.message ?? "unknown error"}`,
+      task,
+    };
   } else {
     try {
       output = await runOutput(definition, context);
@@ -66,10 +70,12 @@ export async function advance(runId: string): Promise<AdvanceOutcome> {
 
 /** The `output` template, or without one the outputs of the tasks that end the graph. */
 async function runOutput(definition: WorkflowDefinition, context: TemplateContext): Promise<unknown> {
-  if (definition.output !== undefined) return (await evaluateTemplate(definition.output, { ...context })) ?? null;
+  if (definition.output !== undefined)
+    return (await evaluateTemplate(definition.output, { ...context }, "output")) ?? null;
   const leaves: Record<string, unknown> = {};
   for (const [name, state] of Object.entries(context.tasks)) {
-    if (state.status === "succeeded" && outbound(definition, name).length === 0) leaves[name] = state.output ?? null;
+    if (state.status === "succeeded" && outbound(definition, name).length === 0)
+      leaves[name] = state.output ?? null;
   }
   return leaves;
 }
@@ -91,7 +97,9 @@ async function endRun(
           : "SET #status = :status, #output = :output, endedAt = :now",
         // closes: two handlers that both saw the last execution settle ending the run twice
         ConditionExpression: "#status = :running",
-        ExpressionAttributeNames: error ? { "#status": "status", "#error": "error" } : { "#status": "status", "#output": "output" },
+        ExpressionAttributeNames: error
+          ? { "#status": "status", "#error": "error" }
+          : { "#status": "status", "#output": "output" },
         ExpressionAttributeValues: {
           ":status": status,
           ":running": "running",
@@ -100,7 +108,9 @@ async function endRun(
         },
       },
     },
-    eventPut(runId, status === "succeeded" ? "RunSucceeded" : "RunFailed", { detail: error ? { error } : undefined }),
+    eventPut(runId, status === "succeeded" ? "RunSucceeded" : "RunFailed", {
+      detail: error ? { error } : undefined,
+    }),
   ]);
   return outcome.ok;
 }

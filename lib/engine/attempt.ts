@@ -14,7 +14,10 @@ export async function runAttempt(record: TaskRecord): Promise<AttemptResult> {
   if (record.inputError) return { ok: false, error: record.inputError, retryable: false };
   const action = getAction(record.action);
   if (!action) {
-    const error = { code: "UnknownAction", message: `action '${record.action}' is not registered in this worker` };
+    const error = {
+      code: "UnknownAction",
+      message: `action '${record.action}' is not registered in this worker`,
+    };
     return { ok: false, error, retryable: false };
   }
   const controller = new AbortController();
@@ -36,7 +39,8 @@ export async function runAttempt(record: TaskRecord): Promise<AttemptResult> {
       idempotencyKey: idempotencyKey(record.runId, record.task),
       signal: controller.signal,
     };
-    const output = (await Promise.race([Promise.resolve().then(() => action(record.input, context)), timedOut])) ?? null;
+    const output =
+      (await Promise.race([Promise.resolve().then(() => action(record.input, context)), timedOut])) ?? null;
     const size = Buffer.byteLength(JSON.stringify(output));
     if (size > MAX_OUTPUT_BYTES) {
       const message = `output is ${size} bytes, over the limit of ${MAX_OUTPUT_BYTES}`;

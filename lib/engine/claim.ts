@@ -34,7 +34,12 @@ const secondsUntil = (iso: string | undefined, now: Date) =>
  * worker saw, so of N workers holding the same message exactly one gets the attempt (I2, F3).
  * An execution whose lease expired (its worker died) is claimed again as its next attempt.
  */
-export async function claim(runId: string, task: string, workerId: string, now = new Date()): Promise<ClaimResult> {
+export async function claim(
+  runId: string,
+  task: string,
+  workerId: string,
+  now = new Date(),
+): Promise<ClaimResult> {
   const record = await readTask(runId, task);
   return record ? claimRecord(record, workerId, now) : { kind: "gone" };
 }
@@ -50,18 +55,22 @@ async function claimRecord(record: TaskRecord, workerId: string, now: Date): Pro
   if (record.status === "running" && record.attempt >= record.retry.maxAttempts) {
     // the last attempt's worker died: the execution fails, fenced on that attempt
     const settled = await settle(record, { ok: false, error: leaseExpired(record), retryable: false }, now);
-    return settled.kind === "lost" ? claim(record.runId, record.task, workerId, now) : { kind: "settled", record };
+    return settled.kind === "lost"
+      ? claim(record.runId, record.task, workerId, now)
+      : { kind: "settled", record };
   }
 
   const attempt = record.attempt + 1;
   const leaseUntil = addSeconds(now, record.timeoutSeconds + LEASE_MARGIN_SECONDS).toISOString();
   const events: TxItem[] = [];
   if (record.status === "running") {
-    events.push(eventPut(record.runId, "TaskRetrying", {
-      task: record.task,
-      attempt: record.attempt,
-      detail: { error: leaseExpired(record) },
-    }));
+    events.push(
+      eventPut(record.runId, "TaskRetrying", {
+        task: record.task,
+        attempt: record.attempt,
+        detail: { error: leaseExpired(record) },
+      }),
+    );
   }
   events.push(eventPut(record.runId, "TaskStarted", { task: record.task, attempt, detail: { workerId } }));
   const outcome = await transact([
@@ -123,7 +132,11 @@ export async function cancelQueued(record: TaskRecord, now = new Date()): Promis
         // closes: a worker claiming the execution while the cancellation sweeps it
         ConditionExpression: "#status = :queued",
         ExpressionAttributeNames: { "#status": "status" },
-        ExpressionAttributeValues: { ":cancelled": "cancelled", ":queued": "queued", ":now": now.toISOString() },
+        ExpressionAttributeValues: {
+          ":cancelled": "cancelled",
+          ":queued": "queued",
+          ":now": now.toISOString(),
+        },
       },
     },
     eventPut(record.runId, "TaskCancelled", { task: record.task }),

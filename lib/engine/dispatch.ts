@@ -1,8 +1,8 @@
+import { config } from "../config";
 import type { WorkflowDefinition } from "../definition/types";
 import { ExpressionError } from "../errors";
 import { evaluateTemplate } from "../expression";
 import { sendTasks } from "../queue";
-import { config } from "../config";
 import { eventPut } from "../store/events";
 import { keys } from "../store/keys";
 import { type TxItem, transact } from "../store/transaction";
@@ -46,7 +46,10 @@ export async function planTasks(
         sweepAt: addSeconds(now, QUEUED_SWEEP_SECONDS).toISOString(),
       };
       try {
-        record.input = spec.input === undefined ? null : await evaluateTemplate(spec.input, { ...context });
+        record.input =
+          spec.input === undefined
+            ? null
+            : await evaluateTemplate(spec.input, { ...context }, `tasks.${task}.input`);
       } catch (error) {
         if (!(error instanceof ExpressionError)) throw error;
         record.inputError = { code: error.code, message: error.message };

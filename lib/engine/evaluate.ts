@@ -25,7 +25,10 @@ type Fate = "run" | "dead" | "waiting";
  * - `ready` are tasks that should run and have no execution yet. The run is complete when every
  *   task is settled or dead; it succeeded when every failed task has a `when: failed` transition.
  */
-export function evaluate(definition: WorkflowDefinition, statuses: ReadonlyMap<string, TaskStatus>): Evaluation {
+export function evaluate(
+  definition: WorkflowDefinition,
+  statuses: ReadonlyMap<string, TaskStatus>,
+): Evaluation {
   const fates = new Map<string, Fate>();
   const starts = new Set(startTasks(definition));
   const edgeState = (edge: Edge): "fired" | "dead" | "pending" => {

@@ -20,22 +20,32 @@ export type SettleOutcome =
  * execution (or its return to the queue for a retry). Fenced on the attempt, so a zombie worker
  * whose lease was taken over cannot overwrite the newer attempt (I8).
  */
-export async function settle(record: TaskRecord, result: AttemptResult, now = new Date()): Promise<SettleOutcome> {
+export async function settle(
+  record: TaskRecord,
+  result: AttemptResult,
+  now = new Date(),
+): Promise<SettleOutcome> {
   const { runId, task, attempt } = record;
   const retry = !result.ok && result.retryable && attempt < record.retry.maxAttempts;
   const names: Record<string, string> = { "#status": "status" };
-  const values: Record<string, unknown> = { ":running": "running", ":attempt": attempt, ":now": now.toISOString() };
+  const values: Record<string, unknown> = {
+    ":running": "running",
+    ":attempt": attempt,
+    ":now": now.toISOString(),
+  };
   let update: string;
   let outcome: SettleOutcome;
   if (result.ok) {
-    update = "SET #status = :succeeded, #output = :output, endedAt = :now REMOVE leaseUntil, sweepShard, sweepAt";
+    update =
+      "SET #status = :succeeded, #output = :output, endedAt = :now REMOVE leaseUntil, sweepShard, sweepAt";
     names["#output"] = "output";
     Object.assign(values, { ":succeeded": "succeeded", ":output": result.output ?? null });
     outcome = { kind: "succeeded" };
   } else if (retry) {
     const seconds = retryDelaySeconds(record.retry, attempt);
     const notBefore = addSeconds(now, seconds).toISOString();
-    update = "SET #status = :queued, #error = :error, notBefore = :notBefore, sweepAt = :notBefore REMOVE leaseUntil";
+    update =
+      "SET #status = :queued, #error = :error, notBefore = :notBefore, sweepAt = :notBefore REMOVE leaseUntil";
     names["#error"] = "error";
     Object.assign(values, { ":queued": "queued", ":error": result.error, ":notBefore": notBefore });
     outcome = { kind: "retry", seconds };

@@ -4,7 +4,12 @@ import type { APIGatewayProxyEventV2, Context, SQSEvent } from "aws-lambda";
 export function httpEvent(
   method: string,
   path: string,
-  options: { body?: string; headers?: Record<string, string>; routeKey?: string; pathParameters?: Record<string, string> } = {},
+  options: {
+    body?: string;
+    headers?: Record<string, string>;
+    routeKey?: string;
+    pathParameters?: Record<string, string>;
+  } = {},
 ): APIGatewayProxyEventV2 {
   return {
     version: "2.0",
@@ -30,7 +35,10 @@ export function httpEvent(
   };
 }
 
-export function sqsEvent(bodies: unknown[], queueArn = "arn:aws:sqs:us-east-1:000000000000:q.fifo"): SQSEvent {
+export function sqsEvent(
+  bodies: unknown[],
+  queueArn = "arn:aws:sqs:us-east-1:000000000000:q.fifo",
+): SQSEvent {
   return {
     Records: bodies.map((body, i) => ({
       messageId: `m${i}`,

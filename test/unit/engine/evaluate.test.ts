@@ -26,7 +26,9 @@ describe("evaluate", () => {
 
   it("waits for every inbound task of a join", () => {
     expect(evaluate(diamond, states({ a: "succeeded", b: "succeeded", c: "running" })).ready).toEqual([]);
-    expect(evaluate(diamond, states({ a: "succeeded", b: "succeeded", c: "succeeded" })).ready).toEqual(["d"]);
+    expect(evaluate(diamond, states({ a: "succeeded", b: "succeeded", c: "succeeded" })).ready).toEqual([
+      "d",
+    ]);
   });
 
   it("skips a join whose branch failed, and fails the run for the unhandled failure", () => {
@@ -35,33 +37,56 @@ describe("evaluate", () => {
   });
 
   it("starts a task without join on the first transition that fires, and only once", () => {
-    const any = wf({ a: { next: [{ when: "succeeded", do: ["c"] }] }, b: { next: [{ when: "succeeded", do: ["c"] }] }, c: {} });
+    const any = wf({
+      a: { next: [{ when: "succeeded", do: ["c"] }] },
+      b: { next: [{ when: "succeeded", do: ["c"] }] },
+      c: {},
+    });
     expect(evaluate(any, states({ a: "succeeded", b: "running" })).ready).toEqual(["c"]);
     expect(evaluate(any, states({ a: "succeeded", b: "succeeded", c: "queued" })).ready).toEqual([]);
   });
 
   it("a failure handled by `when: failed` lets the run succeed; `always` runs either way but does not handle", () => {
     const handled = wf({
-      a: { next: [{ when: "succeeded", do: ["ok"] }, { when: "failed", do: ["cleanup"] }] },
+      a: {
+        next: [
+          { when: "succeeded", do: ["ok"] },
+          { when: "failed", do: ["cleanup"] },
+        ],
+      },
       ok: {},
       cleanup: {},
     });
     expect(evaluate(handled, states({ a: "failed" })).ready).toEqual(["cleanup"]);
-    expect(evaluate(handled, states({ a: "failed", cleanup: "succeeded" }))).toMatchObject({ complete: true, status: "succeeded" });
+    expect(evaluate(handled, states({ a: "failed", cleanup: "succeeded" }))).toMatchObject({
+      complete: true,
+      status: "succeeded",
+    });
     const finallyOnly = wf({ a: { next: [{ when: "always", do: ["cleanup"] }] }, cleanup: {} });
     expect(evaluate(finallyOnly, states({ a: "failed" })).ready).toEqual(["cleanup"]);
-    expect(evaluate(finallyOnly, states({ a: "failed", cleanup: "succeeded" }))).toMatchObject({ status: "failed", unhandled: ["a"] });
+    expect(evaluate(finallyOnly, states({ a: "failed", cleanup: "succeeded" }))).toMatchObject({
+      status: "failed",
+      unhandled: ["a"],
+    });
   });
 
   it("propagates dead paths through untaken branches", () => {
     const def = wf({
-      a: { next: [{ when: "failed", do: ["x"] }, { when: "succeeded", do: ["y"] }] },
+      a: {
+        next: [
+          { when: "failed", do: ["x"] },
+          { when: "succeeded", do: ["y"] },
+        ],
+      },
       x: { next: [{ when: "succeeded", do: ["z"] }] },
       y: {},
       z: {},
     });
     expect(evaluate(def, states({ a: "succeeded" })).ready).toEqual(["y"]);
-    expect(evaluate(def, states({ a: "succeeded", y: "succeeded" }))).toMatchObject({ complete: true, status: "succeeded" });
+    expect(evaluate(def, states({ a: "succeeded", y: "succeeded" }))).toMatchObject({
+      complete: true,
+      status: "succeeded",
+    });
   });
 
   it("is not complete while an execution is queued or running", () => {

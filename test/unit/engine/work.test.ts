@@ -1,13 +1,13 @@
-import { GetCommand, TransactWriteCommand, UpdateCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
-import { SendMessageCommand } from "@aws-sdk/client-sqs";
 import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
+import { SendMessageCommand } from "@aws-sdk/client-sqs";
+import { GetCommand, PutCommand, TransactWriteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { marshall } from "@aws-sdk/util-dynamodb";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { registerAction } from "../../../lib/actions/registry";
 import { db, sqs } from "../../../lib/clients";
-import { work } from "../../../lib/engine/work";
 import type { TaskRecord } from "../../../lib/engine/task-record";
+import { work } from "../../../lib/engine/work";
 
 beforeAll(() => {
   process.env.TABLE_NAME = "t";
@@ -42,7 +42,9 @@ const record = (fields: Partial<TaskRecord>): TaskRecord => ({
 });
 
 const writes = () =>
-  dynamo.calls().filter((c) => [TransactWriteCommand, UpdateCommand, PutCommand].some((t) => c.args[0] instanceof t));
+  dynamo
+    .calls()
+    .filter((c) => [TransactWriteCommand, UpdateCommand, PutCommand].some((t) => c.args[0] instanceof t));
 
 describe("work (worker core)", () => {
   it("a duplicate message of a settled execution writes nothing and runs nothing; it publishes the completion again", async () => {
@@ -64,12 +66,20 @@ describe("work (worker core)", () => {
 
   it("losing the claim race judges from the winner's state (ALL_OLD) and does not run the action", async () => {
     dynamo.on(GetCommand).resolves({ Item: record({}) });
-    const winner = record({ status: "running", attempt: 1, leaseUntil: new Date(Date.now() + 60_000).toISOString() });
+    const winner = record({
+      status: "running",
+      attempt: 1,
+      leaseUntil: new Date(Date.now() + 60_000).toISOString(),
+    });
     dynamo.on(TransactWriteCommand).rejects(
       new TransactionCanceledException({
         message: "cancelled",
         $metadata: {},
-        CancellationReasons: [{ Code: "None" }, { Code: "ConditionalCheckFailed", Item: marshall(winner) }, { Code: "None" }],
+        CancellationReasons: [
+          { Code: "None" },
+          { Code: "ConditionalCheckFailed", Item: marshall(winner) },
+          { Code: "None" },
+        ],
       }),
     );
     const outcome = await work({ runId: "r1", task: "a" }, "w2");

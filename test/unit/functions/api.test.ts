@@ -4,8 +4,8 @@ import { marshall } from "@aws-sdk/util-dynamodb";
 import type { APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { db } from "../../../lib/clients";
 import { handler } from "../../../functions/api";
+import { db } from "../../../lib/clients";
 import { httpEvent, lambdaContext } from "../../helpers/lambda-events";
 
 beforeAll(() => {
@@ -25,8 +25,14 @@ async function call(...args: Parameters<typeof httpEvent>) {
 
 describe("api handler", () => {
   it("answers an unknown path with 404 RouteNotFound and a wrong method with 405", async () => {
-    expect(await call("GET", "/nope")).toMatchObject({ status: 404, body: { error: { code: "RouteNotFound" } } });
-    expect(await call("DELETE", "/runs/abc")).toMatchObject({ status: 405, body: { error: { code: "MethodNotAllowed" } } });
+    expect(await call("GET", "/nope")).toMatchObject({
+      status: 404,
+      body: { error: { code: "RouteNotFound" } },
+    });
+    expect(await call("DELETE", "/runs/abc")).toMatchObject({
+      status: 405,
+      body: { error: { code: "MethodNotAllowed" } },
+    });
     expect(dynamo.calls()).toHaveLength(0);
   });
 
@@ -39,9 +45,19 @@ describe("api handler", () => {
   it("maps a trigger that lost the conditional write to 409 RunAlreadyStarted with the winner's status", async () => {
     dynamo.on(GetCommand).callsFake((input) => {
       if (input.Key.sk === "RUN") {
-        return { Item: { runId: "r1", workflow: "w", version: 1, status: "pending", input: {}, createdAt: "x" } };
+        return {
+          Item: { runId: "r1", workflow: "w", version: 1, status: "pending", input: {}, createdAt: "x" },
+        };
       }
-      return { Item: { name: "w", version: 1, hash: "h", createdAt: "x", definition: { name: "w", tasks: { a: { action: "core.noop" } } } } };
+      return {
+        Item: {
+          name: "w",
+          version: 1,
+          hash: "h",
+          createdAt: "x",
+          definition: { name: "w", tasks: { a: { action: "core.noop" } } },
+        },
+      };
     });
     dynamo.on(TransactWriteCommand).rejects(
       new TransactionCanceledException({
@@ -54,7 +70,10 @@ describe("api handler", () => {
         ],
       }),
     );
-    const response = await call("POST", "/runs/r1/trigger", { routeKey: "POST /runs/{runId}/trigger", pathParameters: { runId: "r1" } });
+    const response = await call("POST", "/runs/r1/trigger", {
+      routeKey: "POST /runs/{runId}/trigger",
+      pathParameters: { runId: "r1" },
+    });
     expect(response).toEqual({
       status: 409,
       body: {
@@ -70,7 +89,13 @@ describe("api handler", () => {
 
   it("never shows an internal error's message or stack to the client", async () => {
     dynamo.onAnyCommand().rejects(new Error("secret internals at /var/task/index.js:1"));
-    const response = await call("GET", "/runs/r1", { routeKey: "GET /runs/{runId}", pathParameters: { runId: "r1" } });
-    expect(response).toEqual({ status: 500, body: { error: { code: "InternalError", message: "internal error" } } });
+    const response = await call("GET", "/runs/r1", {
+      routeKey: "GET /runs/{runId}",
+      pathParameters: { runId: "r1" },
+    });
+    expect(response).toEqual({
+      status: 500,
+      body: { error: { code: "InternalError", message: "internal error" } },
+    });
   });
 });
