@@ -1,10 +1,12 @@
 import { processPartialResponse, SqsFifoPartialProcessorAsync } from "@aws-lambda-powertools/batch";
+import { Logger } from "@aws-lambda-powertools/logger";
 import middy from "@middy/core";
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { advance } from "../lib/engine/advance";
 import type { CompletionMessage } from "../lib/queue";
 
 const processor = new SqsFifoPartialProcessorAsync();
+const logger = new Logger({ serviceName: "onceflow-advance" });
 
 /**
  * completions.fifo → evaluate the run's graph, dispatch successors or end the run. Every
@@ -18,11 +20,14 @@ async function advanceBatch(event: SQSEvent, context: Context): Promise<SQSBatch
     async (record: SQSRecord) => {
       const { runId } = JSON.parse(record.body) as CompletionMessage;
       if (advanced.has(runId)) return;
-      await advance(runId);
+      await advance(runId).catch((error: unknown) => {
+        logger.error("completion failed; SQS will deliver it again", { runId, error: error as Error });
+        throw error;
+      });
       advanced.add(runId);
     },
     processor,
-    { context, skipGroupOnError: true },
+    { context, skipGroupOnError: true, throwOnFullBatchFailure: false },
   );
 }
 

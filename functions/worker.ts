@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { processPartialResponse, SqsFifoPartialProcessorAsync } from "@aws-lambda-powertools/batch";
+import { Logger } from "@aws-lambda-powertools/logger";
 import { ChangeMessageVisibilityCommand } from "@aws-sdk/client-sqs";
 import middy from "@middy/core";
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
@@ -18,9 +19,17 @@ const MAX_VISIBILITY_SECONDS = 12 * 3600;
 /** Thrown to leave a record on the queue: it comes back when its visibility timeout ends. */
 class NotYet extends Error {}
 
+const logger = new Logger({ serviceName: "onceflow-worker" });
+
 async function handleRecord(record: SQSRecord): Promise<void> {
   const message = JSON.parse(record.body) as TaskMessage;
-  const outcome = await work(message, workerId);
+  const outcome = await work(message, workerId).catch((error: unknown) => {
+    logger.error("task message failed; SQS will deliver it again", {
+      taskMessage: message,
+      error: error as Error,
+    });
+    throw error;
+  });
   if (outcome.done) return;
   // FIFO queues have no per-message delay: the message itself waits, invisible, for the retry time
   await sqs().send(
@@ -40,5 +49,9 @@ const processor = new SqsFifoPartialProcessorAsync();
 /** tasks.fifo → claim, run, record, publish completion. Failed records (and later ones of their group) are retried by SQS. */
 export const handler = middy(
   (event: SQSEvent, context: Context): Promise<SQSBatchResponse> =>
-    processPartialResponse(event, handleRecord, processor, { context, skipGroupOnError: true }),
+    processPartialResponse(event, handleRecord, processor, {
+      context,
+      skipGroupOnError: true,
+      throwOnFullBatchFailure: false,
+    }),
 );

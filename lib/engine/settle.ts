@@ -45,7 +45,7 @@ export async function settle(
     const seconds = retryDelaySeconds(record.retry, attempt);
     const notBefore = addSeconds(now, seconds).toISOString();
     update =
-      "SET #status = :queued, #error = :error, notBefore = :notBefore, sweepAt = :notBefore REMOVE leaseUntil";
+      "SET #status = :queued, #error = :error, notBefore = :notBefore, sweepAt = :notBefore, retriedAt = :now REMOVE leaseUntil";
     names["#error"] = "error";
     Object.assign(values, { ":queued": "queued", ":error": result.error, ":notBefore": notBefore });
     outcome = { kind: "retry", seconds };

@@ -1,0 +1,33 @@
+import type { LocalStackFixture } from "./stack";
+
+const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
+
+/** Polls GET /runs/{id} until the run is terminal (or `until` holds), and returns it. */
+export async function waitForRun(
+  stack: LocalStackFixture,
+  runId: string,
+  // biome-ignore lint/suspicious/noExplicitAny: tests read run bodies freely.
+  until?: (run: any) => boolean,
+  timeoutMs = 30_000,
+) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { body } = await stack.api("GET", `/runs/${runId}`);
+    if (until ? until(body) : TERMINAL.has(body.status)) return body;
+    if (Date.now() > deadline)
+      throw new Error(`run ${runId} did not get there in time: ${JSON.stringify(body)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** Registers a definition (an object, sent as JSON) and checks it was accepted. */
+export async function register(
+  stack: LocalStackFixture,
+  definition: { name: string; [key: string]: unknown },
+): Promise<number> {
+  const response = await stack.api("PUT", `/workflows/${definition.name}`, definition);
+  if (response.status !== 201 && response.status !== 200) {
+    throw new Error(`registration failed: ${response.status} ${response.text}`);
+  }
+  return response.body.version;
+}

@@ -1,0 +1,33 @@
+import { QueryCommand, ScanCommand } from "@aws-sdk/lib-dynamodb";
+import { db } from "../../lib/clients";
+import { config } from "../../lib/config";
+
+/**
+ * Every item of the stack's table (or of one run's partition), sorted: to show that something
+ * wrote nothing.
+ */
+export async function snapshotTable(runId?: string): Promise<string> {
+  const items: Record<string, unknown>[] = [];
+  let startKey: Record<string, unknown> | undefined;
+  do {
+    const page = await db().send(
+      runId
+        ? new QueryCommand({
+            TableName: config.tableName(),
+            KeyConditionExpression: "pk = :pk",
+            ExpressionAttributeValues: { ":pk": `RUN#${runId}` },
+            ExclusiveStartKey: startKey,
+            ConsistentRead: true,
+          })
+        : new ScanCommand({
+            TableName: config.tableName(),
+            ExclusiveStartKey: startKey,
+            ConsistentRead: true,
+          }),
+    );
+    items.push(...(page.Items ?? []));
+    startKey = page.LastEvaluatedKey;
+  } while (startKey);
+  const key = (item: Record<string, unknown>) => `${item.pk}|${item.sk}`;
+  return JSON.stringify(items.sort((a, b) => key(a).localeCompare(key(b))));
+}
