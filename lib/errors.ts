@@ -11,11 +11,18 @@ export interface Problem {
 export class OnceflowError extends Error {
   readonly code: string;
   readonly details?: unknown[];
-  constructor(code: string, message: string, options?: { details?: unknown[]; cause?: unknown }) {
+  /** Fields a client needs besides code and message (e.g. the `status` a 409 found). */
+  readonly fields?: Record<string, unknown>;
+  constructor(
+    code: string,
+    message: string,
+    options?: { details?: unknown[]; fields?: Record<string, unknown>; cause?: unknown },
+  ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
     this.details = options?.details;
+    this.fields = options?.fields;
   }
 }
 
@@ -70,7 +77,7 @@ export class IdempotencyKeyReusedError extends OnceflowError {
   readonly runId: string;
   constructor(key: string, runId: string) {
     super("IdempotencyKeyReused", `Idempotency-Key '${key}' was used for run ${runId} with another input`, {
-      details: [{ runId }],
+      fields: { runId },
     });
     this.runId = runId;
   }
@@ -80,7 +87,7 @@ export class IdempotencyKeyReusedError extends OnceflowError {
 export class RunAlreadyStartedError extends OnceflowError {
   readonly status: string;
   constructor(runId: string, status: string) {
-    super("RunAlreadyStarted", `run ${runId} is ${status}, not pending`, { details: [{ runId, status }] });
+    super("RunAlreadyStarted", `run ${runId} is ${status}, not pending`, { fields: { runId, status } });
     this.status = status;
   }
 }
@@ -88,7 +95,7 @@ export class RunAlreadyStartedError extends OnceflowError {
 export class RunAlreadyEndedError extends OnceflowError {
   readonly status: string;
   constructor(runId: string, status: string) {
-    super("RunAlreadyEnded", `run ${runId} has already ended (${status})`, { details: [{ runId, status }] });
+    super("RunAlreadyEnded", `run ${runId} has already ended (${status})`, { fields: { runId, status } });
     this.status = status;
   }
 }

@@ -4,7 +4,7 @@ import { startTasks } from "./definition/graph";
 import { canonicalJson, contentHash } from "./definition/hash";
 import { validateRunInput } from "./definition/input-schema";
 import { advance } from "./engine/advance";
-import { cancelQueued } from "./engine/claim";
+import { cancelQueued } from "./engine/cancel";
 import { planTasks, taskCreation } from "./engine/dispatch";
 import type { TaskRecord } from "./engine/task-record";
 import {

@@ -35,11 +35,11 @@ export function json(
  */
 export function errorResponse(error: unknown): APIGatewayProxyStructuredResultV2 {
   if (error instanceof OnceflowError && STATUS_BY_CODE[error.code]) {
-    const body: Record<string, unknown> = { code: error.code, message: error.message };
+    const body: Record<string, unknown> = { code: error.code, message: error.message, ...error.fields };
     if (error.details) body.details = error.details;
-    const status = (error.details?.[0] as { status?: unknown } | undefined)?.status;
-    if (typeof status === "string") body.status = status;
-    return json(STATUS_BY_CODE[error.code] as number, { error: body });
+    const headers: Record<string, string> =
+      error instanceof MethodNotAllowedError ? { allow: error.allowed.join(", ") } : {};
+    return json(STATUS_BY_CODE[error.code] as number, { error: body }, headers);
   }
   return json(500, { error: { code: "InternalError", message: "internal error" } });
 }
@@ -54,7 +54,7 @@ export class MethodNotAllowedError extends OnceflowError {
   readonly allowed: string[];
   constructor(method: string, path: string, allowed: string[]) {
     super("MethodNotAllowed", `${method} is not allowed on ${path} (allowed: ${allowed.join(", ")})`, {
-      details: [{ allowed }],
+      fields: { allowed },
     });
     this.allowed = allowed;
   }

@@ -4,6 +4,7 @@ import { config } from "../config";
 import { eventPut } from "../store/events";
 import { keys } from "../store/keys";
 import { type TxItem, transact } from "../store/transaction";
+import { cancelQueued } from "./cancel";
 import { whileRunning } from "./dispatch";
 import { isSettled } from "./evaluate";
 import { settle } from "./settle";
@@ -84,7 +85,7 @@ async function claimRecord(record: TaskRecord, workerId: string, now: Date): Pro
           "workerId = :worker, sweepAt = :lease REMOVE notBefore",
         // closes: N workers claiming the same attempt; a claim of an expired lease racing its worker
         ConditionExpression:
-          "attempt = :seen AND (#status = :queued OR (#status = :running AND leaseUntil < :nowIso))",
+          "attempt = :seen AND (#status = :queued OR (#status = :running AND leaseUntil < :now))",
         ExpressionAttributeNames: { "#status": "status" },
         ExpressionAttributeValues: {
           ":running": "running",
@@ -92,7 +93,6 @@ async function claimRecord(record: TaskRecord, workerId: string, now: Date): Pro
           ":attempt": attempt,
           ":seen": record.attempt,
           ":now": now.toISOString(),
-          ":nowIso": now.toISOString(),
           ":lease": leaseUntil,
           ":worker": workerId,
         },
@@ -109,8 +109,12 @@ async function claimRecord(record: TaskRecord, workerId: string, now: Date): Pro
     // another worker won: judge from the winner's state, without a second read
     return claimRecord(taskReason.item as unknown as TaskRecord, workerId, now);
   }
-  if (runReason?.code === "ConditionalCheckFailed") return cancelQueued(record, now);
-  return claim(record.runId, record.task, workerId, now);
+  if (runReason?.code === "ConditionalCheckFailed") {
+    await cancelQueued(record, now);
+    return { kind: "gone" };
+  }
+  // only transaction conflicts left: let the message come back shortly
+  return { kind: "wait", seconds: 1 };
 }
 
 function leaseExpired(record: TaskRecord) {
@@ -118,28 +122,4 @@ function leaseExpired(record: TaskRecord) {
     code: "LeaseExpired",
     message: `attempt ${record.attempt} lost its worker (lease expired at ${record.leaseUntil})`,
   };
-}
-
-/** The run is no longer running (cancelled): a queued execution becomes cancelled, once. */
-export async function cancelQueued(record: TaskRecord, now = new Date()): Promise<ClaimResult> {
-  if (record.status !== "queued") return { kind: "gone" };
-  await transact([
-    {
-      Update: {
-        TableName: config.tableName(),
-        Key: keys.task(record.runId, record.task),
-        UpdateExpression: "SET #status = :cancelled, endedAt = :now REMOVE sweepShard, sweepAt, notBefore",
-        // closes: a worker claiming the execution while the cancellation sweeps it
-        ConditionExpression: "#status = :queued",
-        ExpressionAttributeNames: { "#status": "status" },
-        ExpressionAttributeValues: {
-          ":cancelled": "cancelled",
-          ":queued": "queued",
-          ":now": now.toISOString(),
-        },
-      },
-    },
-    eventPut(record.runId, "TaskCancelled", { task: record.task }),
-  ]);
-  return { kind: "gone" };
 }

@@ -1,8 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { QueryCommand } from "@aws-sdk/lib-dynamodb";
-import { db } from "../clients";
 import { config } from "../config";
 import { keys } from "./keys";
+import { queryRunItems } from "./run-state";
 import type { TxItem } from "./transaction";
 
 export type EventType =
@@ -59,23 +58,14 @@ export function eventPut(
 
 /** The run's history in order; `seq` is the position in it, starting at 1. */
 export async function listEvents(runId: string): Promise<RunEvent[]> {
-  const events: RunEvent[] = [];
-  let startKey: Record<string, unknown> | undefined;
-  do {
-    const page = await db().send(
-      new QueryCommand({
-        TableName: config.tableName(),
-        KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
-        ExpressionAttributeValues: { ":pk": keys.runPartition(runId), ":prefix": keys.eventPrefix },
-        ExclusiveStartKey: startKey,
-        ConsistentRead: true,
-      }),
-    );
-    for (const item of page.Items ?? []) {
-      const { pk: _pk, sk: _sk, type, at, task, item: index, attempt, detail } = item;
-      events.push({ seq: events.length + 1, at, type, task, item: index, attempt, detail });
-    }
-    startKey = page.LastEvaluatedKey;
-  } while (startKey);
-  return events;
+  const items = await queryRunItems(runId, keys.eventPrefix);
+  return items.map(({ type, at, task, item, attempt, detail }, index) => ({
+    seq: index + 1,
+    at,
+    type,
+    task,
+    item,
+    attempt,
+    detail,
+  })) as RunEvent[];
 }

@@ -29,22 +29,27 @@ export async function readRun(runId: string): Promise<RunRecord | undefined> {
   return Item as RunRecord | undefined;
 }
 
-/** Every execution of the run, from one strongly consistent Query of its partition. */
-export async function readTasks(runId: string): Promise<TaskRecord[]> {
-  const tasks: TaskRecord[] = [];
+/** Every item of the run's partition whose sort key starts with `prefix`, strongly consistent, all pages. */
+export async function queryRunItems(runId: string, prefix: string): Promise<Record<string, unknown>[]> {
+  const items: Record<string, unknown>[] = [];
   let startKey: Record<string, unknown> | undefined;
   do {
     const page = await db().send(
       new QueryCommand({
         TableName: config.tableName(),
         KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
-        ExpressionAttributeValues: { ":pk": keys.runPartition(runId), ":prefix": keys.taskPrefix },
+        ExpressionAttributeValues: { ":pk": keys.runPartition(runId), ":prefix": prefix },
         ExclusiveStartKey: startKey,
         ConsistentRead: true,
       }),
     );
-    tasks.push(...((page.Items ?? []) as TaskRecord[]));
+    items.push(...(page.Items ?? []));
     startKey = page.LastEvaluatedKey;
   } while (startKey);
-  return tasks;
+  return items;
+}
+
+/** Every execution of the run, from one strongly consistent Query of its partition. */
+export async function readTasks(runId: string): Promise<TaskRecord[]> {
+  return (await queryRunItems(runId, keys.taskPrefix)) as unknown as TaskRecord[];
 }

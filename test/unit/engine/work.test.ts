@@ -1,20 +1,14 @@
+import "../../helpers/unit-env";
 import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import { SendMessageCommand } from "@aws-sdk/client-sqs";
 import { GetCommand, PutCommand, TransactWriteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { marshall } from "@aws-sdk/util-dynamodb";
 import { mockClient } from "aws-sdk-client-mock";
-import { beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 import { registerAction } from "../../../lib/actions/registry";
 import { db, sqs } from "../../../lib/clients";
 import type { TaskRecord } from "../../../lib/engine/task-record";
 import { work } from "../../../lib/engine/work";
-
-beforeAll(() => {
-  process.env.TABLE_NAME = "t";
-  process.env.TASKS_QUEUE_URL = "http://q/tasks.fifo";
-  process.env.COMPLETIONS_QUEUE_URL = "http://q/completions.fifo";
-  process.env.AWS_REGION = "us-east-1";
-});
 
 const dynamo = mockClient(db());
 const queue = mockClient(sqs());

@@ -1,19 +1,13 @@
+import "../../helpers/unit-env";
 import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import { GetCommand, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
 import { marshall } from "@aws-sdk/util-dynamodb";
 import type { APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import { mockClient } from "aws-sdk-client-mock";
-import { beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { handler } from "../../../functions/api";
 import { db } from "../../../lib/clients";
 import { httpEvent, lambdaContext } from "../../helpers/lambda-events";
-
-beforeAll(() => {
-  process.env.TABLE_NAME = "t";
-  process.env.TASKS_QUEUE_URL = "http://q/tasks.fifo";
-  process.env.COMPLETIONS_QUEUE_URL = "http://q/completions.fifo";
-  process.env.AWS_REGION = "us-east-1";
-});
 
 const dynamo = mockClient(db());
 beforeEach(() => dynamo.reset());
@@ -80,7 +74,7 @@ describe("api handler", () => {
         error: {
           code: "RunAlreadyStarted",
           message: "run r1 is running, not pending",
-          details: [{ runId: "r1", status: "running" }],
+          runId: "r1",
           status: "running",
         },
       },

@@ -1,0 +1,93 @@
+import { randomUUID } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { config } from "../../lib/config";
+import { planTasks, taskCreation } from "../../lib/engine/dispatch";
+import { sweep } from "../../lib/engine/sweep";
+import { eventPut } from "../../lib/store/events";
+import { keys } from "../../lib/store/keys";
+import { transact } from "../../lib/store/transaction";
+import { getLatestWorkflow } from "../../lib/workflows";
+import { register, waitForRun } from "../helpers/runs";
+import { useLocalStack } from "../helpers/stack";
+
+const stack = useLocalStack();
+
+const chain = {
+  name: "chain",
+  tasks: {
+    a: { action: "core.echo", input: { from: "a" }, next: [{ do: ["b"] }] },
+    b: { action: "core.echo", input: { saw: "{% tasks.a.output.from %}" } },
+  },
+};
+
+/**
+ * What createRun writes in its transaction, without the SQS send that follows it: the state a
+ * process leaves when it dies between the two. `patch` changes the start execution first.
+ */
+async function runLeftByACrash(patch: Record<string, unknown> = {}): Promise<string> {
+  const { name, version, definition } = await getLatestWorkflow("chain");
+  const runId = randomUUID();
+  const now = new Date().toISOString();
+  const [record] = await planTasks(runId, definition, ["a"], { input: {}, tasks: {} });
+  const outcome = await transact([
+    {
+      Put: {
+        TableName: config.tableName(),
+        Item: {
+          ...keys.run(runId),
+          runId,
+          workflow: name,
+          version,
+          status: "running",
+          input: {},
+          createdAt: now,
+          startedAt: now,
+        },
+      },
+    },
+    eventPut(runId, "RunStarted"),
+    ...taskCreation({ ...(record as NonNullable<typeof record>), ...patch }),
+  ]);
+  expect(outcome.ok).toBe(true);
+  return runId;
+}
+
+const later = (seconds: number) => new Date(Date.now() + seconds * 1000);
+
+describe("recovery by the sweeper (I6)", () => {
+  it("an execution created but never sent (crash between the put and the SQS send) is sent again and the run finishes", async () => {
+    await register(stack, chain);
+    const runId = await runLeftByACrash();
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect((await stack.api("GET", `/runs/${runId}`)).body.tasks.a.status).toBe("queued");
+    expect(await sweep(later(10))).toBe(0); // not overdue yet: nothing re-sent
+    expect(await sweep(later(301))).toBeGreaterThanOrEqual(1);
+    const run = await waitForRun(stack, runId);
+    expect(run.status).toBe("succeeded");
+    expect(run.output).toEqual({ b: { saw: "a" } });
+    expect(run.tasks.a.attempts).toBe(1);
+  });
+
+  it("an execution whose worker died (lease expired) is claimed again as its next attempt", async () => {
+    await register(stack, chain);
+    const past = new Date(Date.now() - 1000).toISOString();
+    const runId = await runLeftByACrash({ status: "running", attempt: 1, leaseUntil: past, sweepAt: past });
+    expect(await sweep()).toBeGreaterThanOrEqual(1);
+    const run = await waitForRun(stack, runId);
+    expect(run.status).toBe("succeeded");
+    expect(run.tasks.a.attempts).toBe(2);
+    const events = (await stack.api("GET", `/runs/${runId}/events`)).body.events;
+    expect(events.find((e: { type: string }) => e.type === "TaskRetrying")?.detail.error.code).toBe(
+      "LeaseExpired",
+    );
+  });
+
+  it("two sweepers racing over the same overdue execution send it once", async () => {
+    await register(stack, chain);
+    const runId = await runLeftByACrash();
+    const at = later(301);
+    const sent = await Promise.all([sweep(at), sweep(at), sweep(at), sweep(at)]);
+    expect(sent.reduce((a, b) => a + b, 0)).toBe(1);
+    expect((await waitForRun(stack, runId)).status).toBe("succeeded");
+  });
+});
