@@ -5,13 +5,12 @@ import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda"
 import { advance } from "../lib/engine/advance";
 import type { CompletionMessage } from "../lib/queue";
 
-const processor = new SqsFifoPartialProcessorAsync();
 const logger = new Logger({ serviceName: "onceflow-advance" });
 
 /**
- * completions.fifo → evaluate the run's graph, dispatch successors or end the run. Every
- * completion in a batch was published before the batch was received, so one advance per run per
- * batch sees them all.
+ * completions.fifo → count items down, evaluate the run's graph, dispatch successors or end the
+ * run. Every completion in a batch was published before the batch was received, so one advance
+ * per run per batch, given all of that run's completions, sees them all.
  */
 async function advanceBatch(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
   const advanced = new Set<string>();
@@ -20,13 +19,17 @@ async function advanceBatch(event: SQSEvent, context: Context): Promise<SQSBatch
     async (record: SQSRecord) => {
       const { runId } = JSON.parse(record.body) as CompletionMessage;
       if (advanced.has(runId)) return;
-      await advance(runId).catch((error: unknown) => {
+      const completions = event.Records.map((r) => JSON.parse(r.body) as CompletionMessage).filter(
+        (c) => c.runId === runId,
+      );
+      await advance(runId, completions).catch((error: unknown) => {
         logger.error("completion failed; SQS will deliver it again", { runId, error: error as Error });
         throw error;
       });
       advanced.add(runId);
     },
-    processor,
+    // one processor per invocation: it keeps the batch's state, and the local stack runs invocations side by side
+    new SqsFifoPartialProcessorAsync(),
     { context, skipGroupOnError: true, throwOnFullBatchFailure: false },
   );
 }

@@ -44,12 +44,11 @@ async function handleRecord(record: SQSRecord): Promise<void> {
   );
 }
 
-const processor = new SqsFifoPartialProcessorAsync();
-
 /** tasks.fifo → claim, run, record, publish completion. Failed records (and later ones of their group) are retried by SQS. */
 export const handler = middy(
   (event: SQSEvent, context: Context): Promise<SQSBatchResponse> =>
-    processPartialResponse(event, handleRecord, processor, {
+    // one processor per invocation: it holds the batch's state, and the local stack runs invocations side by side
+    processPartialResponse(event, handleRecord, new SqsFifoPartialProcessorAsync(), {
       context,
       skipGroupOnError: true,
       throwOnFullBatchFailure: false,

@@ -7,13 +7,20 @@ import { config } from "./config";
 export interface TaskMessage {
   runId: string;
   task: string;
+  /** The with-items index; absent for a plain task. */
+  item?: number;
 }
 
-/** A completion notice: the execution settled (its result is already recorded in DynamoDB). */
+/**
+ * A completion notice: the execution settled (its result is already recorded in DynamoDB, fenced
+ * on `attempt`). `outcome` is that recorded outcome, so counting an item down needs no read.
+ */
 export interface CompletionMessage {
   runId: string;
   task: string;
+  item?: number;
   attempt: number;
+  outcome: "succeeded" | "failed" | "cancelled";
 }
 
 const hash = (text: string) => createHash("sha256").update(text).digest("hex");
@@ -24,15 +31,15 @@ const hash = (text: string) => createHash("sha256").update(text).digest("hex");
  * a deliberate re-send (by the sweeper) from a duplicate.
  */
 export function taskDedupId(message: TaskMessage, generation = ""): string {
-  return hash(`task/${message.runId}/${message.task}/${generation}`);
+  return hash(`task/${message.runId}/${message.task}/${message.item ?? "-"}/${generation}`);
 }
 
 export function completionDedupId(message: CompletionMessage): string {
-  return hash(`completion/${message.runId}/${message.task}/${message.attempt}`);
+  return hash(`completion/${message.runId}/${message.task}/${message.item ?? "-"}/${message.attempt}`);
 }
 
 /** Each execution is its own FIFO group: a task waiting to retry holds up no other task. */
-const taskGroup = (message: TaskMessage) => `${message.runId}/${message.task}`;
+const taskGroup = (message: TaskMessage) => `${message.runId}/${message.task}/${message.item ?? "-"}`;
 
 export async function sendTasks(messages: TaskMessage[], generation = ""): Promise<void> {
   for (let i = 0; i < messages.length; i += 10) {

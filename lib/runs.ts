@@ -4,9 +4,16 @@ import { startTasks } from "./definition/graph";
 import { canonicalJson, contentHash } from "./definition/hash";
 import { validateRunInput } from "./definition/input-schema";
 import { advance } from "./engine/advance";
-import { cancelQueued } from "./engine/cancel";
+import { cancelRemaining } from "./engine/cancel";
 import { planTasks, taskCreation } from "./engine/dispatch";
-import type { TaskRecord } from "./engine/task-record";
+import {
+  addSeconds,
+  type FanOutRecord,
+  isFanOut,
+  sweepShard,
+  type TaskItem,
+  type TaskRecord,
+} from "./engine/task-record";
 import {
   IdempotencyKeyReusedError,
   InputTooLargeError,
@@ -84,7 +91,7 @@ export async function createRun(
     input,
     idempotencyKey,
     createdAt: now.toISOString(),
-    startedAt: start ? now.toISOString() : undefined,
+    ...(start ? startFields(runId, workflow, now) : {}),
   };
   const inputHash = contentHash(input);
   const items: TxItem[] = [];
@@ -132,10 +139,37 @@ export async function createRun(
   return { run: { runId, status: run.status }, created: true };
 }
 
-/** The start tasks that fit in the run's own transaction; `launch` dispatches any others. */
+/** How often the sweeper looks at a running run without a nearer deadline (a stuck run heals). */
+const RUN_SWEEP_SECONDS = 300;
+
+/** What a run gets when it starts: its deadline, and its place in the sweeper's index. */
+function startFields(
+  runId: string,
+  workflow: WorkflowVersion,
+  now: Date,
+): Pick<RunRecord, "startedAt" | "deadline" | "sweepShard" | "sweepAt"> {
+  const timeout = workflow.definition.timeoutSeconds;
+  const deadline = timeout ? addSeconds(now, timeout).toISOString() : undefined;
+  const check = addSeconds(now, RUN_SWEEP_SECONDS).toISOString();
+  return {
+    startedAt: now.toISOString(),
+    deadline,
+    sweepShard: sweepShard(runId),
+    sweepAt: deadline && deadline < check ? deadline : check,
+  };
+}
+
+/**
+ * The plain start tasks that fit in the run's own transaction. The others (with-items tasks, or
+ * more than fit) are started by `advance` right after; should the process die in between, the
+ * sweeper's periodic look at the running run starts them.
+ */
 async function startRecords(run: RunRecord, workflow: WorkflowVersion): Promise<TaskRecord[]> {
-  const names = startTasks(workflow.definition).slice(0, START_TASKS_IN_TRANSACTION);
-  return planTasks(run.runId, workflow.definition, names, { input: run.input, tasks: {} });
+  const { definition } = workflow;
+  const names = startTasks(definition)
+    .filter((task) => definition.tasks[task]?.withItems === undefined)
+    .slice(0, START_TASKS_IN_TRANSACTION);
+  return planTasks(run.runId, definition, names, { input: run.input, tasks: {} });
 }
 
 async function launch(run: RunRecord, starts: TaskRecord[], workflow: WorkflowVersion): Promise<void> {
@@ -159,17 +193,26 @@ export async function triggerRun(runId: string): Promise<RunSummary> {
   if (run.status !== "pending") throw new RunAlreadyStartedError(runId, run.status);
   const workflow = await getWorkflowVersion(run.workflow, run.version);
   const starts = await startRecords(run, workflow);
-  const now = new Date().toISOString();
+  const started = startFields(runId, workflow, new Date());
   const outcome = await transact([
     {
       Update: {
         TableName: config.tableName(),
         Key: keys.run(runId),
-        UpdateExpression: "SET #status = :running, startedAt = :now",
+        UpdateExpression:
+          "SET #status = :running, startedAt = :startedAt, sweepShard = :shard, sweepAt = :sweepAt" +
+          (started.deadline ? ", deadline = :deadline" : ""),
         // closes: two triggers of one run both starting it (F2, I1)
         ConditionExpression: "#status = :pending",
         ExpressionAttributeNames: { "#status": "status" },
-        ExpressionAttributeValues: { ":running": "running", ":pending": "pending", ":now": now },
+        ExpressionAttributeValues: {
+          ":running": "running",
+          ":pending": "pending",
+          ":startedAt": started.startedAt,
+          ":shard": started.sweepShard,
+          ":sweepAt": started.sweepAt,
+          ...(started.deadline ? { ":deadline": started.deadline } : {}),
+        },
         ReturnValuesOnConditionCheckFailure: "ALL_OLD",
       },
     },
@@ -180,7 +223,7 @@ export async function triggerRun(runId: string): Promise<RunSummary> {
     const status = String(outcome.reasons[0]?.item?.status ?? "unknown");
     throw new RunAlreadyStartedError(runId, status);
   }
-  await launch({ ...run, status: "running" }, starts, workflow);
+  await launch({ ...run, ...started, status: "running" }, starts, workflow);
   return { runId, status: "running" };
 }
 
@@ -197,7 +240,7 @@ export async function cancelRun(runId: string): Promise<RunSummary> {
       Update: {
         TableName: config.tableName(),
         Key: keys.run(runId),
-        UpdateExpression: "SET #status = :cancelled, endedAt = :now",
+        UpdateExpression: "SET #status = :cancelled, endedAt = :now REMOVE sweepShard, sweepAt",
         // closes: cancelling a run that ended (or was cancelled) in the meantime
         ConditionExpression: "#status IN (:pending, :running, :waiting)",
         ExpressionAttributeNames: { "#status": "status" },
@@ -215,8 +258,38 @@ export async function cancelRun(runId: string): Promise<RunSummary> {
   ]);
   if (!outcome.ok)
     throw new RunAlreadyEndedError(runId, String(outcome.reasons[0]?.item?.status ?? "unknown"));
-  for (const task of await readTasks(runId)) await cancelQueued(task);
+  await cancelRemaining(runId);
   return { runId, status: "cancelled" };
+}
+
+export interface TaskView {
+  status: string;
+  attempts?: number;
+  error?: unknown;
+  /** With-items tasks, from the counters: `queued` wait for a concurrency slot, `running` are dispatched and unsettled. */
+  items?: {
+    total: number;
+    queued: number;
+    running: number;
+    succeeded: number;
+    failed: number;
+    cancelled?: number;
+  };
+}
+
+function taskView(t: TaskItem): TaskView {
+  const error = t.error ? { error: t.error } : {};
+  if (!isFanOut(t)) return { status: t.status, attempts: t.attempt, ...error };
+  const notStarted = t.total - t.nextIndex;
+  const items: NonNullable<TaskView["items"]> = {
+    total: t.total,
+    queued: t.status === "running" ? notStarted : 0,
+    running: t.active,
+    succeeded: t.succeededItems,
+    failed: t.failedItems,
+  };
+  if (t.status !== "running" && notStarted > 0) items.cancelled = notStarted;
+  return { status: t.status, ...error, items };
 }
 
 export interface RunView {
@@ -227,7 +300,7 @@ export interface RunView {
   input: unknown;
   output: unknown;
   error: unknown;
-  tasks: Record<string, { status: string; attempts: number; error?: unknown }>;
+  tasks: Record<string, TaskView>;
   createdAt: string;
   startedAt: string | null;
   endedAt: string | null;
@@ -243,12 +316,7 @@ export async function getRunView(runId: string): Promise<RunView> {
     input: run.input,
     output: run.output ?? null,
     error: run.error ?? null,
-    tasks: Object.fromEntries(
-      tasks.map((t) => [
-        t.task,
-        { status: t.status, attempts: t.attempt, ...(t.error ? { error: t.error } : {}) },
-      ]),
-    ),
+    tasks: Object.fromEntries(tasks.map((t) => [t.task, taskView(t)])),
     createdAt: run.createdAt,
     startedAt: run.startedAt ?? null,
     endedAt: run.endedAt ?? null,

@@ -53,13 +53,6 @@ export async function registerWorkflow(
       },
     ]);
   }
-  const unsupported = Object.entries(definition.tasks)
-    .filter(([, task]) => task.withItems !== undefined)
-    .map(([name]) => ({
-      path: `tasks.${name}.withItems`,
-      message: "withItems is not executed by this version yet",
-    }));
-  if (unsupported.length > 0) throw new InvalidWorkflowError(unsupported);
   const size = Buffer.byteLength(JSON.stringify(definition));
   if (size > MAX_DEFINITION_BYTES) {
     throw new InvalidWorkflowError([

@@ -39,6 +39,8 @@ export interface SqsEventSource {
   batchSize: number;
   functionResponseType?: "ReportBatchItemFailures";
   maximumBatchingWindow?: number;
+  /** Lambda's cap on concurrent invocations for this event source (the local stack's poller count). */
+  maximumConcurrency?: number;
   enabled: boolean;
 }
 
@@ -403,6 +405,7 @@ function toFunctionEvent(event: unknown, path: string): FunctionEvent {
         batchSize: numberOrUndefined(sqs.batchSize) ?? 10,
         functionResponseType: responseType,
         maximumBatchingWindow: numberOrUndefined(sqs.maximumBatchingWindow),
+        maximumConcurrency: numberOrUndefined(sqs.maximumConcurrency),
         enabled: sqs.enabled !== false,
       };
     }

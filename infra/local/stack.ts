@@ -122,7 +122,13 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY as string,
     };
     const dynamodb = new DynamoDBClient({ endpoint: endpoints.dynamodb, region, credentials });
-    const sqs = new SQSClient({ endpoint: endpoints.sqs, region, credentials });
+    // every poller holds a socket in its long poll: the SDK's default pool of 50 would starve some
+    const sqs = new SQSClient({
+      endpoint: endpoints.sqs,
+      region,
+      credentials,
+      requestHandler: { httpAgent: { keepAlive: true, maxSockets: 1024 } },
+    });
     cleanup.push(async () => {
       dynamodb.destroy();
       sqs.destroy();
@@ -222,7 +228,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         const concurrency =
           typeof options.pollerConcurrency === "number"
             ? options.pollerConcurrency
-            : (options.pollerConcurrency?.[fn.name] ?? 4);
+            : (options.pollerConcurrency?.[fn.name] ?? event.maximumConcurrency ?? 4);
         pollers.push(
           startSqsPoller({
             sqs,

@@ -1,116 +1,145 @@
-import { config } from "../config";
 import { outbound } from "../definition/graph";
 import type { WorkflowDefinition } from "../definition/types";
 import { ExpressionError } from "../errors";
 import { evaluateTemplate } from "../expression";
-import { eventPut } from "../store/events";
-import { keys } from "../store/keys";
+import type { CompletionMessage } from "../queue";
 import { type RunRecord, readRun, readTasks } from "../store/run-state";
-import { transact } from "../store/transaction";
 import { getWorkflowVersion } from "../workflows";
+import { cancelRemaining } from "./cancel";
 import { dispatch, planTasks, type TemplateContext } from "./dispatch";
+import { endRun } from "./end-run";
 import { evaluate, type TaskStatus } from "./evaluate";
-import type { ErrorInfo, TaskRecord } from "./task-record";
+import { countDown, fill, itemOutputs, startFanOut } from "./fanout";
+import { type ErrorInfo, isFanOut, type TaskItem } from "./task-record";
 
 export type AdvanceOutcome =
   | { kind: "idle" }
   | { kind: "dispatched"; tasks: string[] }
   | { kind: "ended"; status: "succeeded" | "failed" };
 
-export function templateContext(run: RunRecord, tasks: TaskRecord[]): TemplateContext {
-  const context: TemplateContext = { input: run.input, tasks: {} };
-  for (const t of tasks) context.tasks[t.task] = { status: t.status, output: t.output, error: t.error };
-  return context;
+/** Rounds of "dispatch, then look again" in one call: a with-items task of no items ends at once. */
+const MAX_ROUNDS = 10;
+
+/**
+ * Moves a run forward after executions settled: counts settled items down on their with-items
+ * task, refills free slots, evaluates the graph, and dispatches what is ready or ends the run.
+ * Level-triggered and idempotent: a duplicate or redelivered completion finds its items counted,
+ * every successor dispatched (their conditional puts fail) or the run ended (its conditional
+ * update fails), and writes nothing (I3, I7).
+ */
+export async function advance(
+  runId: string,
+  completions: CompletionMessage[] = [],
+  now = new Date(),
+): Promise<AdvanceOutcome> {
+  const itemTasks = new Set(completions.filter((c) => c.item !== undefined).map((c) => c.task));
+  for (const task of itemTasks) {
+    await countDown(
+      runId,
+      task,
+      completions.filter((c) => c.task === task),
+    );
+  }
+  const run = await readRun(runId);
+  if (run?.status !== "running") return { kind: "idle" };
+  if (run.deadline && run.deadline <= now.toISOString()) {
+    const error = { code: "RunTimedOut", message: `the run did not finish by its deadline ${run.deadline}` };
+    if (!(await endRun(runId, "failed", null, error))) return { kind: "idle" };
+    await cancelRemaining(runId);
+    return { kind: "ended", status: "failed" };
+  }
+  const { definition } = await getWorkflowVersion(run.workflow, run.version);
+
+  let tasks = await readTasks(runId);
+  for (const parent of tasks.filter(isFanOut)) {
+    if (parent.status === "running") await fill(runId, parent.task, parent);
+  }
+
+  const dispatched: string[] = [];
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    const statuses = new Map(tasks.map((t) => [t.task, t.status as TaskStatus]));
+    const evaluation = evaluate(definition, statuses);
+    if (evaluation.complete) {
+      const ended = await finish(run, definition, tasks, evaluation.status, evaluation.unhandled);
+      return ended ? { kind: "ended", status: ended } : { kind: "idle" };
+    }
+    if (evaluation.ready.length === 0) break;
+    const fanOuts = evaluation.ready.filter((t) => definition.tasks[t]?.withItems !== undefined);
+    const plain = evaluation.ready.filter((t) => !fanOuts.includes(t));
+    const templates = evaluation.ready.map((t) => [
+      definition.tasks[t]?.input,
+      definition.tasks[t]?.withItems,
+    ]);
+    const context = await templateContext(run, tasks, mentions(templates));
+    if (plain.length > 0)
+      dispatched.push(...(await dispatch(runId, await planTasks(runId, definition, plain, context))));
+    for (const task of fanOuts) await startFanOut(runId, definition, task, context);
+    if (fanOuts.length === 0) break;
+    // a with-items task may have ended at once (no items, or items that failed to evaluate)
+    dispatched.push(...fanOuts);
+    tasks = await readTasks(runId);
+  }
+  return dispatched.length > 0 ? { kind: "dispatched", tasks: dispatched } : { kind: "idle" };
 }
 
 /**
- * Moves a run forward after an execution settled: reads the run's state, evaluates the graph, and
- * dispatches what is ready or ends the run. Level-triggered and idempotent: a duplicate or
- * redelivered completion finds every successor already dispatched (their conditional puts fail)
- * or the run already ended (its conditional update fails), and writes nothing (I3, I7).
+ * What templates can see. A with-items task's output is assembled from its items, and only for
+ * the tasks a template names, so a large fan-out is read only where it is used.
  */
-export async function advance(runId: string): Promise<AdvanceOutcome> {
-  const run = await readRun(runId);
-  if (run?.status !== "running") return { kind: "idle" };
-  const { definition } = await getWorkflowVersion(run.workflow, run.version);
-  const tasks = await readTasks(runId);
-  const statuses = new Map<string, TaskStatus>(tasks.map((t) => [t.task, t.status]));
-  const evaluation = evaluate(definition, statuses);
-  const context = templateContext(run, tasks);
-
-  if (!evaluation.complete) {
-    if (evaluation.ready.length === 0) return { kind: "idle" };
-    const records = await planTasks(runId, definition, evaluation.ready, context);
-    return { kind: "dispatched", tasks: await dispatch(runId, records) };
+export async function templateContext(
+  run: RunRecord,
+  tasks: TaskItem[],
+  needs: (task: string) => boolean,
+): Promise<TemplateContext> {
+  const context: TemplateContext = { input: run.input, tasks: {} };
+  for (const t of tasks) {
+    let output: unknown;
+    if (!isFanOut(t)) output = t.output;
+    else if (t.status !== "running" && needs(t.task)) output = await itemOutputs(run.runId, t.task);
+    context.tasks[t.task] = { status: t.status, output, error: t.error };
   }
+  return context;
+}
 
-  let status = evaluation.status;
-  let output: unknown = null;
-  let error: (ErrorInfo & { task?: string }) | undefined;
+/** Whether templates may read `tasks.NAME` (plain or backquoted), judged from their text. */
+const mentions = (templates: unknown) => {
+  const text = JSON.stringify(templates ?? null);
+  return (task: string) => text.includes(`tasks.${task}`) || text.includes(`tasks.\`${task}\``);
+};
+
+async function finish(
+  run: RunRecord,
+  definition: WorkflowDefinition,
+  tasks: TaskItem[],
+  status: "succeeded" | "failed",
+  unhandled: string[],
+): Promise<"succeeded" | "failed" | undefined> {
   if (status === "failed") {
-    const task = evaluation.unhandled[0] as string;
-    const cause = context.tasks[task]?.error as ErrorInfo | undefined;
-    error = {
+    const task = unhandled[0] as string;
+    const cause = tasks.find((t) => t.task === task)?.error;
+    const error = {
       code: "TaskFailed",
       message: `task ${task} failed: ${cause?.message ?? "unknown error"}`,
       task,
     };
-  } else {
-    try {
-      output = await runOutput(definition, context);
-    } catch (e) {
-      if (!(e instanceof ExpressionError)) throw e;
-      status = "failed";
-      error = { code: e.code, message: `run output: ${e.message}` };
-    }
+    return (await endRun(run.runId, "failed", null, error)) ? "failed" : undefined;
   }
-  const ended = await endRun(runId, status, output, error);
-  return ended ? { kind: "ended", status } : { kind: "idle" };
-}
-
-/** The `output` template, or without one the outputs of the tasks that end the graph. */
-async function runOutput(definition: WorkflowDefinition, context: TemplateContext): Promise<unknown> {
-  if (definition.output !== undefined)
-    return (await evaluateTemplate(definition.output, { ...context }, "output")) ?? null;
-  const leaves: Record<string, unknown> = {};
-  for (const [name, state] of Object.entries(context.tasks)) {
-    if (state.status === "succeeded" && outbound(definition, name).length === 0)
-      leaves[name] = state.output ?? null;
+  const leaves = tasks.filter((t) => t.status === "succeeded" && outbound(definition, t.task).length === 0);
+  const leafNames = new Set(leaves.map((t) => t.task));
+  const needs =
+    definition.output !== undefined ? mentions(definition.output) : (task: string) => leafNames.has(task);
+  const context = await templateContext(run, tasks, needs);
+  let output: unknown;
+  let error: ErrorInfo | undefined;
+  try {
+    output =
+      definition.output !== undefined
+        ? ((await evaluateTemplate(definition.output, { ...context }, "output")) ?? null)
+        : Object.fromEntries(leaves.map((t) => [t.task, context.tasks[t.task]?.output ?? null]));
+  } catch (e) {
+    if (!(e instanceof ExpressionError)) throw e;
+    error = { code: e.code, message: `run output: ${e.message}` };
   }
-  return leaves;
-}
-
-async function endRun(
-  runId: string,
-  status: "succeeded" | "failed",
-  output: unknown,
-  error: (ErrorInfo & { task?: string }) | undefined,
-): Promise<boolean> {
-  const now = new Date().toISOString();
-  const outcome = await transact([
-    {
-      Update: {
-        TableName: config.tableName(),
-        Key: keys.run(runId),
-        UpdateExpression: error
-          ? "SET #status = :status, #error = :error, endedAt = :now"
-          : "SET #status = :status, #output = :output, endedAt = :now",
-        // closes: two handlers that both saw the last execution settle ending the run twice
-        ConditionExpression: "#status = :running",
-        ExpressionAttributeNames: error
-          ? { "#status": "status", "#error": "error" }
-          : { "#status": "status", "#output": "output" },
-        ExpressionAttributeValues: {
-          ":status": status,
-          ":running": "running",
-          ":now": now,
-          ...(error ? { ":error": error } : { ":output": output }),
-        },
-      },
-    },
-    eventPut(runId, status === "succeeded" ? "RunSucceeded" : "RunFailed", {
-      detail: error ? { error } : undefined,
-    }),
-  ]);
-  return outcome.ok;
+  if (error) return (await endRun(run.runId, "failed", null, error)) ? "failed" : undefined;
+  return (await endRun(run.runId, "succeeded", output)) ? "succeeded" : undefined;
 }

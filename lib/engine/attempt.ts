@@ -35,8 +35,9 @@ export async function runAttempt(record: TaskRecord): Promise<AttemptResult> {
     const context = {
       runId: record.runId,
       task: record.task,
+      item: record.item,
       attempt: record.attempt,
-      idempotencyKey: idempotencyKey(record.runId, record.task),
+      idempotencyKey: idempotencyKey(record.runId, record.task, record.item),
       signal: controller.signal,
     };
     const output =

@@ -1,6 +1,7 @@
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { db } from "../clients";
 import { config } from "../config";
+import type { TaskMessage } from "../queue";
 import { eventPut } from "../store/events";
 import { keys } from "../store/keys";
 import { type TxItem, transact } from "../store/transaction";
@@ -20,9 +21,9 @@ export type ClaimResult =
   /** Nothing to do: no such execution, or it was cancelled with its run. */
   | { kind: "gone" };
 
-async function readTask(runId: string, task: string): Promise<TaskRecord | undefined> {
+async function readExecution(message: TaskMessage): Promise<TaskRecord | undefined> {
   const { Item } = await db().send(
-    new GetCommand({ TableName: config.tableName(), Key: keys.task(runId, task), ConsistentRead: true }),
+    new GetCommand({ TableName: config.tableName(), Key: keys.execution(message), ConsistentRead: true }),
   );
   return Item as TaskRecord | undefined;
 }
@@ -35,14 +36,10 @@ const secondsUntil = (iso: string | undefined, now: Date) =>
  * worker saw, so of N workers holding the same message exactly one gets the attempt (I2, F3).
  * An execution whose lease expired (its worker died) is claimed again as its next attempt.
  */
-export async function claim(
-  runId: string,
-  task: string,
-  workerId: string,
-  now = new Date(),
-): Promise<ClaimResult> {
-  const record = await readTask(runId, task);
-  return record ? claimRecord(record, workerId, now) : { kind: "gone" };
+export async function claim(message: TaskMessage, workerId: string, now = new Date()): Promise<ClaimResult> {
+  const record = await readExecution(message);
+  // an item still `pending` has no slot yet: a message for it can only be a stray duplicate
+  return record && record.status !== "pending" ? claimRecord(record, workerId, now) : { kind: "gone" };
 }
 
 async function claimRecord(record: TaskRecord, workerId: string, now: Date): Promise<ClaimResult> {
@@ -57,8 +54,8 @@ async function claimRecord(record: TaskRecord, workerId: string, now: Date): Pro
     // the last attempt's worker died: the execution fails, fenced on that attempt
     const settled = await settle(record, { ok: false, error: leaseExpired(record), retryable: false }, now);
     return settled.kind === "lost"
-      ? claim(record.runId, record.task, workerId, now)
-      : { kind: "settled", record };
+      ? { kind: "wait", seconds: 1 }
+      : { kind: "settled", record: { ...record, status: "failed" } };
   }
 
   const attempt = record.attempt + 1;
@@ -68,18 +65,26 @@ async function claimRecord(record: TaskRecord, workerId: string, now: Date): Pro
     events.push(
       eventPut(record.runId, "TaskRetrying", {
         task: record.task,
+        item: record.item,
         attempt: record.attempt,
         detail: { error: leaseExpired(record) },
       }),
     );
   }
-  events.push(eventPut(record.runId, "TaskStarted", { task: record.task, attempt, detail: { workerId } }));
+  events.push(
+    eventPut(record.runId, "TaskStarted", {
+      task: record.task,
+      item: record.item,
+      attempt,
+      detail: { workerId },
+    }),
+  );
   const outcome = await transact([
     whileRunning(record.runId),
     {
       Update: {
         TableName: config.tableName(),
-        Key: keys.task(record.runId, record.task),
+        Key: keys.execution(record),
         UpdateExpression:
           "SET #status = :running, attempt = :attempt, startedAt = :now, leaseUntil = :lease, " +
           "workerId = :worker, sweepAt = :lease REMOVE notBefore",

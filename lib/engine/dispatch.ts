@@ -15,10 +15,12 @@ import {
   type TaskRecord,
 } from "./task-record";
 
-/** What task input templates can see: `input` and `tasks.NAME.output`. */
+/** What task input templates can see: `input`, `tasks.NAME.output`, and in with-items tasks `item` and `index`. */
 export interface TemplateContext {
   input: unknown;
   tasks: Record<string, { status: string; output?: unknown; error?: unknown }>;
+  item?: unknown;
+  index?: number;
 }
 
 /** New execution records for `names`, inputs evaluated now (an input that fails to evaluate fails the task). */

@@ -3,7 +3,7 @@ import type { Edge, WorkflowDefinition } from "../definition/types";
 
 export type TaskStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
 
-export const isSettled = (status: TaskStatus | undefined) =>
+export const isSettled = (status: string | undefined) =>
   status === "succeeded" || status === "failed" || status === "cancelled";
 
 /** What a run should do next, given the statuses of the tasks it has dispatched so far. */

@@ -25,7 +25,7 @@ export async function settle(
   result: AttemptResult,
   now = new Date(),
 ): Promise<SettleOutcome> {
-  const { runId, task, attempt } = record;
+  const { runId, task, item, attempt } = record;
   const retry = !result.ok && result.retryable && attempt < record.retry.maxAttempts;
   const names: Record<string, string> = { "#status": "status" };
   const values: Record<string, unknown> = {
@@ -60,7 +60,7 @@ export async function settle(
     {
       Update: {
         TableName: config.tableName(),
-        Key: keys.task(runId, task),
+        Key: keys.execution(record),
         UpdateExpression: update,
         // closes: a zombie attempt (or a duplicate of this one) writing over the current attempt (I8)
         ConditionExpression: "#status = :running AND attempt = :attempt",
@@ -68,7 +68,7 @@ export async function settle(
         ExpressionAttributeValues: values,
       },
     },
-    eventPut(runId, type, { task, attempt, detail: result.ok ? undefined : { error: result.error } }),
+    eventPut(runId, type, { task, item, attempt, detail: result.ok ? undefined : { error: result.error } }),
   ]);
   return written.ok ? outcome : { kind: "lost" };
 }

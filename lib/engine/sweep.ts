@@ -3,17 +3,22 @@ import { GetCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { db } from "../clients";
 import { config } from "../config";
 import { sendTasks } from "../queue";
+import type { RunRecord } from "../store/run-state";
+import { advance } from "./advance";
 import { addSeconds, QUEUED_SWEEP_SECONDS, SWEEP_SHARDS, type TaskRecord } from "./task-record";
 
 const PAGE = 100;
 
 /**
- * Finds, through the sparse `sweep` index (never a table scan), executions whose next step is
- * overdue: queued but never claimed (the process died between the conditional put and the SQS
- * send, or the message was lost), waiting for a retry whose message is gone, or running with an
- * expired lease (the worker died). For each it sends the task message again with a new dedup
- * generation; the worker's conditional claim decides what happens, so a late or duplicate message
- * is harmless. Returns how many messages it sent.
+ * Finds, through the sparse `sweep` index (never a table scan), what is overdue:
+ * - executions queued but never claimed (the process died between the conditional put and the
+ *   SQS send, or the message was lost), waiting for a retry whose message is gone, or running
+ *   with an expired lease (the worker died): their task message is sent again with a new dedup
+ *   generation, and the worker's conditional claim decides what happens;
+ * - running runs and with-items tasks, looked at every few minutes and at the run's deadline:
+ *   `advance` times the run out, or finishes what a crash left undone (it is level-triggered).
+ * Each is first postponed by a conditional write, so racing sweepers act once. Returns how many
+ * it acted on.
  */
 export async function sweep(now = new Date()): Promise<number> {
   let sent = 0;
@@ -38,8 +43,26 @@ async function resend(key: { pk: string; sk: string }, now: Date): Promise<boole
   const { Item } = await db().send(
     new GetCommand({ TableName: config.tableName(), Key: { pk: key.pk, sk: key.sk }, ConsistentRead: true }),
   );
-  const record = Item as TaskRecord | undefined;
+  const record = Item as (TaskRecord & { fanOut?: true }) | RunRecord | undefined;
   if (!record?.sweepAt || record.sweepAt > now.toISOString()) return false;
+  const deadline = "deadline" in record ? record.deadline : undefined;
+  const next = addSeconds(now, QUEUED_SWEEP_SECONDS).toISOString();
+  const nextLook = deadline && deadline > now.toISOString() && deadline < next ? deadline : next;
+  if (!(await postpone(key, record.sweepAt, nextLook))) return false;
+  if (key.sk === "RUN" || "fanOut" in record) {
+    // a running run (or with-items task) looked at again: times out, or heals what a crash left
+    await advance(record.runId, [], now);
+    return true;
+  }
+  await sendTasks(
+    [{ runId: record.runId, task: (record as TaskRecord).task, item: (record as TaskRecord).item }],
+    record.sweepAt,
+  );
+  return true;
+}
+
+/** Moves the item's next look forward; false when another sweeper (or the engine) moved it first. */
+async function postpone(key: { pk: string; sk: string }, seen: string, next: string): Promise<boolean> {
   try {
     await db().send(
       new UpdateCommand({
@@ -49,15 +72,14 @@ async function resend(key: { pk: string; sk: string }, now: Date): Promise<boole
         // closes: two sweepers (or a sweeper and a claim) acting on the same overdue execution
         ConditionExpression: "sweepAt = :seen",
         ExpressionAttributeValues: {
-          ":seen": record.sweepAt,
-          ":next": addSeconds(now, QUEUED_SWEEP_SECONDS).toISOString(),
+          ":seen": seen,
+          ":next": next,
         },
       }),
     );
+    return true;
   } catch (error) {
     if (error instanceof ConditionalCheckFailedException) return false;
     throw error;
   }
-  await sendTasks([{ runId: record.runId, task: record.task }], record.sweepAt);
-  return true;
 }

@@ -6,14 +6,20 @@ export interface ErrorInfo {
   message: string;
 }
 
+/** `pending`: an item created with its with-items task, waiting for a concurrency slot. */
+export type ExecutionStatus = TaskStatus | "pending";
+
 /**
- * One task execution as stored under `RUN#{runId} / TASK#{task}`. It carries what the worker needs
- * (action, evaluated input, timeout, retry policy), so a worker never reads the definition.
+ * One execution as stored under `RUN#{runId} / TASK#{task}` (a plain task) or
+ * `ITEM#{task}#{index}` (one item of a with-items task). It carries what the worker needs (action,
+ * evaluated input, timeout, retry policy), so a worker never reads the definition.
  */
 export interface TaskRecord {
   runId: string;
   task: string;
-  status: TaskStatus;
+  /** The with-items index; undefined for a plain task. */
+  item?: number;
+  status: ExecutionStatus;
   /** The current (or last) attempt; 0 until the first claim. */
   attempt: number;
   action: string;
@@ -35,7 +41,42 @@ export interface TaskRecord {
   /** Sparse index for the sweeper: set while the execution still needs something to happen. */
   sweepShard?: string;
   sweepAt?: string;
+  /** Items: set once the item's result was counted down on its parent (exactly once). */
+  counted?: boolean;
 }
+
+/**
+ * The parent record of a with-items task (`TASK#{task}`): no action of its own, only the fan-out
+ * counters. `nextIndex` items have been dispatched; `active` of them are not counted down yet.
+ * Every change goes through a transaction conditional on `version`.
+ */
+export interface FanOutRecord {
+  runId: string;
+  task: string;
+  status: TaskStatus;
+  fanOut: true;
+  total: number;
+  nextIndex: number;
+  active: number;
+  succeededItems: number;
+  failedItems: number;
+  concurrency: number;
+  /** More failed items than this fail the task (from `toleratedFailurePercentage`). */
+  maxFailures: number;
+  version: number;
+  /** Set when the items could not be evaluated. */
+  error?: ErrorInfo;
+  createdAt: string;
+  startedAt?: string;
+  endedAt?: string;
+  sweepShard?: string;
+  sweepAt?: string;
+}
+
+export type TaskItem = TaskRecord | FanOutRecord;
+
+export const isFanOut = (record: TaskItem): record is FanOutRecord =>
+  "fanOut" in record && record.fanOut === true;
 
 export const DEFAULT_TIMEOUT_SECONDS = 60;
 /** Without a `retry` block, retryable failures (timeouts, 429, 5xx, network) are retried this way. */
@@ -57,11 +98,14 @@ export function idempotencyKey(runId: string, task: string, item?: number): stri
   return `${runId}/${task}/${item ?? "-"}`;
 }
 
-/** Delay before the retry that follows attempt `attempt`, with full jitter on the top half. */
+/**
+ * Delay before the retry that follows attempt `attempt`: `intervalSeconds × backoffRate^(attempt-1)`,
+ * capped by `maxIntervalSeconds`, plus up to 20% jitter (never below the interval, never above the cap).
+ */
 export function retryDelaySeconds(retry: RetryPolicy, attempt: number): number {
-  const base = retry.intervalSeconds * retry.backoffRate ** (attempt - 1);
-  const capped = Math.min(base, retry.maxIntervalSeconds ?? Number.POSITIVE_INFINITY);
-  return capped / 2 + (Math.random() * capped) / 2;
+  const cap = retry.maxIntervalSeconds ?? Number.POSITIVE_INFINITY;
+  const base = Math.min(retry.intervalSeconds * retry.backoffRate ** (attempt - 1), cap);
+  return Math.min(base * (1 + Math.random() * 0.2), cap);
 }
 
 export const addSeconds = (date: Date, seconds: number) => new Date(date.getTime() + seconds * 1000);

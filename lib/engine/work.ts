@@ -1,7 +1,8 @@
-import { sendCompletion, type TaskMessage } from "../queue";
+import { type CompletionMessage, sendCompletion, type TaskMessage } from "../queue";
 import { runAttempt } from "./attempt";
 import { claim } from "./claim";
 import { settle } from "./settle";
+import type { TaskRecord } from "./task-record";
 
 /** What the worker adapter should do with the message: delete it, or let it come back later. */
 export type WorkOutcome = { done: true } | { done: false; retryAfterSeconds: number };
@@ -12,23 +13,33 @@ export type WorkOutcome = { done: true } | { done: false; retryAfterSeconds: num
  * after the result was recorded only publishes the completion again (same dedup id).
  */
 export async function work(message: TaskMessage, workerId: string): Promise<WorkOutcome> {
-  const claimed = await claim(message.runId, message.task, workerId);
+  const claimed = await claim(message, workerId);
   switch (claimed.kind) {
     case "gone":
       return { done: true };
     case "wait":
       return { done: false, retryAfterSeconds: claimed.seconds };
-    case "settled":
+    case "settled": {
       // the worker that settled it may have died before publishing: publish again (SQS dedups)
-      await sendCompletion({ runId: message.runId, task: message.task, attempt: claimed.record.attempt });
+      const { record } = claimed;
+      await sendCompletion(completionOf(record, record.status as CompletionMessage["outcome"]));
       return { done: true };
+    }
     case "claimed": {
       const record = claimed.record;
       const outcome = await settle(record, await runAttempt(record));
       if (outcome.kind === "retry") return { done: false, retryAfterSeconds: outcome.seconds };
       if (outcome.kind === "lost") return { done: true };
-      await sendCompletion({ runId: record.runId, task: record.task, attempt: record.attempt });
+      await sendCompletion(completionOf(record, outcome.kind));
       return { done: true };
     }
   }
 }
+
+const completionOf = (record: TaskRecord, outcome: CompletionMessage["outcome"]): CompletionMessage => ({
+  runId: record.runId,
+  task: record.task,
+  item: record.item,
+  attempt: record.attempt,
+  outcome,
+});

@@ -7,7 +7,8 @@
  *   WF#{name}               V#{000001}            one immutable definition version
  *   IDEM#{workflow}#{key}   IDEM                  Idempotency-Key of a run creation
  *   RUN#{runId}             RUN                   the run
- *   RUN#{runId}             TASK#{task}           a task execution (claimed, leased, settled)
+ *   RUN#{runId}             TASK#{task}           a task execution, or the parent of a with-items task
+ *   RUN#{runId}             ITEM#{task}#{000042}  one with-items item execution
  *   RUN#{runId}             EVT#{at}#{id}         one history event
  */
 export type Key = { pk: string; sk: string };
@@ -21,8 +22,16 @@ export const keys = {
   idempotency: (workflow: string, key: string): Key => ({ pk: `IDEM#${workflow}#${key}`, sk: "IDEM" }),
   run: (runId: string): Key => ({ pk: `RUN#${runId}`, sk: "RUN" }),
   task: (runId: string, task: string): Key => ({ pk: `RUN#${runId}`, sk: `TASK#${task}` }),
+  item: (runId: string, task: string, index: number): Key => ({
+    pk: `RUN#${runId}`,
+    sk: `ITEM#${task}#${String(index).padStart(6, "0")}`,
+  }),
+  /** The key of an execution: a plain task, or one item of a with-items task. */
+  execution: (e: { runId: string; task: string; item?: number }): Key =>
+    e.item === undefined ? keys.task(e.runId, e.task) : keys.item(e.runId, e.task, e.item),
   event: (runId: string, sortId: string): Key => ({ pk: `RUN#${runId}`, sk: `EVT#${sortId}` }),
   runPartition: (runId: string) => `RUN#${runId}`,
   taskPrefix: "TASK#",
+  itemPrefix: (task: string) => `ITEM#${task}#`,
   eventPrefix: "EVT#",
 };

@@ -1,7 +1,7 @@
 import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { db } from "../clients";
 import { config } from "../config";
-import type { ErrorInfo, TaskRecord } from "../engine/task-record";
+import type { ErrorInfo, TaskItem } from "../engine/task-record";
 import { keys } from "./keys";
 
 export type RunStatus = "pending" | "waiting" | "running" | "succeeded" | "failed" | "cancelled";
@@ -20,6 +20,11 @@ export interface RunRecord {
   createdAt: string;
   startedAt?: string;
   endedAt?: string;
+  /** From the workflow's `timeoutSeconds`: past it the run fails with `RunTimedOut`. */
+  deadline?: string;
+  /** Sparse index for the sweeper while the run is running (deadline, or a periodic re-check). */
+  sweepShard?: string;
+  sweepAt?: string;
 }
 
 export async function readRun(runId: string): Promise<RunRecord | undefined> {
@@ -50,6 +55,6 @@ export async function queryRunItems(runId: string, prefix: string): Promise<Reco
 }
 
 /** Every execution of the run, from one strongly consistent Query of its partition. */
-export async function readTasks(runId: string): Promise<TaskRecord[]> {
-  return (await queryRunItems(runId, keys.taskPrefix)) as unknown as TaskRecord[];
+export async function readTasks(runId: string): Promise<TaskItem[]> {
+  return (await queryRunItems(runId, keys.taskPrefix)) as unknown as TaskItem[];
 }

@@ -40,9 +40,11 @@ export interface Sink {
   requestsTo(path: string): SinkRequest[];
   /** Answers requests to `path` with this status (or sequence of statuses) from now on. */
   respond(path: string, status: number | number[], body?: unknown, headers?: Record<string, string>): void;
+  /** Answers requests to `path` only after `ms` milliseconds (so that overlapping calls can be seen). */
+  delay(path: string, ms: number): void;
   /** Holds the next `n` requests unanswered; resolves once `n` are waiting. */
   holdNext(n: number): Promise<void>;
-  /** Answers every held request at the same instant. */
+  /** Answers every held request at the same instant (later `holdNext` barriers stay). */
   release(): void;
   /** Resolves once at least `n` requests (optionally to `path`) have arrived. */
   waitForRequests(n: number, options?: { path?: string; timeoutMs?: number }): Promise<SinkRequest[]>;
@@ -59,6 +61,7 @@ interface Held {
 export async function startSink(): Promise<Sink> {
   const requests: SinkRequest[] = [];
   const answers = new Map<string, SinkAnswer & { served: number }>();
+  const delays = new Map<string, number>();
   let holding = 0;
   let held: Held[] = [];
   let barriers: { count: number; reached: () => void }[] = [];
@@ -68,7 +71,11 @@ export async function startSink(): Promise<Sink> {
     readRequest(request).then((recorded) => {
       requests.push(recorded);
       for (const notify of arrivals) notify();
-      const answer = () => answerRequest(recorded, response);
+      const delayMs = delays.get(recorded.path) ?? 0;
+      const answer = () =>
+        delayMs > 0
+          ? setTimeout(() => answerRequest(recorded, response), delayMs)
+          : answerRequest(recorded, response);
       if (holding > 0) {
         holding--;
         held.push({ request: recorded, answer });
@@ -101,18 +108,26 @@ export async function startSink(): Promise<Sink> {
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
+  /** Answers what is held; holds asked for after them (`holdNext` not yet reached) stay. */
   const release = () => {
     const toAnswer = held;
     held = [];
+    barriers = barriers.map((barrier) => ({ ...barrier, count: barrier.count - toAnswer.length }));
+    for (const { answer } of toAnswer) answer();
+  };
+  const releaseAll = () => {
     holding = 0;
     barriers = [];
-    for (const { answer } of toAnswer) answer();
+    release();
   };
 
   return {
     url,
     requests,
     requestsTo: (path) => requests.filter((request) => request.path === path),
+    delay(path, ms) {
+      delays.set(path, ms);
+    },
     respond(path, status, body, headers) {
       answers.set(path, { status, body, headers, served: 0 });
     },
@@ -146,12 +161,13 @@ export async function startSink(): Promise<Sink> {
       });
     },
     reset() {
-      release();
+      releaseAll();
       requests.length = 0;
       answers.clear();
+      delays.clear();
     },
     close() {
-      release();
+      releaseAll();
       return new Promise<void>((resolve, reject) => {
         server.close((error) => (error ? reject(error) : resolve()));
         server.closeAllConnections();

@@ -1,0 +1,387 @@
+import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
+import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { db } from "../clients";
+import { config } from "../config";
+import type { TaskDefinition, WorkflowDefinition } from "../definition/types";
+import { ExpressionError } from "../errors";
+import { evaluateTemplate } from "../expression";
+import { type CompletionMessage, sendTasks } from "../queue";
+import { eventPut } from "../store/events";
+import { keys } from "../store/keys";
+import { queryRunItems } from "../store/run-state";
+import { type TxItem, transact } from "../store/transaction";
+import { planTasks, type TemplateContext, whileRunning } from "./dispatch";
+import {
+  addSeconds,
+  type ErrorInfo,
+  type FanOutRecord,
+  QUEUED_SWEEP_SECONDS,
+  sweepShard,
+  type TaskRecord,
+} from "./task-record";
+
+/** The most items one with-items task may have. */
+export const MAX_ITEMS = 50_000;
+/** Items moved from pending to queued in one transaction (2 writes each, under DynamoDB's 100). */
+const SLOTS_PER_TRANSACTION = 40;
+const ITEM_WRITE_CONCURRENCY = 16;
+const OPTIMISTIC_RETRIES = 20;
+
+/*
+ * A with-items task, timeline of one item (every arrow is one conditional write):
+ *
+ *   startFanOut   item put `pending` (attribute_not_exists)        ... once per item, before the parent
+ *   startFanOut   parent put `running`, counters 0 (attribute_not_exists, run running)
+ *   fill          item pending -> queued + parent nextIndex/active += 1 (parent version, run running)
+ *   worker        item queued -> running (attempt) -> succeeded | failed (fenced on attempt)
+ *   advance       item counted := true + parent active -= 1, succeeded|failed += 1, refill the slot,
+ *                 and when nothing is active and nothing is left, parent -> succeeded | failed:
+ *                 one transaction, conditional on `attribute_not_exists(counted)` and the parent's
+ *                 version, so a redelivered completion can never count an item twice (F1).
+ *
+ * Siblings remaining is `active` plus `total - nextIndex`, read from the parent's counters, never
+ * from item statuses.
+ */
+
+/** Starts a with-items task. Re-entrant: what already exists is kept, what is missing is written. */
+export async function startFanOut(
+  runId: string,
+  definition: WorkflowDefinition,
+  task: string,
+  context: TemplateContext,
+  now = new Date(),
+): Promise<void> {
+  const spec = definition.tasks[task] as TaskDefinition;
+  const { items, error } = await evaluateItems(spec, task, context);
+  if (items) await createItems(runId, definition, task, items, context, now);
+  const total = items?.length ?? 0;
+  const status = error ? "failed" : total === 0 ? "succeeded" : "running";
+  const parent: FanOutRecord = {
+    runId,
+    task,
+    status,
+    fanOut: true,
+    total,
+    nextIndex: 0,
+    active: 0,
+    succeededItems: 0,
+    failedItems: 0,
+    concurrency: Math.max(1, spec.concurrency ?? total),
+    maxFailures: Math.floor((total * (spec.toleratedFailurePercentage ?? 0)) / 100),
+    version: 0,
+    error,
+    createdAt: now.toISOString(),
+    startedAt: now.toISOString(),
+    ...(status === "running"
+      ? { sweepShard: sweepShard(runId), sweepAt: addSeconds(now, QUEUED_SWEEP_SECONDS).toISOString() }
+      : { endedAt: now.toISOString() }),
+  };
+  const type = status === "running" ? "TaskStarted" : status === "succeeded" ? "TaskSucceeded" : "TaskFailed";
+  await transact([
+    whileRunning(runId),
+    {
+      Put: {
+        TableName: config.tableName(),
+        Item: { ...keys.task(runId, task), ...parent },
+        // closes: two advances starting the same with-items task (I3)
+        ConditionExpression: "attribute_not_exists(pk)",
+      },
+    },
+    eventPut(runId, type, { task, detail: error ? { error } : { items: total } }),
+  ]);
+  if (status === "running") await fill(runId, task);
+}
+
+async function evaluateItems(
+  spec: TaskDefinition,
+  task: string,
+  context: TemplateContext,
+): Promise<{ items?: unknown[]; error?: ErrorInfo }> {
+  let value: unknown;
+  try {
+    value = await evaluateTemplate(spec.withItems, { ...context }, `tasks.${task}.withItems`);
+  } catch (error) {
+    if (!(error instanceof ExpressionError)) throw error;
+    return { error: { code: error.code, message: error.message } };
+  }
+  if (!Array.isArray(value)) {
+    return {
+      error: {
+        code: "InvalidItems",
+        message: `withItems gave ${value === null ? "null" : typeof value}, not an array`,
+      },
+    };
+  }
+  if (value.length > MAX_ITEMS) {
+    return {
+      error: { code: "TooManyItems", message: `withItems gave ${value.length} items, over ${MAX_ITEMS}` },
+    };
+  }
+  return { items: value };
+}
+
+/** One `pending` execution per item, input evaluated with `item` and `index`. */
+async function createItems(
+  runId: string,
+  definition: WorkflowDefinition,
+  task: string,
+  items: unknown[],
+  context: TemplateContext,
+  now: Date,
+): Promise<void> {
+  let next = 0;
+  const writer = async () => {
+    while (next < items.length) {
+      const index = next++;
+      const [record] = await planTasks(
+        runId,
+        definition,
+        [task],
+        { ...context, item: items[index], index },
+        now,
+      );
+      const item: TaskRecord = { ...(record as TaskRecord), item: index, status: "pending" };
+      delete item.sweepShard;
+      delete item.sweepAt;
+      try {
+        await db().send(
+          new PutCommand({
+            TableName: config.tableName(),
+            Item: { ...keys.item(runId, task, index), ...item },
+            // closes: a re-entered fan-out overwriting an item that already ran
+            ConditionExpression: "attribute_not_exists(pk)",
+          }),
+        );
+      } catch (error) {
+        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: ITEM_WRITE_CONCURRENCY }, writer));
+}
+
+async function readParent(runId: string, task: string): Promise<FanOutRecord | undefined> {
+  const { Item } = await db().send(
+    new GetCommand({ TableName: config.tableName(), Key: keys.task(runId, task), ConsistentRead: true }),
+  );
+  return Item as FanOutRecord | undefined;
+}
+
+const failing = (p: Pick<FanOutRecord, "failedItems" | "maxFailures">) => p.failedItems > p.maxFailures;
+
+/** How many pending items may be queued now. */
+function freeSlots(p: FanOutRecord): number {
+  if (p.status !== "running" || failing(p)) return 0;
+  return Math.max(0, Math.min(p.concurrency - p.active, p.total - p.nextIndex));
+}
+
+/** The writes that queue items `from .. from + count - 1` (pending -> queued). */
+function queueItems(p: FanOutRecord, from: number, count: number, now: Date): TxItem[] {
+  const writes: TxItem[] = [];
+  for (let index = from; index < from + count; index++) {
+    writes.push(
+      {
+        Update: {
+          TableName: config.tableName(),
+          Key: keys.item(p.runId, p.task, index),
+          UpdateExpression: "SET #status = :queued, sweepShard = :shard, sweepAt = :sweepAt",
+          // closes: an item queued twice by two fills that read the same counters
+          ConditionExpression: "#status = :pending",
+          ExpressionAttributeNames: { "#status": "status" },
+          ExpressionAttributeValues: {
+            ":queued": "queued",
+            ":pending": "pending",
+            ":shard": sweepShard(p.runId),
+            ":sweepAt": addSeconds(now, QUEUED_SWEEP_SECONDS).toISOString(),
+          },
+        },
+      },
+      eventPut(p.runId, "TaskQueued", { task: p.task, item: index }),
+    );
+  }
+  return writes;
+}
+
+/** The parent's new counters (and, when it ends, its terminal status), conditional on its version. */
+function parentUpdate(before: FanOutRecord, after: FanOutRecord, now: Date): TxItem {
+  const ended = after.status !== "running";
+  const values: Record<string, unknown> = {
+    ":version": before.version,
+    ":next": after.version,
+    ":nextIndex": after.nextIndex,
+    ":active": after.active,
+    ":succeeded": after.succeededItems,
+    ":failed": after.failedItems,
+  };
+  let update =
+    "SET version = :next, nextIndex = :nextIndex, active = :active, succeededItems = :succeeded, failedItems = :failed";
+  if (ended) {
+    update += ", #status = :status, endedAt = :now";
+    Object.assign(values, { ":status": after.status, ":now": now.toISOString() });
+    if (after.error) {
+      update += ", #error = :error";
+      values[":error"] = after.error;
+    }
+    update += " REMOVE sweepShard, sweepAt";
+  }
+  return {
+    Update: {
+      TableName: config.tableName(),
+      Key: keys.task(before.runId, before.task),
+      UpdateExpression: update,
+      // closes: two handlers changing the counters from the same reading (lost update, double count)
+      ConditionExpression: "version = :version",
+      ExpressionAttributeNames: ended
+        ? { "#status": "status", ...(after.error ? { "#error": "error" } : {}) }
+        : undefined,
+      ExpressionAttributeValues: values,
+    },
+  };
+}
+
+async function sendItems(p: FanOutRecord, from: number, count: number): Promise<void> {
+  await sendTasks(
+    Array.from({ length: count }, (_, k) => ({ runId: p.runId, task: p.task, item: from + k })),
+  );
+}
+
+/**
+ * Queues pending items into the free slots of a running with-items task. Level-triggered: it runs
+ * after every advance, so a fill that died half-way (or a slot freed without a refill) is repaired.
+ */
+export async function fill(
+  runId: string,
+  task: string,
+  known?: FanOutRecord,
+  now = new Date(),
+): Promise<void> {
+  let parent = known;
+  for (let tries = 0; tries < OPTIMISTIC_RETRIES; tries++) {
+    parent ??= await readParent(runId, task);
+    if (!parent) return;
+    const count = Math.min(freeSlots(parent), SLOTS_PER_TRANSACTION);
+    if (count === 0) return;
+    const after = {
+      ...parent,
+      version: parent.version + 1,
+      nextIndex: parent.nextIndex + count,
+      active: parent.active + count,
+    };
+    const outcome = await transact([
+      whileRunning(runId),
+      parentUpdate(parent, after, now),
+      ...queueItems(parent, parent.nextIndex, count, now),
+    ]);
+    if (!outcome.ok) {
+      if (outcome.reasons[0]?.code === "ConditionalCheckFailed") return; // the run is no longer running
+      parent = undefined; // another handler moved the counters: read them again
+      continue;
+    }
+    await sendItems(parent, parent.nextIndex, count);
+    parent = after;
+  }
+}
+
+/**
+ * Counts settled items down on their parent, exactly once each, refills the slots they free and,
+ * when nothing is active and nothing is left (or the task failed for good), settles the parent.
+ * Returns true when the parent ended here.
+ */
+export async function countDown(
+  runId: string,
+  task: string,
+  completions: CompletionMessage[],
+  now = new Date(),
+): Promise<boolean> {
+  const byItem = new Map<number, CompletionMessage>();
+  for (const c of completions) {
+    if (c.item !== undefined && (c.outcome === "succeeded" || c.outcome === "failed")) byItem.set(c.item, c);
+  }
+  let todo = [...byItem.values()];
+  let parent: FanOutRecord | undefined;
+  for (let tries = 0; tries < OPTIMISTIC_RETRIES && todo.length > 0; tries++) {
+    parent ??= await readParent(runId, task);
+    // a cancelled task still counts its running items' results, and starts nothing
+    if (parent?.status !== "running" && parent?.status !== "cancelled") return false;
+    const succeeded = todo.filter((c) => c.outcome === "succeeded").length;
+    const after: FanOutRecord = {
+      ...parent,
+      version: parent.version + 1,
+      active: parent.active - todo.length,
+      succeededItems: parent.succeededItems + succeeded,
+      failedItems: parent.failedItems + todo.length - succeeded,
+    };
+    const refill = Math.min(freeSlots(after), SLOTS_PER_TRANSACTION - todo.length);
+    after.nextIndex += refill;
+    after.active += refill;
+    const ended =
+      parent.status === "running" &&
+      after.active === 0 &&
+      (failing(after) || after.nextIndex === after.total);
+    if (ended) {
+      after.status = failing(after) ? "failed" : "succeeded";
+      if (failing(after)) {
+        after.error = {
+          code: "ItemsFailed",
+          message: `${after.failedItems} of ${after.total} items failed (${after.maxFailures} tolerated)`,
+        };
+      }
+    }
+    const dispatches = refill > 0 || ended;
+    const outcome = await transact([
+      ...(dispatches ? [whileRunning(runId)] : []),
+      ...todo.map(
+        (c): TxItem => ({
+          Update: {
+            TableName: config.tableName(),
+            Key: keys.item(runId, task, c.item as number),
+            UpdateExpression: "SET counted = :true",
+            // closes: a duplicated or redelivered completion counting its item down twice (F1, I7)
+            ConditionExpression: "attribute_not_exists(counted) AND #status IN (:succeeded, :failed)",
+            ExpressionAttributeNames: { "#status": "status" },
+            ExpressionAttributeValues: { ":true": true, ":succeeded": "succeeded", ":failed": "failed" },
+          },
+        }),
+      ),
+      parentUpdate(parent, after, now),
+      ...queueItems(parent, parent.nextIndex, refill, now),
+      ...(ended
+        ? [
+            eventPut(runId, after.status === "succeeded" ? "TaskSucceeded" : "TaskFailed", {
+              task,
+              detail: {
+                succeeded: after.succeededItems,
+                failed: after.failedItems,
+                total: after.total,
+                error: after.error,
+              },
+            }),
+          ]
+        : []),
+    ]);
+    if (outcome.ok) {
+      if (refill > 0) await sendItems(parent, parent.nextIndex, refill);
+      return ended;
+    }
+    const rest = dispatches ? outcome.reasons.slice(1) : outcome.reasons;
+    if (dispatches && outcome.reasons[0]?.code === "ConditionalCheckFailed") {
+      parent = { ...parent, status: "cancelled" }; // the run ended: count without refilling
+      continue;
+    }
+    const parentMoved = rest[todo.length]?.code !== "None";
+    // items already counted (by a duplicate of their completion) drop out; the rest is tried again
+    todo = todo.filter((_, k) => rest[k]?.code !== "ConditionalCheckFailed");
+    if (parentMoved) parent = undefined;
+  }
+  if (todo.length > 0) {
+    // never drop a count: failing here leaves the completions on the queue, to be counted later
+    throw new Error(`could not count ${todo.length} item(s) of ${runId}/${task} down: too much contention`);
+  }
+  return false;
+}
+
+/** A with-items task's output: its items' outputs in index order, failed items as null. */
+export async function itemOutputs(runId: string, task: string): Promise<unknown[]> {
+  const items = (await queryRunItems(runId, keys.itemPrefix(task))) as unknown as TaskRecord[];
+  return items.map((item) => (item.status === "succeeded" ? (item.output ?? null) : null));
+}
