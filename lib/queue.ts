@@ -61,17 +61,24 @@ export async function sendTasks(messages: TaskMessage[], generation = ""): Promi
   }
 }
 
+/** Completion groups a run's items are spread over. */
+export const COMPLETION_GROUPS_PER_RUN = 10;
+
 /**
- * Completions of one run share a FIFO group, so `advance` sees a run's completions one batch at a
- * time, in order. Correctness does not depend on it (every transition is conditional); it keeps
- * contention and wasted reads down.
+ * A run's completions are spread over a few FIFO groups (items by index), so that one batch can
+ * carry several completions of the same run, counted down in one transaction, while a run's
+ * completions never flood `advance`. Correctness does not depend on the grouping: every
+ * transition is conditional.
  */
+const completionGroup = (message: CompletionMessage) =>
+  message.item === undefined ? message.runId : `${message.runId}/${message.item % COMPLETION_GROUPS_PER_RUN}`;
+
 export async function sendCompletion(message: CompletionMessage): Promise<void> {
   await sqs().send(
     new SendMessageCommand({
       QueueUrl: config.completionsQueueUrl(),
       MessageBody: JSON.stringify(message),
-      MessageGroupId: message.runId,
+      MessageGroupId: completionGroup(message),
       MessageDeduplicationId: completionDedupId(message),
     }),
   );

@@ -6,14 +6,7 @@ import { validateRunInput } from "./definition/input-schema";
 import { advance } from "./engine/advance";
 import { cancelRemaining } from "./engine/cancel";
 import { planTasks, taskCreation } from "./engine/dispatch";
-import {
-  addSeconds,
-  type FanOutRecord,
-  isFanOut,
-  sweepShard,
-  type TaskItem,
-  type TaskRecord,
-} from "./engine/task-record";
+import { addSeconds, isFanOut, sweepShard, type TaskItem, type TaskRecord } from "./engine/task-record";
 import {
   IdempotencyKeyReusedError,
   InputTooLargeError,
@@ -288,7 +281,8 @@ function taskView(t: TaskItem): TaskView {
     succeeded: t.succeededItems,
     failed: t.failedItems,
   };
-  if (t.status !== "running" && notStarted > 0) items.cancelled = notStarted;
+  const cancelled = (t.cancelledItems ?? 0) + (t.status === "running" ? 0 : notStarted);
+  if (cancelled > 0) items.cancelled = cancelled;
   return { status: t.status, ...error, items };
 }
 

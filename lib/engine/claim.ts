@@ -115,8 +115,10 @@ async function claimRecord(record: TaskRecord, workerId: string, now: Date): Pro
     return claimRecord(taskReason.item as unknown as TaskRecord, workerId, now);
   }
   if (runReason?.code === "ConditionalCheckFailed") {
+    // the run ended: the execution is cancelled, and its completion published like any other,
+    // so that a with-items task counts the item down
     await cancelQueued(record, now);
-    return { kind: "gone" };
+    return { kind: "settled", record: { ...record, status: "cancelled" } };
   }
   // only transaction conflicts left: let the message come back shortly
   return { kind: "wait", seconds: 1 };

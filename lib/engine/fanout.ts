@@ -212,9 +212,11 @@ function parentUpdate(before: FanOutRecord, after: FanOutRecord, now: Date): TxI
     ":active": after.active,
     ":succeeded": after.succeededItems,
     ":failed": after.failedItems,
+    ":cancelled": after.cancelledItems ?? 0,
   };
   let update =
-    "SET version = :next, nextIndex = :nextIndex, active = :active, succeededItems = :succeeded, failedItems = :failed";
+    "SET version = :next, nextIndex = :nextIndex, active = :active, succeededItems = :succeeded, " +
+    "failedItems = :failed, cancelledItems = :cancelled";
   if (ended) {
     update += ", #status = :status, endedAt = :now";
     Object.assign(values, { ":status": after.status, ":now": now.toISOString() });
@@ -295,7 +297,7 @@ export async function countDown(
 ): Promise<boolean> {
   const byItem = new Map<number, CompletionMessage>();
   for (const c of completions) {
-    if (c.item !== undefined && (c.outcome === "succeeded" || c.outcome === "failed")) byItem.set(c.item, c);
+    if (c.item !== undefined) byItem.set(c.item, c);
   }
   let todo = [...byItem.values()];
   let parent: FanOutRecord | undefined;
@@ -303,13 +305,14 @@ export async function countDown(
     parent ??= await readParent(runId, task);
     // a cancelled task still counts its running items' results, and starts nothing
     if (parent?.status !== "running" && parent?.status !== "cancelled") return false;
-    const succeeded = todo.filter((c) => c.outcome === "succeeded").length;
+    const count = (outcome: CompletionMessage["outcome"]) => todo.filter((c) => c.outcome === outcome).length;
     const after: FanOutRecord = {
       ...parent,
       version: parent.version + 1,
       active: parent.active - todo.length,
-      succeededItems: parent.succeededItems + succeeded,
-      failedItems: parent.failedItems + todo.length - succeeded,
+      succeededItems: parent.succeededItems + count("succeeded"),
+      failedItems: parent.failedItems + count("failed"),
+      cancelledItems: (parent.cancelledItems ?? 0) + count("cancelled"),
     };
     const refill = Math.min(freeSlots(after), SLOTS_PER_TRANSACTION - todo.length);
     after.nextIndex += refill;
@@ -337,9 +340,15 @@ export async function countDown(
             Key: keys.item(runId, task, c.item as number),
             UpdateExpression: "SET counted = :true",
             // closes: a duplicated or redelivered completion counting its item down twice (F1, I7)
-            ConditionExpression: "attribute_not_exists(counted) AND #status IN (:succeeded, :failed)",
+            ConditionExpression:
+              "attribute_not_exists(counted) AND #status IN (:succeeded, :failed, :cancelled)",
             ExpressionAttributeNames: { "#status": "status" },
-            ExpressionAttributeValues: { ":true": true, ":succeeded": "succeeded", ":failed": "failed" },
+            ExpressionAttributeValues: {
+              ":true": true,
+              ":succeeded": "succeeded",
+              ":failed": "failed",
+              ":cancelled": "cancelled",
+            },
           },
         }),
       ),

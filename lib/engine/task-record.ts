@@ -60,6 +60,8 @@ export interface FanOutRecord {
   active: number;
   succeededItems: number;
   failedItems: number;
+  /** Items cancelled before they ran (their run was cancelled or timed out). */
+  cancelledItems?: number;
   concurrency: number;
   /** More failed items than this fail the task (from `toleratedFailurePercentage`). */
   maxFailures: number;

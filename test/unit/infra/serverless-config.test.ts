@@ -42,7 +42,9 @@ describe("serverless.yml of the repository", () => {
       {
         kind: "sqs",
         arn: { "Fn::GetAtt": ["TasksQueue", "Arn"] },
-        batchSize: 10,
+        batchSize: 1,
+        maximumBatchingWindow: undefined,
+        maximumConcurrency: 16,
         functionResponseType: "ReportBatchItemFailures",
         enabled: true,
       },
