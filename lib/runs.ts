@@ -126,6 +126,7 @@ export async function createRun(
     if (previous.inputHash !== inputHash)
       throw new IdempotencyKeyReusedError(idempotencyKey as string, String(previous.runId));
     const existing = await readRun(String(previous.runId));
+    if (existing?.status === "running") await resume(existing.runId);
     return { run: { runId: String(previous.runId), status: existing?.status ?? "pending" }, created: false };
   }
   await launch(run, starts, workflow);
@@ -133,7 +134,7 @@ export async function createRun(
 }
 
 /** How often the sweeper looks at a running run without a nearer deadline (a stuck run heals). */
-const RUN_SWEEP_SECONDS = 300;
+const RUN_SWEEP_SECONDS = 60;
 
 /** What a run gets when it starts: its deadline, and its place in the sweeper's index. */
 function startFields(
@@ -168,6 +169,19 @@ async function startRecords(run: RunRecord, workflow: WorkflowVersion): Promise<
 async function launch(run: RunRecord, starts: TaskRecord[], workflow: WorkflowVersion): Promise<void> {
   await sendTasks(starts.map((t) => ({ runId: run.runId, task: t.task })));
   if (startTasks(workflow.definition).length > starts.length) await advance(run.runId);
+}
+
+/**
+ * A create repeated with its Idempotency-Key (a client retrying after a timeout or a 5xx) finishes
+ * what the first one may have left undone when it died after its transaction: the start tasks'
+ * messages (same dedup ids, so SQS drops them if they were sent) and the tasks `advance` starts.
+ */
+async function resume(runId: string): Promise<void> {
+  const unclaimed = (await readTasks(runId)).filter(
+    (t) => !isFanOut(t) && t.status === "queued" && t.attempt === 0,
+  );
+  await sendTasks(unclaimed.map((t) => ({ runId, task: t.task })));
+  await advance(runId);
 }
 
 async function requireRun(runId: string): Promise<RunRecord> {

@@ -73,7 +73,7 @@ export async function createResources(
   const created: CreatedResources = {};
   for (const [logicalId, resource] of Object.entries(resources)) {
     if (!supportedTypes.has(resource.Type))
-      log.warn(`skipping ${logicalId}: ${resource.Type} is not emulated locally`);
+      log.debug(`skipping ${logicalId}: ${resource.Type} is not emulated locally`);
   }
   for (const logicalId of creationOrder(resources)) {
     const resource = resources[logicalId] as CfnResource;

@@ -10,6 +10,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { type QueueAttributeName, SQSClient } from "@aws-sdk/client-sqs";
 import type { Context, ScheduledEvent, SQSEvent } from "aws-lambda";
+import { Chaos, type ChaosOptions, type ChaosReport, parseChaos } from "./chaos";
 import { type DynamoDbLocal, startDynamoDbLocal } from "./dynamodb-local";
 import { type GatewayRoute, type HttpGateway, startHttpGateway } from "./http-gateway";
 import { invokeLambda, type LambdaFunctionInfo, type LambdaHandler } from "./lambda-context";
@@ -55,6 +56,8 @@ export interface LocalStackOptions {
   handlers?: Record<string, AnyLambdaHandler>;
   /** Concurrent poll loops per SQS event source: one number for all, or by function name. Default 4. */
   pollerConcurrency?: number | Record<string, number>;
+  /** Faults to inject (see chaos.ts); default from `ONCEFLOW_CHAOS`; `null` for none. */
+  chaos?: ChaosOptions | null;
   /** Run the `schedule` events (the sweeper). Default true. */
   sweeper?: boolean;
   /** Replace every schedule's rate with this interval. */
@@ -81,6 +84,8 @@ export interface LocalStack {
   env: Record<string, string>;
   config: ServerlessConfig;
   clients: { dynamodb: DynamoDBClient; sqs: SQSClient };
+  /** The faults injected so far, when chaos is on. */
+  chaos?: ChaosReport;
   /** Invokes a function directly, with a fresh Lambda context and its timeout. */
   invoke(functionName: string, event: unknown): Promise<unknown>;
   /** Stops pollers, the HTTP API and timers, then the emulators this stack started. */
@@ -178,10 +183,21 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       memorySize: fn.memorySize,
     });
     const handlers = new Map<string, AnyLambdaHandler>();
+    const chaosOptions = options.chaos === undefined ? parseChaos() : options.chaos;
+    const chaos = chaosOptions
+      ? new Chaos(chaosOptions, { sqs, urlOf: (arn) => queueByArn(resources, arn)?.url })
+      : undefined;
+    if (chaos) {
+      log.warn(`chaos is on: ${JSON.stringify(chaosOptions)}`);
+      cleanup.push(async () => chaos.close());
+    }
     const handlerOf = async (fn: FunctionConfig): Promise<AnyLambdaHandler> => {
-      let handler = handlers.get(fn.name) ?? options.handlers?.[fn.name];
-      handler ??= await importHandler(rootDir, fn);
-      handlers.set(fn.name, handler);
+      let handler = handlers.get(fn.name);
+      if (!handler) {
+        handler = options.handlers?.[fn.name] ?? (await importHandler(rootDir, fn));
+        if (chaos) handler = chaos.wrap(fn.name, handler);
+        handlers.set(fn.name, handler);
+      }
       return handler;
     };
     const functionNamed = (name: string): FunctionConfig => {
@@ -295,6 +311,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       env,
       config,
       clients: { dynamodb, sqs },
+      chaos: chaos?.report,
       async invoke(functionName, event) {
         const fn = functionNamed(functionName);
         return await invokeLambda((await handlerOf(fn)) as LambdaHandler, event, infoOf(fn));

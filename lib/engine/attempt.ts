@@ -4,7 +4,7 @@ import type { AttemptResult } from "./settle";
 import { idempotencyKey, type TaskRecord } from "./task-record";
 
 /** Outputs are stored on the execution's DynamoDB item, which must stay under 400 KB. */
-export const MAX_OUTPUT_BYTES = 350 * 1024;
+export const MAX_OUTPUT_BYTES = 280 * 1024;
 
 /**
  * Runs one attempt of an execution's action, bounded by its `timeoutSeconds` (the action's signal

@@ -15,6 +15,9 @@ import {
   type TaskRecord,
 } from "./task-record";
 
+/** An execution's evaluated input is stored on its DynamoDB item, next to its output. */
+export const MAX_TASK_INPUT_BYTES = 100 * 1024;
+
 /** What task input templates can see: `input`, `tasks.NAME.output`, and in with-items tasks `item` and `index`. */
 export interface TemplateContext {
   input: unknown;
@@ -55,6 +58,15 @@ export async function planTasks(
       } catch (error) {
         if (!(error instanceof ExpressionError)) throw error;
         record.inputError = { code: error.code, message: error.message };
+      }
+      const size = Buffer.byteLength(JSON.stringify(record.input ?? null));
+      if (size > MAX_TASK_INPUT_BYTES) {
+        // the execution is one DynamoDB item (400 KB): too large an input fails the task, not the write
+        record.input = null;
+        record.inputError = {
+          code: "InputTooLarge",
+          message: `the task input is ${size} bytes, over ${MAX_TASK_INPUT_BYTES}`,
+        };
       }
       return record;
     }),

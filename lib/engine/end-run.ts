@@ -5,7 +5,7 @@ import { transact } from "../store/transaction";
 import type { ErrorInfo } from "./task-record";
 
 /** A run's output is stored on the run's item, which must stay under 400 KB. */
-export const MAX_RUN_OUTPUT_BYTES = 350 * 1024;
+export const MAX_RUN_OUTPUT_BYTES = 128 * 1024;
 
 /**
  * The run's terminal transition, once: conditional on `running`, so of two handlers that both saw

@@ -2,7 +2,13 @@ import { config } from "../config";
 import { eventPut } from "../store/events";
 import { keys } from "../store/keys";
 import { transact } from "../store/transaction";
-import { addSeconds, type ErrorInfo, retryDelaySeconds, type TaskRecord } from "./task-record";
+import {
+  addSeconds,
+  type ErrorInfo,
+  QUEUED_SWEEP_SECONDS,
+  retryDelaySeconds,
+  type TaskRecord,
+} from "./task-record";
 
 export type AttemptResult =
   | { ok: true; output: unknown }
@@ -44,10 +50,17 @@ export async function settle(
   } else if (retry) {
     const seconds = retryDelaySeconds(record.retry, attempt);
     const notBefore = addSeconds(now, seconds).toISOString();
+    // the message itself waits for the retry; the sweeper only steps in if it got lost
+    const sweepAt = addSeconds(now, seconds + QUEUED_SWEEP_SECONDS).toISOString();
     update =
-      "SET #status = :queued, #error = :error, notBefore = :notBefore, sweepAt = :notBefore, retriedAt = :now REMOVE leaseUntil";
+      "SET #status = :queued, #error = :error, notBefore = :notBefore, sweepAt = :sweepAt, retriedAt = :now REMOVE leaseUntil";
     names["#error"] = "error";
-    Object.assign(values, { ":queued": "queued", ":error": result.error, ":notBefore": notBefore });
+    Object.assign(values, {
+      ":queued": "queued",
+      ":error": result.error,
+      ":notBefore": notBefore,
+      ":sweepAt": sweepAt,
+    });
     outcome = { kind: "retry", seconds };
   } else {
     update = "SET #status = :failed, #error = :error, endedAt = :now REMOVE leaseUntil, sweepShard, sweepAt";

