@@ -18,6 +18,7 @@ import { randomUUID } from "node:crypto";
 import { SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { db, sqs as engineSqs } from "../../lib/clients";
+import { seededRandom } from "./seeded-random";
 
 export interface ChaosOptions {
   duplicate: boolean;
@@ -68,18 +69,6 @@ export function parseChaos(
   return options;
 }
 
-/** mulberry32: small, fast, and the same sequence for the same seed. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 interface Invocation {
   fn: string;
   keys: string[];
@@ -111,7 +100,7 @@ export class Chaos {
     readonly options: ChaosOptions,
     private readonly queues: { sqs: SQSClient; urlOf: (arn: string) => string | undefined },
   ) {
-    this.random = seeded(options.seed);
+    this.random = seededRandom(options.seed);
     if (options.crash > 0) {
       const middleware =
         (next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) => (args: unknown) =>

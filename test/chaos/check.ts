@@ -45,7 +45,7 @@ export async function runChecker(options: {
 }): Promise<CheckResult> {
   const { stack, sink, seed } = options;
   const log = options.log ?? (() => {});
-  const random = seeded(seed);
+  const random = seededRandom(seed);
   const violations: string[] = [];
   sink.decide((request) => {
     if (request.path === "/doomed") return 400;

@@ -16,17 +16,6 @@ export interface Shape {
   doomed?: string;
 }
 
-export function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** How many attempts of an execution the sink fails (0 to 2, well under `maxAttempts`). */
 export function transientFailures(idempotencyKey: string): number {
   let hash = 0;

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { seededRandom } from "../../../infra/local/seeded-random";
 import type { TaskDefinition, WorkflowDefinition } from "../../../lib/definition/types";
 import { evaluate, type TaskStatus } from "../../../lib/engine/evaluate";
 
@@ -96,18 +97,6 @@ describe("evaluate", () => {
   });
 });
 
-/** A seeded PRNG so every schedule can be replayed. */
-function prng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function randomDag(random: () => number): WorkflowDefinition {
   const n = 2 + Math.floor(random() * 8);
   const names = Array.from({ length: n }, (_, i) => `t${i}`);
@@ -126,7 +115,7 @@ function randomDag(random: () => number): WorkflowDefinition {
 describe("evaluate, driven through seeded random schedules", () => {
   it("dispatches each task at most once and always reaches completion", () => {
     for (let seed = 1; seed <= 500; seed++) {
-      const random = prng(seed);
+      const random = seededRandom(seed);
       const def = randomDag(random);
       const status = new Map<string, TaskStatus>();
       const dispatchedTwice: string[] = [];
