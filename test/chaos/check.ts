@@ -5,13 +5,14 @@
  */
 
 import type { ChaosReport } from "../../infra/local/chaos";
+import { seededRandom } from "../../infra/local/seeded-random";
 import type { LocalStack } from "../../infra/local/stack";
 import { type FanOutRecord, isFanOut } from "../../lib/engine/task-record";
 import { listEvents } from "../../lib/store/events";
 import { queryRunItems, readTasks } from "../../lib/store/run-state";
 import type { Sink, SinkRequest } from "../helpers/sink";
 import { callApi } from "../helpers/stack";
-import { randomShape, type Shape, seeded, transientFailures } from "./workflows";
+import { randomShape, type Shape, transientFailures } from "./workflows";
 
 export interface CheckResult {
   runs: number;
