@@ -31,3 +31,19 @@ export async function register(
   }
   return response.body.version;
 }
+
+/** One entry of `GET /runs/{id}/events`. */
+export interface RunEventView {
+  seq: number;
+  at: string;
+  type: string;
+  task?: string;
+  item?: number;
+  attempt?: number;
+  detail?: { error?: { code: string; message: string } } & Record<string, unknown>;
+}
+
+/** The run's history, from the API. */
+export async function eventsOf(stack: LocalStackFixture, runId: string): Promise<RunEventView[]> {
+  return (await stack.api("GET", `/runs/${runId}/events`)).body.events;
+}

@@ -7,7 +7,7 @@ import { handler as workerHandler } from "../../functions/worker";
 import { sqs } from "../../lib/clients";
 import { config } from "../../lib/config";
 import { lambdaContext, sqsEvent } from "../helpers/lambda-events";
-import { register, waitForRun } from "../helpers/runs";
+import { eventsOf, register, waitForRun } from "../helpers/runs";
 import { useSink } from "../helpers/sink";
 import { useLocalStack } from "../helpers/stack";
 import { snapshotTable } from "../helpers/table";
@@ -18,10 +18,6 @@ const sinkFixture = useSink();
 const sink = new Proxy({} as ReturnType<typeof useSink>["sink"], {
   get: (_target, property) => Reflect.get(sinkFixture.sink, property),
 });
-
-type Event = { type: string; task?: string; attempt?: number; seq: number };
-const eventsOf = async (runId: string): Promise<Event[]> =>
-  (await stack.api("GET", `/runs/${runId}/events`)).body.events;
 
 describe("graph execution", () => {
   it("runs the README example: parallel branches, a handled failure, a join, the run output", async () => {
@@ -39,7 +35,7 @@ describe("graph execution", () => {
       recover: { status: "succeeded" },
       summarize: { status: "succeeded" },
     });
-    const events = await eventsOf(run.runId);
+    const events = await eventsOf(stack, run.runId);
     expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
     expect(events[0]?.type).toBe("RunCreated");
     expect(events.at(-1)?.type).toBe("RunSucceeded");
@@ -186,7 +182,9 @@ describe("exactly once under duplicates", () => {
       const run = await waitForRun(stack, runId);
       expect(run.status).toBe("succeeded");
       expect(sink.requestsTo("/second")).toHaveLength(1);
-      const queued = (await eventsOf(runId)).filter((e) => e.type === "TaskQueued" && e.task === "second");
+      const queued = (await eventsOf(stack, runId)).filter(
+        (e) => e.type === "TaskQueued" && e.task === "second",
+      );
       expect(queued).toHaveLength(1);
     }
   });
@@ -206,7 +204,7 @@ describe("exactly once under duplicates", () => {
       expect(run.status).toBe("succeeded");
       expect(run.tasks.only.attempts).toBe(1);
       expect(sink.requestsTo("/contended")).toHaveLength(1);
-      const started = (await eventsOf(runId)).filter((e) => e.type === "TaskStarted");
+      const started = (await eventsOf(stack, runId)).filter((e) => e.type === "TaskStarted");
       expect(started).toHaveLength(1);
     }
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { register, waitForRun } from "../helpers/runs";
+import { eventsOf, register, waitForRun } from "../helpers/runs";
 import { useSink } from "../helpers/sink";
 import { useLocalStack } from "../helpers/stack";
 
@@ -8,10 +8,6 @@ const ROUNDS = Number(process.env.F1_ROUNDS ?? 30);
 const stack = useLocalStack({ pollerConcurrency: { worker: 100, advance: 4 } });
 const sinkFixture = useSink();
 const sink = () => sinkFixture.sink;
-
-type Event = { type: string; task?: string; item?: number; attempt?: number; at: string };
-const eventsOf = async (runId: string): Promise<Event[]> =>
-  (await stack.api("GET", `/runs/${runId}/events`)).body.events;
 
 /** `prepare` echoes the items, `process_items` calls the sink per item, then `validate` calls it once. */
 function fanInWorkflow(name: string, concurrency: number) {
@@ -101,7 +97,9 @@ describe("with-items fan-out and fan-in", () => {
         succeeded: 100,
         failed: 0,
       });
-      const queued = (await eventsOf(runId)).filter((e) => e.type === "TaskQueued" && e.task === "validate");
+      const queued = (await eventsOf(stack, runId)).filter(
+        (e) => e.type === "TaskQueued" && e.task === "validate",
+      );
       expect(queued).toHaveLength(1);
     }
   }, 180_000);
@@ -246,7 +244,7 @@ describe("with-items retries, failures, timeouts and cancel", () => {
       false,
       false,
     ]);
-    const failed = (await eventsOf(runId)).filter((e) => e.type === "TaskFailed" && e.task === "each");
+    const failed = (await eventsOf(stack, runId)).filter((e) => e.type === "TaskFailed" && e.task === "each");
     expect(failed.map((e) => e.item)).toEqual(expect.arrayContaining([3, 7]));
     expect(sink().requestsTo("/cleanup")).toHaveLength(0);
   });
@@ -293,12 +291,10 @@ describe("with-items retries, failures, timeouts and cancel", () => {
     const run = await waitForRun(stack, runId);
     expect(run.status).toBe("failed");
     expect(run.tasks.each.items).toMatchObject({ succeeded: 1, failed: 1 });
-    const events = await eventsOf(runId);
-    const failed = events.find((e) => e.type === "TaskFailed" && e.item === 1) as Event & {
-      detail: { error: { code: string } };
-    };
-    expect(failed.attempt).toBe(2);
-    expect(failed.detail.error.code).toBe("TaskTimedOut");
+    const events = await eventsOf(stack, runId);
+    const failed = events.find((e) => e.type === "TaskFailed" && e.item === 1);
+    expect(failed?.attempt).toBe(2);
+    expect(failed?.detail?.error?.code).toBe("TaskTimedOut");
   });
 
   it("a run past its timeoutSeconds fails with RunTimedOut and dispatches nothing after", async () => {
@@ -328,7 +324,7 @@ describe("with-items retries, failures, timeouts and cancel", () => {
     expect(callsAtEnd).toBeLessThan(10);
     await new Promise((resolve) => setTimeout(resolve, 1500));
     expect(sink().requestsTo("/slow")).toHaveLength(callsAtEnd);
-    const events = await eventsOf(runId);
+    const events = await eventsOf(stack, runId);
     const end = events.findIndex((e) => e.type === "RunFailed");
     expect(events.slice(end).filter((e) => e.type === "TaskQueued" || e.type === "TaskStarted")).toEqual([]);
   });
