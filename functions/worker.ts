@@ -21,9 +21,21 @@ class NotYet extends Error {}
 
 const logger = new Logger({ serviceName: "onceflow-worker" });
 
+async function hide(record: SQSRecord, seconds: number): Promise<void> {
+  await sqs().send(
+    new ChangeMessageVisibilityCommand({
+      QueueUrl: config.tasksQueueUrl(),
+      ReceiptHandle: record.receiptHandle,
+      VisibilityTimeout: Math.min(MAX_VISIBILITY_SECONDS, Math.ceil(seconds)),
+    }),
+  );
+}
+
 async function handleRecord(record: SQSRecord): Promise<void> {
   const message = JSON.parse(record.body) as TaskMessage;
-  const outcome = await work(message, workerId).catch((error: unknown) => {
+  // while the action runs, the message stays invisible as long as the lease (no second worker meanwhile)
+  const keepHidden = (seconds: number) => hide(record, seconds);
+  const outcome = await work(message, workerId, keepHidden).catch((error: unknown) => {
     logger.error("task message failed; SQS will deliver it again", {
       taskMessage: message,
       error: error as Error,
@@ -32,13 +44,7 @@ async function handleRecord(record: SQSRecord): Promise<void> {
   });
   if (outcome.done) return;
   // FIFO queues have no per-message delay: the message itself waits, invisible, for the retry time
-  await sqs().send(
-    new ChangeMessageVisibilityCommand({
-      QueueUrl: config.tasksQueueUrl(),
-      ReceiptHandle: record.receiptHandle,
-      VisibilityTimeout: Math.min(MAX_VISIBILITY_SECONDS, Math.ceil(outcome.retryAfterSeconds)),
-    }),
-  );
+  await hide(record, outcome.retryAfterSeconds);
   throw new NotYet(
     `${message.runId}/${message.task}: not claimable for ${outcome.retryAfterSeconds.toFixed(1)} s`,
   );

@@ -1,5 +1,6 @@
 import { getAction } from "../actions/registry";
 import { ActionError } from "../errors";
+import { keepLease, type OnRenew } from "./lease";
 import type { AttemptResult } from "./settle";
 import { idempotencyKey, type TaskRecord } from "./task-record";
 
@@ -8,9 +9,10 @@ export const MAX_OUTPUT_BYTES = 280 * 1024;
 
 /**
  * Runs one attempt of an execution's action, bounded by its `timeoutSeconds` (the action's signal
- * is aborted and the attempt fails with the retryable `TaskTimedOut`). Never throws.
+ * is aborted and the attempt fails with the retryable `TaskTimedOut`), its lease kept alive
+ * meanwhile. Never throws.
  */
-export async function runAttempt(record: TaskRecord): Promise<AttemptResult> {
+export async function runAttempt(record: TaskRecord, onRenew?: OnRenew): Promise<AttemptResult> {
   if (record.inputError) return { ok: false, error: record.inputError, retryable: false };
   const action = getAction(record.action);
   if (!action) {
@@ -21,16 +23,16 @@ export async function runAttempt(record: TaskRecord): Promise<AttemptResult> {
     return { ok: false, error, retryable: false };
   }
   const controller = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      const error = new ActionError("TaskTimedOut", `attempt timed out after ${record.timeoutSeconds} s`, {
-        retryable: true,
-      });
-      controller.abort(error);
-      reject(error);
-    }, record.timeoutSeconds * 1000);
-  });
+  // the attempt ends when the action does, or when it is aborted: timed out, or its lease lost
+  const aborted = new Promise<never>((_, reject) =>
+    controller.signal.addEventListener("abort", () => reject(controller.signal.reason)),
+  );
+  aborted.catch(() => {}); // a late abort, after the attempt ended, is nobody's concern
+  const timer = setTimeout(() => {
+    const message = `attempt timed out after ${record.timeoutSeconds} s`;
+    controller.abort(new ActionError("TaskTimedOut", message, { retryable: true }));
+  }, record.timeoutSeconds * 1000);
+  const stopHeartbeat = keepLease(record, controller, onRenew);
   try {
     const context = {
       runId: record.runId,
@@ -41,7 +43,7 @@ export async function runAttempt(record: TaskRecord): Promise<AttemptResult> {
       signal: controller.signal,
     };
     const output =
-      (await Promise.race([Promise.resolve().then(() => action(record.input, context)), timedOut])) ?? null;
+      (await Promise.race([Promise.resolve().then(() => action(record.input, context)), aborted])) ?? null;
     const size = Buffer.byteLength(JSON.stringify(output));
     if (size > MAX_OUTPUT_BYTES) {
       const message = `output is ${size} bytes, over the limit of ${MAX_OUTPUT_BYTES}`;
@@ -57,5 +59,6 @@ export async function runAttempt(record: TaskRecord): Promise<AttemptResult> {
     return { ok: false, error: { code: err.name || "Error", message: err.message }, retryable: true };
   } finally {
     clearTimeout(timer);
+    stopHeartbeat();
   }
 }

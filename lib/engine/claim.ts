@@ -9,7 +9,7 @@ import { cancelQueued } from "./cancel";
 import { whileRunning } from "./dispatch";
 import { isSettled } from "./evaluate";
 import { settle } from "./settle";
-import { addSeconds, LEASE_MARGIN_SECONDS, type TaskRecord } from "./task-record";
+import { addSeconds, leaseSeconds, type TaskRecord } from "./task-record";
 
 export type ClaimResult =
   /** This worker holds the lease of `record.attempt` and should run the action. */
@@ -59,7 +59,7 @@ async function claimRecord(record: TaskRecord, workerId: string, now: Date): Pro
   }
 
   const attempt = record.attempt + 1;
-  const leaseUntil = addSeconds(now, record.timeoutSeconds + LEASE_MARGIN_SECONDS).toISOString();
+  const leaseUntil = addSeconds(now, leaseSeconds(record)).toISOString();
   const events: TxItem[] = [];
   if (record.status === "running") {
     events.push(

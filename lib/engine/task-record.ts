@@ -85,6 +85,16 @@ export const DEFAULT_TIMEOUT_SECONDS = 60;
 export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 3, intervalSeconds: 1, backoffRate: 2 };
 /** How long past the action's timeout a lease lasts, for the worker to record the result. */
 export const LEASE_MARGIN_SECONDS = 10;
+/** A lease never runs longer than this without a heartbeat, so a dead worker is noticed soon. */
+const MAX_UNRENEWED_SECONDS = 20;
+
+/**
+ * How long one claim (or heartbeat) holds an execution: short, and renewed while the action runs
+ * (lease.ts), so that a worker that died is replaced after seconds, not after the whole timeout.
+ */
+export function leaseSeconds(record: Pick<TaskRecord, "timeoutSeconds">): number {
+  return Math.min(record.timeoutSeconds, MAX_UNRENEWED_SECONDS) + LEASE_MARGIN_SECONDS;
+}
 /** Queued executions are looked at by the sweeper this long after they were queued (a send lost to a crash is repeated then). */
 export const QUEUED_SWEEP_SECONDS = 30;
 

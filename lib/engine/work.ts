@@ -1,6 +1,7 @@
 import { type CompletionMessage, sendCompletion, type TaskMessage } from "../queue";
 import { runAttempt } from "./attempt";
 import { claim } from "./claim";
+import type { OnRenew } from "./lease";
 import { settle } from "./settle";
 import type { TaskRecord } from "./task-record";
 
@@ -12,7 +13,7 @@ export type WorkOutcome = { done: true } | { done: false; retryAfterSeconds: num
  * the result (conditional on the attempt), publish one completion. A message that arrives again
  * after the result was recorded only publishes the completion again (same dedup id).
  */
-export async function work(message: TaskMessage, workerId: string): Promise<WorkOutcome> {
+export async function work(message: TaskMessage, workerId: string, onRenew?: OnRenew): Promise<WorkOutcome> {
   const claimed = await claim(message, workerId);
   switch (claimed.kind) {
     case "gone":
@@ -27,7 +28,7 @@ export async function work(message: TaskMessage, workerId: string): Promise<Work
     }
     case "claimed": {
       const record = claimed.record;
-      const outcome = await settle(record, await runAttempt(record));
+      const outcome = await settle(record, await runAttempt(record, onRenew));
       if (outcome.kind === "retry") return { done: false, retryAfterSeconds: outcome.seconds };
       if (outcome.kind === "lost") return { done: true };
       await sendCompletion(completionOf(record, outcome.kind));

@@ -1,0 +1,50 @@
+import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
+import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { db } from "../clients";
+import { config } from "../config";
+import { ActionError } from "../errors";
+import { keys } from "../store/keys";
+import { addSeconds, leaseSeconds, type TaskRecord } from "./task-record";
+
+/** Called after each renewal, e.g. to keep the SQS message invisible as long as the lease. */
+export type OnRenew = (seconds: number) => Promise<void>;
+
+/**
+ * Keeps the lease of a running attempt alive while its action runs: every third of the lease it
+ * moves `leaseUntil` forward, conditional on this worker still holding this attempt. When the
+ * renewal fails the lease was lost (the worker was too slow, the attempt was taken over), and the
+ * action is aborted with `LeaseLost`: a zombie stops its work early, and its result write would be
+ * refused anyway (fencing, I8). Returns a function that stops the heartbeat.
+ */
+export function keepLease(record: TaskRecord, controller: AbortController, onRenew?: OnRenew): () => void {
+  const seconds = leaseSeconds(record);
+  const renew = async () => {
+    const leaseUntil = addSeconds(new Date(), seconds).toISOString();
+    try {
+      await db().send(
+        new UpdateCommand({
+          TableName: config.tableName(),
+          Key: keys.execution(record),
+          UpdateExpression: "SET leaseUntil = :lease, sweepAt = :lease",
+          // closes: a worker whose lease expired (and was taken over) extending the new attempt's lease
+          ConditionExpression: "#status = :running AND attempt = :attempt AND workerId = :worker",
+          ExpressionAttributeNames: { "#status": "status" },
+          ExpressionAttributeValues: {
+            ":lease": leaseUntil,
+            ":running": "running",
+            ":attempt": record.attempt,
+            ":worker": record.workerId,
+          },
+        }),
+      );
+      await onRenew?.(seconds);
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) return; // try again at the next beat
+      controller.abort(
+        new ActionError("LeaseLost", `attempt ${record.attempt} lost its lease`, { retryable: true }),
+      );
+    }
+  };
+  const timer = setInterval(() => void renew(), (seconds * 1000) / 3);
+  return () => clearInterval(timer);
+}

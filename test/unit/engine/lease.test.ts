@@ -1,0 +1,68 @@
+import "../../helpers/unit-env";
+import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
+import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { mockClient } from "aws-sdk-client-mock";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { registerAction } from "../../../lib/actions/registry";
+import { db } from "../../../lib/clients";
+import { runAttempt } from "../../../lib/engine/attempt";
+import type { TaskRecord } from "../../../lib/engine/task-record";
+
+const dynamo = mockClient(db());
+registerAction(
+  "test.wait-for-abort",
+  (_input, { signal }) =>
+    new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason))),
+);
+
+const record: TaskRecord = {
+  runId: "r1",
+  task: "long",
+  status: "running",
+  attempt: 2,
+  workerId: "w1",
+  action: "test.wait-for-abort",
+  input: null,
+  timeoutSeconds: 100, // lease: 20 s + 10 s, renewed every 10 s
+  retry: { maxAttempts: 3, intervalSeconds: 1, backoffRate: 2 },
+  createdAt: "x",
+};
+
+beforeEach(() => {
+  dynamo.reset();
+  vi.useFakeTimers();
+});
+afterEach(() => vi.useRealTimers());
+
+describe("leases and heartbeats", () => {
+  it("a long action renews its lease (fenced on attempt and worker) and its message's visibility", async () => {
+    dynamo.on(UpdateCommand).resolves({});
+    const renewed: number[] = [];
+    const attempt = runAttempt(record, async (seconds) => {
+      renewed.push(seconds);
+    });
+    await vi.advanceTimersByTimeAsync(35_000);
+    const updates = dynamo.commandCalls(UpdateCommand).map((c) => c.args[0].input);
+    expect(updates).toHaveLength(3);
+    expect(updates[0]?.ExpressionAttributeValues).toMatchObject({
+      ":attempt": 2,
+      ":worker": "w1",
+      ":running": "running",
+    });
+    expect(renewed).toEqual([30, 30, 30]);
+    await vi.advanceTimersByTimeAsync(70_000); // then the attempt times out
+    expect(await attempt).toMatchObject({ ok: false, error: { code: "TaskTimedOut" }, retryable: true });
+  });
+
+  it("a worker whose lease was taken over stops its action at the next beat (LeaseLost) and renews no more", async () => {
+    dynamo
+      .on(UpdateCommand)
+      .resolvesOnce({})
+      .rejects(new ConditionalCheckFailedException({ message: "lost", $metadata: {} }));
+    const attempt = runAttempt(record);
+    await vi.advanceTimersByTimeAsync(21_000);
+    expect(await attempt).toMatchObject({ ok: false, error: { code: "LeaseLost" }, retryable: true });
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(dynamo.commandCalls(UpdateCommand)).toHaveLength(2);
+  });
+});
