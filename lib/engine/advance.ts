@@ -10,6 +10,7 @@ import { dispatch, planTasks, type TemplateContext } from "./dispatch";
 import { endRun } from "./end-run";
 import { evaluate, type TaskStatus } from "./evaluate";
 import { countDown, fill, itemOutputs, startFanOut } from "./fanout";
+import { point } from "./interleave";
 import { type ErrorInfo, isFanOut, type TaskItem } from "./task-record";
 
 export type AdvanceOutcome =
@@ -64,6 +65,7 @@ export async function advance(
       return ended ? { kind: "ended", status: ended } : { kind: "idle" };
     }
     if (evaluation.ready.length === 0) break;
+    await point("advance:before-dispatch", { runId, ready: evaluation.ready });
     const fanOuts = evaluation.ready.filter((t) => definition.tasks[t]?.withItems !== undefined);
     const plain = evaluation.ready.filter((t) => !fanOuts.includes(t));
     const templates = evaluation.ready.map((t) => [

@@ -8,6 +8,7 @@ import { type TxItem, transact } from "../store/transaction";
 import { cancelQueued } from "./cancel";
 import { whileRunning } from "./dispatch";
 import { isSettled } from "./evaluate";
+import { point } from "./interleave";
 import { settle } from "./settle";
 import { addSeconds, leaseSeconds, type TaskRecord } from "./task-record";
 
@@ -38,6 +39,7 @@ const secondsUntil = (iso: string | undefined, now: Date) =>
  */
 export async function claim(message: TaskMessage, workerId: string, now = new Date()): Promise<ClaimResult> {
   const record = await readExecution(message);
+  await point("claim:after-read", { ...message });
   // an item still `pending` has no slot yet: a message for it can only be a stray duplicate
   return record && record.status !== "pending" ? claimRecord(record, workerId, now) : { kind: "gone" };
 }

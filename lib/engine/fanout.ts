@@ -11,6 +11,7 @@ import { keys } from "../store/keys";
 import { queryRunItems } from "../store/run-state";
 import { type TxItem, transact } from "../store/transaction";
 import { planTasks, type TemplateContext, whileRunning } from "./dispatch";
+import { point } from "./interleave";
 import {
   addSeconds,
   type ErrorInfo,
@@ -331,6 +332,7 @@ export async function countDown(
       }
     }
     const dispatches = refill > 0 || ended;
+    await point("countdown:before-commit", { runId, task, version: parent.version });
     const outcome = await transact([
       ...(dispatches ? [whileRunning(runId)] : []),
       ...todo.map(

@@ -2,6 +2,7 @@ import { config } from "../config";
 import { eventPut } from "../store/events";
 import { keys } from "../store/keys";
 import { transact } from "../store/transaction";
+import { point } from "./interleave";
 import {
   addSeconds,
   type ErrorInfo,
@@ -69,6 +70,7 @@ export async function settle(
     outcome = { kind: "failed" };
   }
   const type = result.ok ? "TaskSucceeded" : retry ? "TaskRetrying" : "TaskFailed";
+  await point("settle:before-write", { runId, task, item, attempt });
   const written = await transact([
     {
       Update: {
