@@ -1,6 +1,4 @@
-import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { actionNames } from "./actions/registry";
-import { db } from "./clients";
 import { config } from "./config";
 import { definitionHash } from "./definition/hash";
 import { parseDefinitionBody } from "./definition/parse";
@@ -8,6 +6,7 @@ import type { WorkflowDefinition } from "./definition/types";
 import { validateDefinition } from "./definition/validate";
 import { InvalidWorkflowError, WorkflowNotFoundError } from "./errors";
 import { keys } from "./store/keys";
+import { readItem } from "./store/run-state";
 import { transact } from "./store/transaction";
 
 export interface WorkflowVersion {
@@ -92,11 +91,8 @@ export async function registerWorkflow(
   throw new Error(`could not register workflow ${name}: too much contention`);
 }
 
-async function getLatestPointer(name: string): Promise<{ version: number; hash: string } | undefined> {
-  const { Item } = await db().send(
-    new GetCommand({ TableName: config.tableName(), Key: keys.workflowLatest(name), ConsistentRead: true }),
-  );
-  return Item as { version: number; hash: string } | undefined;
+function getLatestPointer(name: string): Promise<{ version: number; hash: string } | undefined> {
+  return readItem(keys.workflowLatest(name));
 }
 
 export async function getLatestWorkflow(name: string): Promise<WorkflowVersion> {
@@ -112,13 +108,7 @@ export async function getWorkflowVersion(name: string, version: number): Promise
   const cacheKey = `${name}#${version}`;
   const cached = versionCache.get(cacheKey);
   if (cached) return cached;
-  const { Item } = await db().send(
-    new GetCommand({
-      TableName: config.tableName(),
-      Key: keys.workflowVersion(name, version),
-      ConsistentRead: true,
-    }),
-  );
+  const Item = await readItem<WorkflowVersion>(keys.workflowVersion(name, version));
   if (!Item) throw new WorkflowNotFoundError(`${name}@${version}`);
   const found: WorkflowVersion = {
     name,

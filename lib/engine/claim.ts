@@ -1,9 +1,8 @@
-import { GetCommand } from "@aws-sdk/lib-dynamodb";
-import { db } from "../clients";
 import { config } from "../config";
 import type { TaskMessage } from "../queue";
 import { eventPut } from "../store/events";
 import { keys } from "../store/keys";
+import { readItem } from "../store/run-state";
 import { type TxItem, transact } from "../store/transaction";
 import { cancelQueued } from "./cancel";
 import { whileRunning } from "./dispatch";
@@ -22,13 +21,6 @@ export type ClaimResult =
   /** Nothing to do: no such execution, or it was cancelled with its run. */
   | { kind: "gone" };
 
-async function readExecution(message: TaskMessage): Promise<TaskRecord | undefined> {
-  const { Item } = await db().send(
-    new GetCommand({ TableName: config.tableName(), Key: keys.execution(message), ConsistentRead: true }),
-  );
-  return Item as TaskRecord | undefined;
-}
-
 const secondsUntil = (iso: string | undefined, now: Date) =>
   iso ? Math.max(0, (Date.parse(iso) - now.getTime()) / 1000) : 0;
 
@@ -38,7 +30,7 @@ const secondsUntil = (iso: string | undefined, now: Date) =>
  * An execution whose lease expired (its worker died) is claimed again as its next attempt.
  */
 export async function claim(message: TaskMessage, workerId: string, now = new Date()): Promise<ClaimResult> {
-  const record = await readExecution(message);
+  const record = await readItem<TaskRecord>(keys.execution(message));
   await point("claim:after-read", { ...message });
   // an item still `pending` has no slot yet: a message for it can only be a stray duplicate
   return record && record.status !== "pending" ? claimRecord(record, workerId, now) : { kind: "gone" };

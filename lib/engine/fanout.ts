@@ -1,5 +1,5 @@
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
-import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import { db } from "../clients";
 import { config } from "../config";
 import type { TaskDefinition, WorkflowDefinition } from "../definition/types";
@@ -8,7 +8,7 @@ import { evaluateTemplate } from "../expression";
 import { type CompletionMessage, sendTasks } from "../queue";
 import { eventPut } from "../store/events";
 import { keys } from "../store/keys";
-import { queryRunItems } from "../store/run-state";
+import { queryRunItems, readItem } from "../store/run-state";
 import { type TxItem, transact } from "../store/transaction";
 import { planTasks, type TemplateContext, whileRunning } from "./dispatch";
 import { point } from "./interleave";
@@ -161,12 +161,7 @@ async function createItems(
   await Promise.all(Array.from({ length: ITEM_WRITE_CONCURRENCY }, writer));
 }
 
-async function readParent(runId: string, task: string): Promise<FanOutRecord | undefined> {
-  const { Item } = await db().send(
-    new GetCommand({ TableName: config.tableName(), Key: keys.task(runId, task), ConsistentRead: true }),
-  );
-  return Item as FanOutRecord | undefined;
-}
+const readParent = (runId: string, task: string) => readItem<FanOutRecord>(keys.task(runId, task));
 
 const failing = (p: Pick<FanOutRecord, "failedItems" | "maxFailures">) => p.failedItems > p.maxFailures;
 

@@ -1,9 +1,9 @@
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
-import { GetCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { db } from "../clients";
 import { config } from "../config";
 import { sendTasks } from "../queue";
-import type { RunRecord } from "../store/run-state";
+import { type RunRecord, readItem } from "../store/run-state";
 import { advance } from "./advance";
 import { addSeconds, QUEUED_SWEEP_SECONDS, SWEEP_SHARDS, type TaskRecord } from "./task-record";
 
@@ -40,10 +40,7 @@ export async function sweep(now = new Date()): Promise<number> {
 }
 
 async function resend(key: { pk: string; sk: string }, now: Date): Promise<boolean> {
-  const { Item } = await db().send(
-    new GetCommand({ TableName: config.tableName(), Key: { pk: key.pk, sk: key.sk }, ConsistentRead: true }),
-  );
-  const record = Item as (TaskRecord & { fanOut?: true }) | RunRecord | undefined;
+  const record = await readItem<(TaskRecord & { fanOut?: true }) | RunRecord>({ pk: key.pk, sk: key.sk });
   if (!record?.sweepAt || record.sweepAt > now.toISOString()) return false;
   const deadline = "deadline" in record ? record.deadline : undefined;
   const next = addSeconds(now, QUEUED_SWEEP_SECONDS).toISOString();

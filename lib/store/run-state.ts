@@ -2,7 +2,7 @@ import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { db } from "../clients";
 import { config } from "../config";
 import type { ErrorInfo, TaskItem } from "../engine/task-record";
-import { keys } from "./keys";
+import { type Key, keys } from "./keys";
 
 export type RunStatus = "pending" | "waiting" | "running" | "succeeded" | "failed" | "cancelled";
 
@@ -27,11 +27,16 @@ export interface RunRecord {
   sweepAt?: string;
 }
 
-export async function readRun(runId: string): Promise<RunRecord | undefined> {
+/** One item by its key, strongly consistent (every decision of the engine reads the latest write). */
+export async function readItem<T>(key: Key): Promise<T | undefined> {
   const { Item } = await db().send(
-    new GetCommand({ TableName: config.tableName(), Key: keys.run(runId), ConsistentRead: true }),
+    new GetCommand({ TableName: config.tableName(), Key: key, ConsistentRead: true }),
   );
-  return Item as RunRecord | undefined;
+  return Item as T | undefined;
+}
+
+export function readRun(runId: string): Promise<RunRecord | undefined> {
+  return readItem<RunRecord>(keys.run(runId));
 }
 
 /** Every item of the run's partition whose sort key starts with `prefix`, strongly consistent, all pages. */
