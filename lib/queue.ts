@@ -1,7 +1,7 @@
-import { createHash } from "node:crypto";
 import { SendMessageBatchCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 import { sqs } from "./clients";
 import { config } from "./config";
+import { sha256 } from "./definition/hash";
 
 /** A task message carries keys only; everything else is read from DynamoDB. */
 export interface TaskMessage {
@@ -23,19 +23,17 @@ export interface CompletionMessage {
   outcome: "succeeded" | "failed" | "cancelled";
 }
 
-const hash = (text: string) => createHash("sha256").update(text).digest("hex");
-
 /**
  * Dedup ids derive from the same key as the conditional put that created the execution, so SQS
  * drops a second send of the same dispatch within its 5-minute window. `generation` distinguishes
  * a deliberate re-send (by the sweeper) from a duplicate.
  */
 export function taskDedupId(message: TaskMessage, generation = ""): string {
-  return hash(`task/${message.runId}/${message.task}/${message.item ?? "-"}/${generation}`);
+  return sha256(`task/${message.runId}/${message.task}/${message.item ?? "-"}/${generation}`);
 }
 
 export function completionDedupId(message: CompletionMessage): string {
-  return hash(`completion/${message.runId}/${message.task}/${message.item ?? "-"}/${message.attempt}`);
+  return sha256(`completion/${message.runId}/${message.task}/${message.item ?? "-"}/${message.attempt}`);
 }
 
 /** Each execution is its own FIFO group: a task waiting to retry holds up no other task. */

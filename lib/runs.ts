@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { config } from "./config";
 import { startTasks } from "./definition/graph";
-import { canonicalJson, contentHash } from "./definition/hash";
+import { canonicalJson, sha256 } from "./definition/hash";
 import { validateRunInput } from "./definition/input-schema";
 import { advance } from "./engine/advance";
 import { cancelRemaining } from "./engine/cancel";
@@ -86,7 +86,7 @@ export async function createRun(
     createdAt: now.toISOString(),
     ...(start ? startFields(runId, workflow, now) : {}),
   };
-  const inputHash = contentHash(input);
+  const inputHash = sha256(inputJson);
   const items: TxItem[] = [];
   if (idempotencyKey) {
     items.push({

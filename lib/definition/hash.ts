@@ -20,8 +20,12 @@ export function canonicalJson(value: unknown): string {
   return text;
 }
 
+export function sha256(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
 export function contentHash(value: unknown): string {
-  return createHash("sha256").update(canonicalJson(value)).digest("hex");
+  return sha256(canonicalJson(value));
 }
 
 /** The identity of a normalized definition: registering the same one again keeps its version. */
