@@ -15,9 +15,7 @@ import { snapshotTable } from "../helpers/table";
 const stack = useLocalStack();
 const sinkFixture = useSink();
 
-const sink = new Proxy({} as ReturnType<typeof useSink>["sink"], {
-  get: (_target, property) => Reflect.get(sinkFixture.sink, property),
-});
+const sink = () => sinkFixture.sink;
 
 describe("graph execution", () => {
   it("runs the README example: parallel branches, a handled failure, a join, the run output", async () => {
@@ -66,18 +64,21 @@ describe("graph execution", () => {
   });
 
   it("core.http calls the server exactly once with Idempotency-Key and X-Onceflow-Attempt", async () => {
-    sink.reset();
+    sink().reset();
     await register(stack, {
       name: "call",
       tasks: {
-        call: { action: "core.http", input: { url: `${sink.url}/hook`, body: { hello: "{% input.who %}" } } },
+        call: {
+          action: "core.http",
+          input: { url: `${sink().url}/hook`, body: { hello: "{% input.who %}" } },
+        },
       },
     });
     const { runId } = (await stack.api("POST", "/workflows/call/runs", { input: { who: "sink" } })).body;
     const run = await waitForRun(stack, runId);
     expect(run.status).toBe("succeeded");
     expect(run.output).toEqual({ call: { status: 200, body: { ok: true } } });
-    const calls = sink.requestsTo("/hook");
+    const calls = sink().requestsTo("/hook");
     expect(calls).toHaveLength(1);
     expect(calls[0]).toMatchObject({
       method: "POST",
@@ -87,21 +88,21 @@ describe("graph execution", () => {
   });
 
   it("retries a 5xx with the same Idempotency-Key and the next attempt number; a 4xx is not retried", async () => {
-    sink.reset();
-    sink.respond("/flaky", [503, 200]);
-    sink.respond("/bad", 400);
+    sink().reset();
+    sink().respond("/flaky", [503, 200]);
+    sink().respond("/bad", 400);
     await register(stack, {
       name: "retrying",
       tasks: {
         flaky: {
           action: "core.http",
-          input: { url: `${sink.url}/flaky` },
+          input: { url: `${sink().url}/flaky` },
           retry: { maxAttempts: 3, intervalSeconds: 1, backoffRate: 1 },
           next: [{ do: ["bad"] }],
         },
         bad: {
           action: "core.http",
-          input: { url: `${sink.url}/bad` },
+          input: { url: `${sink().url}/bad` },
           retry: { maxAttempts: 3, intervalSeconds: 1 },
         },
       },
@@ -115,12 +116,12 @@ describe("graph execution", () => {
       attempts: 1,
       error: { code: "HttpStatusError" },
     });
-    const flaky = sink.requestsTo("/flaky");
+    const flaky = sink().requestsTo("/flaky");
     expect(flaky.map((r) => r.headers["x-onceflow-attempt"])).toEqual(["1", "2"]);
     expect(new Set(flaky.map((r) => r.headers["idempotency-key"]))).toEqual(new Set([`${runId}/flaky/-`]));
     // the retry really waited (message visibility), it was not redelivered at once
     expect((flaky[1]?.at ?? 0) - (flaky[0]?.at ?? 0)).toBeGreaterThanOrEqual(400);
-    expect(sink.requestsTo("/bad")).toHaveLength(1);
+    expect(sink().requestsTo("/bad")).toHaveLength(1);
   });
 
   it("a task that times out is aborted and retried as a new attempt", async () => {
@@ -143,17 +144,17 @@ describe("graph execution", () => {
 
 describe("exactly once under duplicates", () => {
   it("a completion delivered twice dispatches the successor once and writes nothing the second time", async () => {
-    sink.reset();
+    sink().reset();
     await register(stack, {
       name: "dup-completion",
       tasks: {
         first: { action: "core.noop", next: [{ do: ["second"] }] },
-        second: { action: "core.http", input: { url: `${sink.url}/second` } },
+        second: { action: "core.http", input: { url: `${sink().url}/second` } },
       },
     });
     for (let round = 0; round < 5; round++) {
-      sink.reset();
-      const held = sink.holdNext(1);
+      sink().reset();
+      const held = sink().holdNext(1);
       const { runId } = (await stack.api("POST", "/workflows/dup-completion/runs", { input: { round } }))
         .body;
       await held; // `second` was dispatched and is running, held by the sink
@@ -178,10 +179,10 @@ describe("exactly once under duplicates", () => {
       expect(direct).toEqual([{ batchItemFailures: [] }, { batchItemFailures: [] }]);
       await new Promise((resolve) => setTimeout(resolve, 1500)); // the queued copies are handled too
       expect(await snapshotTable(runId)).toBe(before);
-      sink.release();
+      sink().release();
       const run = await waitForRun(stack, runId);
       expect(run.status).toBe("succeeded");
-      expect(sink.requestsTo("/second")).toHaveLength(1);
+      expect(sink().requestsTo("/second")).toHaveLength(1);
       const queued = (await eventsOf(stack, runId)).filter(
         (e) => e.type === "TaskQueued" && e.task === "second",
       );
@@ -192,10 +193,10 @@ describe("exactly once under duplicates", () => {
   it("the same task message taken by 12 workers at once runs the action once (F3)", async () => {
     await register(stack, {
       name: "contended",
-      tasks: { only: { action: "core.http", input: { url: `${sink.url}/contended` } } },
+      tasks: { only: { action: "core.http", input: { url: `${sink().url}/contended` } } },
     });
     for (let round = 0; round < 10; round++) {
-      sink.reset();
+      sink().reset();
       const { runId } = (await stack.api("POST", "/workflows/contended/runs", { input: { round } })).body;
       const message = { runId, task: "only" };
       // 12 direct worker invocations race the stack's own poller for the same execution
@@ -203,32 +204,32 @@ describe("exactly once under duplicates", () => {
       const run = await waitForRun(stack, runId);
       expect(run.status).toBe("succeeded");
       expect(run.tasks.only.attempts).toBe(1);
-      expect(sink.requestsTo("/contended")).toHaveLength(1);
+      expect(sink().requestsTo("/contended")).toHaveLength(1);
       const started = (await eventsOf(stack, runId)).filter((e) => e.type === "TaskStarted");
       expect(started).toHaveLength(1);
     }
   });
 
   it("cancelling stops new dispatches: a running task finishes and is recorded, its successor never starts", async () => {
-    sink.reset();
+    sink().reset();
     await register(stack, {
       name: "cancellable",
       tasks: {
-        working: { action: "core.http", input: { url: `${sink.url}/working` }, next: [{ do: ["after"] }] },
-        after: { action: "core.http", input: { url: `${sink.url}/after` } },
+        working: { action: "core.http", input: { url: `${sink().url}/working` }, next: [{ do: ["after"] }] },
+        after: { action: "core.http", input: { url: `${sink().url}/after` } },
       },
     });
-    const held = sink.holdNext(1);
+    const held = sink().holdNext(1);
     const { runId } = (await stack.api("POST", "/workflows/cancellable/runs", { input: {} })).body;
     await held;
     expect(await stack.api("POST", `/runs/${runId}/cancel`)).toMatchObject({ status: 202 });
-    sink.release();
+    sink().release();
     const run = await waitForRun(stack, runId, (r) => r.tasks.working?.status === "succeeded");
     await new Promise((resolve) => setTimeout(resolve, 1500));
     const after = (await stack.api("GET", `/runs/${runId}`)).body;
     expect(after.status).toBe("cancelled");
     expect(run.tasks.after).toBeUndefined();
     expect(after.tasks.after).toBeUndefined();
-    expect(sink.requestsTo("/after")).toHaveLength(0);
+    expect(sink().requestsTo("/after")).toHaveLength(0);
   });
 });
