@@ -20,3 +20,22 @@ export function sqs(): SQSClient {
   sqsClient ??= new SQSClient({});
   return sqsClient;
 }
+
+/** Anything that answers the engine's commands the way its client would. */
+export interface CommandSender {
+  send(command: unknown): Promise<unknown>;
+}
+
+/**
+ * For the deterministic simulation: the engine's calls go to these stand-ins (an in-memory table,
+ * in-memory queues) instead of AWS. Returns a function that puts the previous clients back.
+ */
+export function useClients(clients: { db: CommandSender; sqs: CommandSender }): () => void {
+  const previous = { documentClient, sqsClient };
+  documentClient = clients.db as unknown as DynamoDBDocumentClient;
+  sqsClient = clients.sqs as unknown as SQSClient;
+  return () => {
+    documentClient = previous.documentClient;
+    sqsClient = previous.sqsClient;
+  };
+}

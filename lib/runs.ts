@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import { config } from "./config";
 import { startTasks } from "./definition/graph";
 import { canonicalJson, sha256 } from "./definition/hash";
@@ -15,6 +14,7 @@ import {
   RunAlreadyStartedError,
   RunNotFoundError,
 } from "./errors";
+import { newRunId } from "./ids";
 import { sendTasks } from "./queue";
 import { eventPut, listEvents, type RunEvent } from "./store/events";
 import { keys } from "./store/keys";
@@ -74,7 +74,7 @@ export async function createRun(
   validateRunInput(workflow.definition.input, input);
 
   const start = request.start ?? true;
-  const runId = randomUUID();
+  const runId = newRunId();
   const now = new Date();
   const run: RunRecord = {
     runId,

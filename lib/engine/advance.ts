@@ -42,6 +42,10 @@ export async function advance(
     );
   }
   const run = await readRun(runId);
+  if (run?.status === "cancelled" || run?.status === "failed") {
+    // a cancel or timeout that died before its cleanup is finished by whoever looks next
+    await cancelRemaining(runId);
+  }
   if (run?.status !== "running") return { kind: "idle" };
   if (run.deadline && run.deadline <= now.toISOString()) {
     const error = { code: "RunTimedOut", message: `the run did not finish by its deadline ${run.deadline}` };

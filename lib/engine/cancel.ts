@@ -5,30 +5,49 @@ import { readTasks } from "../store/run-state";
 import { transact } from "../store/transaction";
 import { type FanOutRecord, isFanOut, type TaskRecord } from "./task-record";
 
+/** Whether nobody works on the execution: queued, or running under a lease that expired (its worker died). */
+export function idle(record: TaskRecord, now = new Date()): boolean {
+  return (
+    record.status === "queued" ||
+    (record.status === "running" && record.leaseUntil !== undefined && record.leaseUntil < now.toISOString())
+  );
+}
+
 /**
- * The run is no longer running (cancelled): a queued execution becomes cancelled, once. Running
- * executions are left to finish; their results are recorded and start nothing.
+ * The run is no longer running (cancelled, timed out): an execution nobody works on (queued, or
+ * left running by a worker that died) becomes cancelled, once. Executions whose worker is alive
+ * are left to finish; their results are recorded and start nothing. Returns false when the
+ * execution was not idle, or stopped being idle meanwhile (claimed, or settled by a late worker).
  */
-export async function cancelQueued(record: TaskRecord, now = new Date()): Promise<void> {
-  if (record.status !== "queued") return;
-  await transact([
+export async function cancelIdle(record: TaskRecord, now = new Date()): Promise<boolean> {
+  if (!idle(record, now)) return false;
+  const outcome = await transact([
     {
       Update: {
         TableName: config.tableName(),
         Key: keys.execution(record),
-        UpdateExpression: "SET #status = :cancelled, endedAt = :now REMOVE sweepShard, sweepAt, notBefore",
-        // closes: a worker claiming the execution while the cancellation sweeps it
-        ConditionExpression: "#status = :queued",
+        UpdateExpression:
+          "SET #status = :cancelled, endedAt = :now REMOVE sweepShard, sweepAt, notBefore, leaseUntil",
+        // closes: a worker claiming (or a late worker settling) the execution while the cancellation sweeps it
+        ConditionExpression:
+          "attempt = :attempt AND (#status = :queued OR (#status = :running AND leaseUntil < :now))",
         ExpressionAttributeNames: { "#status": "status" },
         ExpressionAttributeValues: {
           ":cancelled": "cancelled",
           ":queued": "queued",
+          ":running": "running",
+          ":attempt": record.attempt,
           ":now": now.toISOString(),
         },
       },
     },
-    eventPut(record.runId, "TaskCancelled", { task: record.task, item: record.item }),
+    eventPut(record.runId, "TaskCancelled", {
+      task: record.task,
+      item: record.item,
+      attempt: record.attempt,
+    }),
   ]);
+  return outcome.ok;
 }
 
 /**
@@ -62,5 +81,5 @@ export async function cancelFanOut(parent: FanOutRecord, now = new Date()): Prom
 
 /** After the run ended early (cancelled, timed out): nothing queued runs, no slot is refilled. */
 export async function cancelRemaining(runId: string): Promise<void> {
-  for (const task of await readTasks(runId)) await (isFanOut(task) ? cancelFanOut(task) : cancelQueued(task));
+  for (const task of await readTasks(runId)) await (isFanOut(task) ? cancelFanOut(task) : cancelIdle(task));
 }

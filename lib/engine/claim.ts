@@ -4,7 +4,7 @@ import { eventPut } from "../store/events";
 import { keys } from "../store/keys";
 import { readItem } from "../store/run-state";
 import { type TxItem, transact } from "../store/transaction";
-import { cancelQueued } from "./cancel";
+import { cancelIdle } from "./cancel";
 import { whileRunning } from "./dispatch";
 import { isSettled } from "./evaluate";
 import { point } from "./interleave";
@@ -110,9 +110,10 @@ async function claimRecord(record: TaskRecord, workerId: string, now: Date): Pro
   }
   if (runReason?.code === "ConditionalCheckFailed") {
     // the run ended: the execution is cancelled, and its completion published like any other,
-    // so that a with-items task counts the item down
-    await cancelQueued(record, now);
-    return { kind: "settled", record: { ...record, status: "cancelled" } };
+    // so that a with-items task counts the item down; if it moved meanwhile, look again shortly
+    return (await cancelIdle(record, now))
+      ? { kind: "settled", record: { ...record, status: "cancelled" } }
+      : { kind: "wait", seconds: 1 };
   }
   // only transaction conflicts left: let the message come back shortly
   return { kind: "wait", seconds: 1 };

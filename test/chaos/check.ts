@@ -12,7 +12,7 @@ import { listEvents } from "../../lib/store/events";
 import { queryRunItems, readTasks } from "../../lib/store/run-state";
 import type { Sink, SinkRequest } from "../helpers/sink";
 import { callApi } from "../helpers/stack";
-import { randomShape, type Shape, transientFailures } from "./workflows";
+import { randomShape, type Shape, sinkCall, transientFailures } from "./workflows";
 
 export interface CheckResult {
   runs: number;
@@ -58,7 +58,7 @@ export async function runChecker(options: {
   // register the workflows, then create every run at once, each with its own Idempotency-Key
   const shapes: Shape[] = [];
   for (let i = 0; i < options.runs; i++) {
-    const shape = randomShape(random, `chaos-${seed}-${i}`, sink.url);
+    const shape = randomShape(random, `chaos-${seed}-${i}`, sinkCall(sink.url));
     const registered = await persist(stack, "PUT", `/workflows/${shape.definition.name}`, shape.definition);
     if (registered.status >= 300) throw new Error(`registration failed: ${registered.text}`);
     shapes.push(shape);

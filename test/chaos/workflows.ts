@@ -2,7 +2,8 @@
  * Random workflows for the chaos checker: layers of tasks (chains, parallel branches, `join: all`),
  * with-items tasks of random size and concurrency, items that fail a few attempts before they
  * succeed, and sometimes a task that fails for good with a `when: failed` branch. Every task calls
- * the sink, so the sink's record is the ground truth of what ran.
+ * the sink, so the sink's record is the ground truth of what ran. The deterministic simulation
+ * draws the same shapes with an in-process action instead.
  */
 import type { TaskDefinition, WorkflowDefinition } from "../../lib/definition/types";
 
@@ -24,17 +25,28 @@ export function transientFailures(idempotencyKey: string): number {
   return n < 6 ? 0 : n < 9 ? 1 : 2;
 }
 
-export function randomShape(random: () => number, name: string, sinkUrl: string): Shape {
+/** How a task of a random shape calls out: `item` for the items of a with-items task, `doomed` for the task that fails for good. */
+export type TaskCall = (task: string, options?: { item?: boolean; doomed?: boolean }) => TaskDefinition;
+
+/** A crash can cost an attempt (its lease expires): leave room beyond the 2 planned failures. */
+const RETRY = { maxAttempts: 10, intervalSeconds: 0.2, backoffRate: 1 };
+
+/** Tasks that call the checker's HTTP sink (`/doomed` always answers 400). */
+export const sinkCall =
+  (sinkUrl: string): TaskCall =>
+  (task, options = {}) => ({
+    action: "core.http",
+    input: options.doomed
+      ? { url: `${sinkUrl}/doomed` }
+      : { url: `${sinkUrl}/call`, body: options.item ? { task, item: "{% item %}" } : { task } },
+    retry: RETRY,
+    timeoutSeconds: 5,
+  });
+
+export function randomShape(random: () => number, name: string, call: TaskCall): Shape {
   const pick = (n: number) => Math.floor(random() * n);
   const tasks: Record<string, TaskDefinition> = {};
   const fanOuts: Shape["fanOuts"] = {};
-  const call = (task: string): TaskDefinition => ({
-    action: "core.http",
-    input: { url: `${sinkUrl}/call`, body: { task } },
-    // a crash can cost an attempt (its lease expires): leave room beyond the 2 planned failures
-    retry: { maxAttempts: 10, intervalSeconds: 0.2, backoffRate: 1 },
-    timeoutSeconds: 5,
-  });
   let previous: string[] = [];
   const layers = 1 + pick(4);
   for (let layer = 0; layer < layers; layer++) {
@@ -42,15 +54,15 @@ export function randomShape(random: () => number, name: string, sinkUrl: string)
     const width = 1 + pick(3);
     for (let k = 0; k < width; k++) {
       const task = `t${layer}_${k}`;
-      const spec = call(task);
+      let spec = call(task);
       if (random() < 0.35) {
         const size = pick(7);
         const concurrency = 1 + pick(3);
-        Object.assign(spec, {
+        spec = {
+          ...call(task, { item: true }),
           withItems: `{% [${Array.from({ length: size }, (_, i) => i).join(",")}] %}`,
           concurrency,
-        });
-        spec.input = { url: `${sinkUrl}/call`, body: { task, item: "{% item %}" } };
+        };
         fanOuts[task] = { size, concurrency };
       }
       if (previous.length > 0) {
@@ -73,11 +85,7 @@ export function randomShape(random: () => number, name: string, sinkUrl: string)
   let doomed: string | undefined;
   if (random() < 0.3) {
     doomed = "doomed";
-    tasks.doomed = {
-      ...call("doomed"),
-      input: { url: `${sinkUrl}/doomed` },
-      next: [{ when: "failed", do: ["rescue"] }],
-    };
+    tasks.doomed = { ...call("doomed", { doomed: true }), next: [{ when: "failed", do: ["rescue"] }] };
     tasks.rescue = call("rescue");
     names.push("rescue");
   }

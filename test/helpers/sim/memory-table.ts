@@ -1,0 +1,236 @@
+/**
+ * An in-memory stand-in for the DynamoDB document client, for the deterministic simulation: it
+ * serves the commands the engine sends (Get, Put, Update, Query on the table or a GSI, and
+ * TransactWrite) with DynamoDB's semantics as the engine relies on them — conditions judged on
+ * the current item, transactions all-or-nothing with per-item cancellation reasons
+ * (`ReturnValuesOnConditionCheckFailure: ALL_OLD` included), the SDK's own exception classes,
+ * and DynamoDB's refusals (two operations on one item in a transaction, more than 100 items,
+ * unused placeholders, updating a key). Every call is atomic: the simulation decides the order.
+ * `test/integration/memory-table.test.ts` runs the engine's own writes against it and against
+ * DynamoDB Local and compares.
+ */
+import { ConditionalCheckFailedException, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
+import {
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  TransactWriteCommand,
+  type TransactWriteCommandInput,
+  UpdateCommand,
+} from "@aws-sdk/lib-dynamodb";
+import { marshall } from "@aws-sdk/util-dynamodb";
+import { compile, ExpressionValidationError, type Item } from "./expressions";
+
+export interface IndexSchema {
+  hash: string;
+  range?: string;
+}
+
+/** One committed change of an item: `after` undefined would be a delete (the engine never deletes). */
+export interface Write {
+  table: string;
+  key: Item;
+  before?: Item;
+  after: Item;
+}
+
+type TxItem = NonNullable<TransactWriteCommandInput["TransactItems"]>[number];
+
+const copy = <T>(value: T): T => (value === undefined ? value : JSON.parse(JSON.stringify(value)));
+
+export class MemoryTable {
+  /** table → partition key → item id → item */
+  private readonly tables = new Map<string, Map<unknown, Map<string, Item>>>();
+  private readonly listeners: ((writes: Write[]) => void)[] = [];
+  /** Successful write requests (a transaction counts once). */
+  writeRequests = 0;
+
+  /**
+   * @param weakened For mutation tests of the engine: condition expressions equal to one of these
+   *   are treated as always true, as if the engine did not have that guard.
+   */
+  constructor(
+    private readonly keySchema: IndexSchema = { hash: "pk", range: "sk" },
+    private readonly indexes: Record<string, IndexSchema> = {},
+    private readonly weakened: string[] = [],
+  ) {}
+
+  /** Called with every committed change, in commit order (for invariant checks). */
+  onCommit(listener: (writes: Write[]) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** The items of `table` that `filter` keeps (copies), for snapshots and checks. */
+  items(table: string, filter: (item: Item) => boolean = () => true): Item[] {
+    return this.stored(table).filter(filter).map(copy);
+  }
+
+  /** The items of one partition that `filter` keeps (copies). */
+  partition(table: string, hash: unknown, filter: (item: Item) => boolean = () => true): Item[] {
+    return [...(this.tables.get(table)?.get(hash)?.values() ?? [])].filter(filter).map(copy);
+  }
+
+  get(table: string, key: Item): Item | undefined {
+    return copy(this.storedItem(table, key));
+  }
+
+  /** The stored item itself: never changed in place (a write stores a new object), so safe to read. */
+  private storedItem(table: string, key: Item): Item | undefined {
+    return this.tables.get(table)?.get(key[this.keySchema.hash])?.get(this.id(key));
+  }
+
+  private stored(table: string): Item[] {
+    return [...(this.tables.get(table)?.values() ?? [])].flatMap((partition) => [...partition.values()]);
+  }
+
+  async send(command: unknown): Promise<unknown> {
+    if (command instanceof GetCommand) {
+      const { TableName, Key } = command.input;
+      return { Item: this.get(TableName as string, Key as Item) };
+    }
+    if (command instanceof QueryCommand) return this.query(command.input);
+    if (command instanceof PutCommand) return this.single({ Put: command.input } as TxItem);
+    if (command instanceof UpdateCommand) return this.single({ Update: command.input } as TxItem);
+    if (command instanceof TransactWriteCommand) return this.transact(command.input.TransactItems ?? []);
+    throw new Error(`MemoryTable: unsupported command ${(command as object).constructor.name}`);
+  }
+
+  private id(key: Item): string {
+    const range = this.keySchema.range;
+    return JSON.stringify([key[this.keySchema.hash], range ? key[range] : null]);
+  }
+
+  private keyOf(item: Item): Item {
+    const range = this.keySchema.range;
+    return { [this.keySchema.hash]: item[this.keySchema.hash], ...(range ? { [range]: item[range] } : {}) };
+  }
+
+  private put(name: string, key: Item, item: Item): void {
+    let table = this.tables.get(name);
+    if (!table) {
+      table = new Map();
+      this.tables.set(name, table);
+    }
+    const hash = key[this.keySchema.hash];
+    let partition = table.get(hash);
+    if (!partition) {
+      partition = new Map();
+      table.set(hash, partition);
+    }
+    partition.set(this.id(key), item);
+  }
+
+  private query(input: QueryCommand["input"]) {
+    const schema = input.IndexName ? this.indexes[input.IndexName] : this.keySchema;
+    if (!schema) throw new ExpressionValidationError(`no index ${input.IndexName}`);
+    const condition = compile(
+      { keyCondition: input.KeyConditionExpression, condition: input.FilterExpression },
+      { names: input.ExpressionAttributeNames, values: input.ExpressionAttributeValues },
+    );
+    const range = schema.range;
+    const hash = input.ExpressionAttributeValues?.[":pk"];
+    // the table's own key: read the one partition (the engine names its partition `:pk`)
+    const candidates =
+      !input.IndexName && hash !== undefined
+        ? [
+            ...(this.tables
+              .get(input.TableName as string)
+              ?.get(hash)
+              ?.values() ?? []),
+          ]
+        : this.stored(input.TableName as string);
+    const matches = candidates
+      .filter((item) => item[schema.hash] !== undefined && (!range || item[range] !== undefined))
+      .filter((item) => condition.holds(item))
+      .sort((a, b) =>
+        range ? Buffer.compare(Buffer.from(String(a[range])), Buffer.from(String(b[range]))) : 0,
+      );
+    if (input.ScanIndexForward === false) matches.reverse();
+    const page = input.Limit ? matches.slice(0, input.Limit) : matches;
+    return { Items: page.map(copy), Count: page.length };
+  }
+
+  /** One Put or Update: the same as a transaction of one, with its own exception. */
+  private async single(item: TxItem) {
+    const [outcome] = this.judge([item]);
+    if (outcome?.failed) {
+      throw new ConditionalCheckFailedException({ message: "The conditional request failed", $metadata: {} });
+    }
+    this.commit([outcome as Judged]);
+    return {};
+  }
+
+  private async transact(items: TxItem[]) {
+    if (items.length > 100) throw new ExpressionValidationError("a transaction takes at most 100 items");
+    const judged = this.judge(items);
+    const ids = judged.map((j) => `${j.table}/${this.id(j.key)}`);
+    if (new Set(ids).size !== ids.length)
+      throw new ExpressionValidationError(
+        "Transaction request cannot include multiple operations on one item",
+      );
+    if (judged.some((j) => j.failed)) {
+      throw new TransactionCanceledException({
+        message: "Transaction cancelled",
+        $metadata: {},
+        CancellationReasons: judged.map((j) =>
+          j.failed
+            ? {
+                Code: "ConditionalCheckFailed",
+                Message: "The conditional request failed",
+                Item: j.returnOld && j.before ? marshall(j.before) : undefined,
+              }
+            : { Code: "None" },
+        ),
+      });
+    }
+    this.commit(judged);
+    return {};
+  }
+
+  /** Judges every item's condition against the current state, before anything is written. */
+  private judge(items: TxItem[]): Judged[] {
+    return items.map((entry) => {
+      const op = entry.Put ?? entry.Update ?? entry.ConditionCheck ?? entry.Delete;
+      if (!op || entry.Delete) throw new Error("MemoryTable: unsupported transaction item");
+      const table = op.TableName as string;
+      const key = entry.Put ? this.keyOf(entry.Put.Item as Item) : ((op as { Key: Item }).Key as Item);
+      const before = this.storedItem(table, key);
+      const compiled = compile(
+        {
+          condition: op.ConditionExpression,
+          update: entry.Update?.UpdateExpression,
+        },
+        { names: op.ExpressionAttributeNames, values: op.ExpressionAttributeValues },
+      );
+      const weak = op.ConditionExpression !== undefined && this.weakened.includes(op.ConditionExpression);
+      const failed = !weak && !compiled.holds(before);
+      let after: Item | undefined;
+      if (!failed && entry.Put) after = copy(entry.Put.Item as Item);
+      if (!failed && entry.Update) after = copy(compiled.apply(before, key));
+      const returnOld = op.ReturnValuesOnConditionCheckFailure === "ALL_OLD";
+      return { table, key, before, after, failed, returnOld };
+    });
+  }
+
+  private commit(judged: Judged[]): void {
+    const writes: Write[] = [];
+    for (const j of judged) {
+      if (!j.after) continue; // a condition check
+      if (JSON.stringify(j.after).length > 400 * 1024)
+        throw new ExpressionValidationError("item over 400 KB");
+      this.put(j.table, j.key, j.after);
+      writes.push({ table: j.table, key: j.key, before: j.before, after: j.after });
+    }
+    if (writes.length > 0) this.writeRequests++;
+    for (const listener of this.listeners) listener(writes);
+  }
+}
+
+interface Judged {
+  table: string;
+  key: Item;
+  before?: Item;
+  after?: Item;
+  failed: boolean;
+  returnOld: boolean;
+}

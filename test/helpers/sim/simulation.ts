@@ -1,0 +1,691 @@
+/**
+ * The deterministic simulation: the real engine (`lib/`: createRun, triggerRun, cancelRun, work,
+ * advance, sweep) runs against an in-memory table and in-memory FIFO queues, and a seeded
+ * scheduler decides everything else. Every AWS call of every handler is a step the scheduler
+ * holds until it picks it, so one seed is one interleaving of all the handlers' calls, on a
+ * virtual clock. Faults are injected per step, exactly where the issue names them:
+ *
+ * - `duplicate`: a delivery also goes to a second, concurrent handler call;
+ * - `redeliver`: a message the handler finished comes back later (its delete was lost);
+ * - `crash`: the handler dies at this call, before it takes effect or after (the call is applied
+ *   and the handler never hears back); its message comes back when its visibility ends;
+ * - `stall`: the handler freezes at this call for longer than its lease (a zombie), while the
+ *   clock moves on and others take over;
+ * - races at the API: several creates with one Idempotency-Key, several triggers of one run,
+ *   and a cancel, all at once with the handlers.
+ *
+ * Then the invariants are checked from the store's commit log, the action's invocation log and
+ * the final state (see `check`), and every message ever sent is delivered once more, after the
+ * fact, to show it makes no write at all (I7).
+ */
+import { AsyncLocalStorage } from "node:async_hooks";
+import { seededRandom } from "../../../infra/local/seeded-random";
+import { registerAction } from "../../../lib/actions/registry";
+import { useClients } from "../../../lib/clients";
+import { canonicalJson } from "../../../lib/definition/hash";
+import { advance } from "../../../lib/engine/advance";
+import { sweep } from "../../../lib/engine/sweep";
+import { type FanOutRecord, isFanOut, type TaskRecord } from "../../../lib/engine/task-record";
+import { type WorkOutcome, work } from "../../../lib/engine/work";
+import { ActionError, OnceflowError } from "../../../lib/errors";
+import { useIdSource } from "../../../lib/ids";
+import type { CompletionMessage, TaskMessage } from "../../../lib/queue";
+import { cancelRun, createRun, triggerRun } from "../../../lib/runs";
+import { keys } from "../../../lib/store/keys";
+import type { RunRecord } from "../../../lib/store/run-state";
+import { registerWorkflow } from "../../../lib/workflows";
+import { randomShape, type Shape, type TaskCall, transientFailures } from "../../chaos/workflows";
+import { type Clock, installVirtualClock } from "./clock";
+import type { Item } from "./expressions";
+import { MemoryQueues, type QueuedMessage } from "./memory-queues";
+import type { Write } from "./memory-table";
+import { MemoryTable } from "./memory-table";
+
+export interface Faults {
+  /** Probability that a delivery also goes to a second concurrent handler call. */
+  duplicate: number;
+  /** Probability that a finished message is delivered again later. */
+  redeliver: number;
+  /** Probability that a handler dies at a given AWS call. */
+  crash: number;
+  /** Probability that a worker freezes at a given AWS call past its lease. */
+  stall: number;
+}
+
+const NO_FAULTS: Faults = { duplicate: 0, redeliver: 0, crash: 0, stall: 0 };
+
+/** Each fault alone, and all of them together, at rates that inject many faults per schedule. */
+export const FAULT_MODES = {
+  none: NO_FAULTS,
+  duplicate: { ...NO_FAULTS, duplicate: 0.3 },
+  redeliver: { ...NO_FAULTS, redeliver: 0.3 },
+  crash: { ...NO_FAULTS, crash: 0.03 },
+  stall: { ...NO_FAULTS, stall: 0.03 },
+  all: { duplicate: 0.2, redeliver: 0.2, crash: 0.03, stall: 0.02 },
+} satisfies Record<string, Faults>;
+
+export type FaultMode = keyof typeof FAULT_MODES;
+
+export interface ModeSummary {
+  mode: FaultMode;
+  schedules: number;
+  steps: number;
+  injected: ScheduleResult["injected"];
+  violations: string[];
+  ms: number;
+}
+
+/** Runs `count` schedules (seeds `firstSeed`...) under one fault mode, on a virtual clock of their own. */
+export async function simulateMany(
+  mode: FaultMode,
+  count: number,
+  firstSeed: number,
+  weakened?: string[],
+): Promise<ModeSummary> {
+  const clock = installVirtualClock();
+  const started = performance.now();
+  const summary: ModeSummary = {
+    mode,
+    schedules: count,
+    steps: 0,
+    injected: { duplicates: 0, redeliveries: 0, crashes: 0, stalls: 0 },
+    violations: [],
+    ms: 0,
+  };
+  try {
+    for (let seed = firstSeed; seed < firstSeed + count; seed++) {
+      const result = await simulate({ seed, faults: FAULT_MODES[mode], clock, weakened });
+      summary.steps += result.steps;
+      for (const k of Object.keys(summary.injected) as (keyof ScheduleResult["injected"])[])
+        summary.injected[k] += result.injected[k];
+      summary.violations.push(...result.violations.map((v) => `${mode} seed ${seed}: ${v}`));
+    }
+  } finally {
+    clock.restore();
+  }
+  summary.ms = performance.now() - started;
+  return summary;
+}
+
+export interface ScheduleOptions {
+  seed: number;
+  faults: Faults;
+  clock: Clock;
+  /** Random workflows run at once (default 2). */
+  runs?: number;
+  /** Make racing API calls (creates with one key, triggers, a cancel): default true. */
+  apiRaces?: boolean;
+  /** Steps after which the schedule is declared stuck. */
+  maxSteps?: number;
+  /** Mutation tests: condition expressions taken as always true (see MemoryTable). */
+  weakened?: string[];
+}
+
+export interface ScheduleResult {
+  seed: number;
+  steps: number;
+  virtualSeconds: number;
+  injected: { duplicates: number; redeliveries: number; crashes: number; stalls: number };
+  violations: string[];
+}
+
+const TABLE = "sim";
+const TASKS_QUEUE = "sim-tasks.fifo";
+const COMPLETIONS_QUEUE = "sim-completions.fifo";
+/** serverless.yml's visibility timeouts of the two queues. */
+const VISIBILITY_SECONDS = { [TASKS_QUEUE]: 900, [COMPLETIONS_QUEUE]: 360 };
+const SWEEP_EVERY_MS = 60_000;
+const STALL_MS = 45_000;
+const MAX_VIRTUAL_MS = 12 * 3600 * 1000;
+
+type ActorKind = "worker" | "advance" | "sweeper" | "api";
+
+interface Actor {
+  id: number;
+  kind: ActorKind;
+  dead: boolean;
+  stalledUntil?: number;
+  /** Ends the handler for good: its waiting calls never come back. */
+  die(): void;
+}
+
+/** How a handler call ended: with a value, with an error, or not at all (its process died). */
+type Ending = { value: unknown } | { error: unknown } | { died: true };
+
+interface Step {
+  actor: Actor;
+  apply: () => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+interface Invocation {
+  key: string;
+  attempt: number;
+  /** The worker that ran it (none when a replay after the schedule ran it). */
+  actor?: Actor;
+}
+
+/** The sim action: fails its first attempts as the chaos sink does, `doomed` fails for good. */
+const SIM_ACTION = "sim.call";
+const simCall: TaskCall = (task, options = {}) => ({
+  action: SIM_ACTION,
+  input: options.item ? { task, item: "{% item %}" } : { task, doomed: options.doomed ?? false },
+  retry: { maxAttempts: 10, intervalSeconds: 0.2, backoffRate: 1 },
+  timeoutSeconds: 5,
+});
+
+const actors = new AsyncLocalStorage<Actor>();
+let world: World | undefined;
+registerAction(SIM_ACTION, (input, context) => {
+  const actor = actors.getStore();
+  if (!world) throw new Error("sim.call runs only inside a simulation");
+  world.invocations.push({ key: context.idempotencyKey, attempt: context.attempt, actor });
+  if ((input as { doomed?: boolean }).doomed) throw new ActionError("Doomed", "doomed", { retryable: false });
+  if (context.attempt <= transientFailures(context.idempotencyKey))
+    throw new ActionError("Transient", `attempt ${context.attempt} fails`, { retryable: true });
+  return { task: context.task, item: context.item ?? null };
+});
+
+/** One schedule's world: the store, the queues, the handlers alive, and what was observed. */
+class World {
+  readonly table = new MemoryTable(
+    { hash: "pk", range: "sk" },
+    { sweep: { hash: "sweepShard", range: "sweepAt" } },
+  );
+  readonly queues: MemoryQueues;
+  readonly steps: Step[] = [];
+  readonly alive = new Set<Actor>();
+  readonly invocations: Invocation[] = [];
+  /** Every committed change, in commit order. */
+  readonly commits: { writes: Write[]; actor?: Actor }[] = [];
+  readonly violations: string[] = [];
+  readonly injected = { duplicates: 0, redeliveries: 0, crashes: 0, stalls: 0 };
+  private nextActor = 1;
+
+  constructor(
+    readonly random: () => number,
+    readonly faults: Faults,
+    readonly clock: Clock,
+    weakened: string[] = [],
+  ) {
+    this.table = new MemoryTable(
+      { hash: "pk", range: "sk" },
+      { sweep: { hash: "sweepShard", range: "sweepAt" } },
+      weakened,
+    );
+    this.queues = new MemoryQueues(() => clock.now());
+    this.table.onCommit((writes) => {
+      this.commits.push({ writes, actor: actors.getStore() });
+      this.checkSlots(writes);
+    });
+  }
+
+  /** The engine's clients: every call becomes a step of the calling handler. */
+  client(target: { send(command: unknown): Promise<unknown> }) {
+    return {
+      send: (command: unknown) => {
+        const actor = actors.getStore();
+        if (!actor) return target.send(command);
+        return new Promise((resolve, reject) =>
+          this.steps.push({ actor, apply: () => target.send(command), resolve, reject }),
+        );
+      },
+    };
+  }
+
+  /** Starts a handler call; every AWS call it makes waits for the scheduler. */
+  spawn(kind: ActorKind, body: () => Promise<unknown>): Promise<Ending> {
+    return new Promise((end) => {
+      const actor: Actor = {
+        id: this.nextActor++,
+        kind,
+        dead: false,
+        die: () => {
+          actor.dead = true;
+          this.alive.delete(actor);
+          const waiting = this.steps.filter((s) => s.actor !== actor);
+          this.steps.splice(0, this.steps.length, ...waiting);
+          end({ died: true });
+        },
+      };
+      this.alive.add(actor);
+      const ended = (ending: Ending) => {
+        if (actor.dead) return;
+        this.alive.delete(actor);
+        end(ending);
+      };
+      actors.run(actor, body).then(
+        (value) => ended({ value }),
+        (error: unknown) => {
+          // DynamoDB would refuse the request itself: a bug, not a fault to recover from
+          if ((error as Error).name === "ValidationException")
+            this.violations.push(`a ${kind} handler sent an invalid request: ${(error as Error).message}`);
+          ended({ error });
+        },
+      );
+    });
+  }
+
+  /** I4 as it happens: a with-items task never has more unsettled items than its concurrency. */
+  private checkSlots(writes: Write[]): void {
+    for (const w of writes) {
+      const sk = String(w.key.sk);
+      if (!sk.startsWith("ITEM#") && !(sk.startsWith("TASK#") && w.after.fanOut)) continue;
+      const task = sk.startsWith("ITEM#") ? sk.split("#")[1] : sk.slice(5);
+      const runId = String(w.key.pk).slice(4);
+      const parent = this.table.get(TABLE, keys.task(runId, task as string)) as FanOutRecord | undefined;
+      if (!parent) continue;
+      const prefix = keys.itemPrefix(task as string);
+      const open = this.table.partition(
+        TABLE,
+        w.key.pk,
+        (i) => String(i.sk).startsWith(prefix) && (i.status === "queued" || i.status === "running"),
+      ).length;
+      if (parent.active < 0 || parent.active > parent.concurrency || open > parent.concurrency)
+        this.violations.push(
+          `I4: ${runId}/${task} active=${parent.active}, ${open} items unsettled, concurrency ${parent.concurrency}`,
+        );
+    }
+  }
+}
+
+const ended = (w: World, runId: string | undefined) => {
+  const run = runId ? (w.table.get(TABLE, keys.run(runId)) as RunRecord | undefined) : undefined;
+  return run !== undefined && ["succeeded", "failed", "cancelled"].includes(run.status);
+};
+
+/** Items the sweeper still has to look at: none once every run ended and was cleaned up. */
+const sweepable = (w: World) => w.table.items(TABLE, (i) => i.sweepShard !== undefined);
+
+/** Lets every handler run until it waits on its next AWS call (or ends). */
+const quiesce = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** A with-items parent's record, typed. */
+const parentsOf = (items: Item[]) =>
+  (items as unknown as TaskRecord[]).filter((i) => isFanOut(i)) as unknown as FanOutRecord[];
+
+/**
+ * Runs one schedule: registers random workflows, starts their runs (with API races), and steps
+ * the handlers until every run ended and every queue is empty; then checks the invariants.
+ */
+export async function simulate(options: ScheduleOptions): Promise<ScheduleResult> {
+  const random = seededRandom(options.seed);
+  const w = new World(random, options.faults, options.clock, options.weakened);
+  const restoreClients = useClients({ db: w.client(w.table), sqs: w.client(w.queues) });
+  let created = 0;
+  const restoreIds = useIdSource(() => `run-${options.seed}-${++created}-${Math.floor(random() * 1e9)}`);
+  const env = { TABLE_NAME: TABLE, TASKS_QUEUE_URL: TASKS_QUEUE, COMPLETIONS_QUEUE_URL: COMPLETIONS_QUEUE };
+  const previousEnv = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, env);
+  const previousRandom = Math.random;
+  Math.random = random; // retry jitter and conflict backoff draw from the schedule's seed
+  world = w;
+  const start = options.clock.now();
+  let steps = 0;
+  try {
+    const shapes: Shape[] = [];
+    for (let i = 0; i < (options.runs ?? 2); i++) {
+      const shape = randomShape(random, `sim-${options.seed}-${i}`, simCall);
+      await registerWorkflow(shape.definition.name, JSON.stringify(shape.definition), "application/json");
+      shapes.push(shape);
+    }
+    const runs = shapes.map((shape, i) => startRun(w, shape, i, options.apiRaces ?? true));
+
+    let nextSweep = options.clock.now() + SWEEP_EVERY_MS;
+    const maxSteps = options.maxSteps ?? 20_000;
+    for (; steps < maxSteps; steps++) {
+      await quiesce();
+      const now = options.clock.now();
+      const runnable = w.steps.filter((s) => !s.actor.stalledUntil || s.actor.stalledUntil <= now);
+      const visible = w.queues.visible();
+      if (runnable.length === 0 && visible.length === 0) {
+        const finished =
+          runs.every((r) => r.settled && ended(w, r.runId)) &&
+          w.alive.size === 0 &&
+          w.queues.messages.size === 0 &&
+          sweepable(w).length === 0;
+        if (finished) break;
+        // nothing can move now: the clock jumps to the next thing that can
+        const stalls = w.steps.map((s) => s.actor.stalledUntil ?? Number.POSITIVE_INFINITY);
+        const next = Math.min(nextSweep, w.queues.nextVisibleAt() ?? Number.POSITIVE_INFINITY, ...stalls);
+        options.clock.set(Math.max(now + 1, next));
+        if (options.clock.now() >= nextSweep) {
+          nextSweep = options.clock.now() + SWEEP_EVERY_MS;
+          void w.spawn("sweeper", () => sweep());
+        }
+        if (options.clock.now() - start > MAX_VIRTUAL_MS) break;
+        continue;
+      }
+      // either a new delivery starts, or one waiting call of a handler goes ahead
+      if (visible.length > 0 && (runnable.length === 0 || random() < 0.3)) {
+        deliver(w, visible[Math.floor(random() * visible.length)] as QueuedMessage);
+        continue;
+      }
+      const step = runnable[Math.floor(random() * runnable.length)] as Step;
+      await take(w, step);
+    }
+    await quiesce();
+    const runIds = runs.map((r) => r.runId);
+    if (steps >= (options.maxSteps ?? 20_000) || runs.some((r) => !r.settled) || sweepable(w).length > 0)
+      w.violations.push(
+        `I6: the schedule did not finish in ${steps} steps (runs ${runIds.join(", ")}); ` +
+          `left for the sweeper: ${JSON.stringify(sweepable(w))}`,
+      );
+    else check(w, shapes, runs);
+    await replayEverything(w);
+  } finally {
+    world = undefined;
+    Math.random = previousRandom;
+    restoreClients();
+    restoreIds();
+    for (const [k, v] of Object.entries(previousEnv)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+  return {
+    seed: options.seed,
+    steps,
+    virtualSeconds: (options.clock.now() - start) / 1000,
+    injected: w.injected,
+    violations: w.violations,
+  };
+}
+
+/** Performs one waiting call, or injects the fault the dice pick there. */
+async function take(w: World, step: Step): Promise<void> {
+  w.steps.splice(w.steps.indexOf(step), 1);
+  const { actor } = step;
+  const roll = w.random();
+  if (roll < w.faults.crash) {
+    // the process dies: before the call takes effect, or after it (and never hears back)
+    w.injected.crashes++;
+    actor.die();
+    if (w.random() < 0.5) await step.apply().catch(() => {});
+    return;
+  }
+  if (roll < w.faults.crash + w.faults.stall && actor.kind !== "sweeper" && !actor.stalledUntil) {
+    // a zombie: frozen at this call well past its lease; others take over meanwhile
+    actor.stalledUntil = w.clock.now() + STALL_MS;
+    w.steps.push(step);
+    w.injected.stalls++;
+    return;
+  }
+  step.apply().then(step.resolve, step.reject);
+}
+
+/** Hands a visible message to a handler (two, when duplicated), as the Lambda poller would. */
+function deliver(w: World, message: QueuedMessage): void {
+  const copies = w.random() < w.faults.duplicate ? 2 : 1;
+  if (copies === 2) w.injected.duplicates++;
+  if (message.queueUrl === TASKS_QUEUE) {
+    w.queues.receive(message, VISIBILITY_SECONDS[TASKS_QUEUE]);
+    const task = JSON.parse(message.body) as TaskMessage;
+    for (let c = 0; c < copies; c++) {
+      void w
+        .spawn("worker", () => work(task, `worker-${c}`))
+        .then((ending) => {
+          // an error or a death leaves the message to come back when its visibility ends
+          if (!("value" in ending)) return;
+          const outcome = ending.value as WorkOutcome;
+          if (outcome.done) finish(w, [message]);
+          // the message itself waits for the retry (ChangeMessageVisibility, batch item failure)
+          else if (w.queues.messages.has(message.id))
+            message.visibleAt = w.clock.now() + outcome.retryAfterSeconds * 1000;
+        });
+    }
+    return;
+  }
+  // completions: a batch of up to 10 visible completions of the same run, one advance for them
+  const { runId } = JSON.parse(message.body) as CompletionMessage;
+  const batch = w.queues
+    .visible(COMPLETIONS_QUEUE)
+    .filter((m) => (JSON.parse(m.body) as CompletionMessage).runId === runId)
+    .slice(0, 10);
+  for (const m of batch) w.queues.receive(m, VISIBILITY_SECONDS[COMPLETIONS_QUEUE]);
+  const completions = batch.map((m) => JSON.parse(m.body) as CompletionMessage);
+  for (let c = 0; c < copies; c++) {
+    void w
+      .spawn("advance", () => advance(runId, completions))
+      .then((ending) => {
+        if ("value" in ending) finish(w, batch);
+      });
+  }
+}
+
+/** A handled message is deleted, unless the delete is lost (`redeliver`). */
+function finish(w: World, messages: QueuedMessage[]): void {
+  for (const m of messages) {
+    if (!w.queues.messages.has(m.id)) continue;
+    if (w.random() < w.faults.redeliver) {
+      w.injected.redeliveries++;
+      m.visibleAt = w.clock.now() + Math.floor(w.random() * 30_000);
+    } else w.queues.delete(m);
+  }
+}
+
+interface RunHandle {
+  runId?: string;
+  /** The API calls are all answered. */
+  settled: boolean;
+  /** The run ids the racing creates answered with. */
+  creates: Set<string>;
+  /** A cancel was sent: answered 202, or 409 (which a cancel that died after taking effect may explain). */
+  cancel?: "accepted" | "refused";
+  /** Answers of the racing triggers: how many started the run. */
+  triggersWon: number;
+}
+
+/** A client call that retries until it gets an answer (a handler that died gives none). */
+async function persistently<T>(
+  w: World,
+  call: () => Promise<T>,
+): Promise<{ value?: T; error?: OnceflowError }> {
+  for (;;) {
+    const ending = await w.spawn("api", call);
+    if ("died" in ending) continue;
+    if ("value" in ending) return { value: ending.value as T };
+    if (ending.error instanceof OnceflowError) return { error: ending.error };
+    throw ending.error;
+  }
+}
+
+/**
+ * Starts one run through the API, racing: two creates with one Idempotency-Key at once; or a
+ * create with `start: false` and three triggers at once; and sometimes a cancel, later.
+ */
+function startRun(w: World, shape: Shape, index: number, races: boolean): RunHandle {
+  const handle: RunHandle = { settled: false, triggersWon: 0, creates: new Set() };
+  const name = shape.definition.name;
+  const key = `${name}-key`;
+  const body = (start: boolean) => ({ input: { index }, start });
+  const deferred = races && w.random() < 0.5;
+  const creates = races ? 2 : 1;
+  void (async () => {
+    const created = await Promise.all(
+      Array.from({ length: creates }, () => persistently(w, () => createRun(name, body(!deferred), key))),
+    );
+    for (const c of created) {
+      if (c.error) throw c.error;
+      handle.creates.add(c.value?.run.runId as string);
+    }
+    const runId = created[0]?.value?.run.runId as string;
+    handle.runId = runId;
+    if (deferred) {
+      const triggers = await Promise.all(
+        Array.from({ length: 3 }, () => persistently(w, () => triggerRun(runId))),
+      );
+      handle.triggersWon = triggers.filter((t) => t.value).length;
+      for (const t of triggers) if (t.error && t.error.code !== "RunAlreadyStarted") throw t.error;
+    }
+    if (races && w.random() < 0.25) {
+      // let the run get going, then cancel it
+      for (let k = Math.floor(w.random() * 40); k > 0; k--) await quiesce();
+      const cancel = await persistently(w, () => cancelRun(runId));
+      handle.cancel = cancel.value !== undefined ? "accepted" : "refused";
+      if (cancel.error && cancel.error.code !== "RunAlreadyEnded") throw cancel.error;
+    }
+    handle.settled = true;
+  })().catch((error: unknown) => {
+    w.violations.push(`API: run ${index} of ${name}: ${(error as Error).stack ?? error}`);
+    handle.settled = true;
+  });
+  return handle;
+}
+
+/** The history events committed for `runId`, in commit order. */
+function eventsOf(w: World, runId: string): Item[] {
+  return w.commits.flatMap(({ writes }) =>
+    writes
+      .filter((x) => x.key.pk === keys.runPartition(runId) && String(x.key.sk).startsWith(keys.eventPrefix))
+      .map((x) => x.after),
+  );
+}
+
+/** What a run of `shape` must end with when nothing stopped it: every leaf's output. */
+function expectedOutput(shape: Shape): unknown {
+  const leaves = Object.entries(shape.definition.tasks).filter(([, spec]) => !spec.next?.length);
+  return Object.fromEntries(
+    leaves.map(([task]) => {
+      const fanOut = shape.fanOuts[task];
+      return [
+        task,
+        fanOut ? Array.from({ length: fanOut.size }, (_, item) => ({ task, item })) : { task, item: null },
+      ];
+    }),
+  );
+}
+
+/** Checks I1–I6 and I8 on the finished schedule (I4 is also checked at every commit). */
+function check(w: World, shapes: Shape[], runs: RunHandle[]): void {
+  const v = (text: string) => w.violations.push(text);
+  const all = w.table.items(TABLE);
+  for (const [i, shape] of shapes.entries()) {
+    const handle = runs[i] as RunHandle;
+    const runId = handle.runId as string;
+    const name = shape.definition.name;
+    // I1: one run per Idempotency-Key, every racing create answered with it, started once
+    if (handle.creates.size !== 1)
+      v(`I1: ${name}: racing creates answered ${[...handle.creates].join(", ")}`);
+    const runItems = all.filter((x) => x.sk === "RUN" && x.workflow === name);
+    if (runItems.length !== 1) v(`I1: ${name} has ${runItems.length} runs`);
+    if (handle.triggersWon > 1) v(`I1: ${runId} was started by ${handle.triggersWon} triggers`);
+    const events = eventsOf(w, runId);
+    const count = (type: string) => events.filter((e) => e.type === type).length;
+    if (count("RunStarted") !== 1) v(`I1: ${runId} has ${count("RunStarted")} RunStarted events`);
+    const ends = count("RunSucceeded") + count("RunFailed") + count("RunCancelled");
+    if (ends !== 1) v(`I6: ${runId} ended ${ends} times`);
+
+    // I6: the run ended as it would have without faults
+    const run = w.table.get(TABLE, keys.run(runId)) as RunRecord | undefined;
+    const executions = all.filter(
+      (x) =>
+        x.pk === keys.runPartition(runId) &&
+        (String(x.sk).startsWith("TASK#") || String(x.sk).startsWith("ITEM#")),
+    ) as unknown as TaskRecord[];
+    const exhausted = executions.some((x) => x.error?.code === "LeaseExpired");
+    if (handle.cancel === "accepted" || (handle.cancel === "refused" && run?.status === "cancelled")) {
+      if (run?.status !== "cancelled") v(`I6: ${runId} was cancelled (202) but ended ${run?.status}`);
+    } else if (run?.status !== "succeeded" && !exhausted) {
+      v(`I6: ${runId} ended ${run?.status}, expected succeeded: ${JSON.stringify(run?.error)}`);
+    } else if (
+      run?.status === "succeeded" &&
+      canonicalJson(run.output) !== canonicalJson(expectedOutput(shape))
+    ) {
+      v(
+        `I6: ${runId} output ${JSON.stringify(run.output)}, expected ${JSON.stringify(expectedOutput(shape))}`,
+      );
+    }
+    for (const x of executions.filter((e) => e.status === "queued" || e.status === "running"))
+      v(
+        `I6: ${runId} ended ${run?.status} with ${x.task}/${x.item ?? "-"} still ${x.status}: ${JSON.stringify(x)}`,
+      );
+
+    // I3: each execution dispatched once, each attempt started once, settled once
+    const seen = new Map<string, number>();
+    for (const e of events) {
+      const id = `${e.task}/${e.item ?? "-"}`;
+      const kind = ["TaskSucceeded", "TaskFailed", "TaskCancelled"].includes(String(e.type))
+        ? "settled"
+        : e.type === "TaskStarted"
+          ? `started#${e.attempt}`
+          : e.type === "TaskQueued"
+            ? "queued"
+            : undefined;
+      if (kind) seen.set(`${id} ${kind}`, (seen.get(`${id} ${kind}`) ?? 0) + 1);
+    }
+    for (const [id, n] of seen) if (n > 1) v(`I3: ${runId} ${id} ${n} times`);
+    // nothing is dispatched or started once the run is cancelled
+    const cancelledAt = events.findIndex((e) => e.type === "RunCancelled");
+    if (
+      cancelledAt >= 0 &&
+      events.slice(cancelledAt).some((e) => e.type === "TaskQueued" || e.type === "TaskStarted")
+    )
+      v(`I3: ${runId} dispatched after it was cancelled`);
+
+    // I4: counters back to zero, every settled item counted once
+    for (const parent of parentsOf(executions as unknown as Item[])) {
+      if (parent.active !== 0) v(`I4: ${runId}/${parent.task} ended with active=${parent.active}`);
+      const counted = parent.succeededItems + parent.failedItems + (parent.cancelledItems ?? 0);
+      if (run?.status !== "cancelled" && counted !== parent.total)
+        v(`I4: ${runId}/${parent.task} counted ${counted} of ${parent.total}`);
+      const items = executions.filter((x) => x.task === parent.task && x.item !== undefined);
+      if (items.some((x) => ["succeeded", "failed", "cancelled"].includes(x.status) !== (x.counted === true)))
+        v(`I4: ${runId}/${parent.task} has an item settled but not counted, or counted but not settled`);
+    }
+
+    // I2, I8: an attempt runs once; an execution succeeds again only after its worker died or froze
+    const byKey = new Map<string, Invocation[]>();
+    for (const call of w.invocations.filter((c) => c.key.startsWith(`${runId}/`)))
+      byKey.set(call.key, [...(byKey.get(call.key) ?? []), call]);
+    for (const [key, calls] of byKey) {
+      const attempts = calls.map((c) => c.attempt);
+      if (new Set(attempts).size !== attempts.length)
+        v(`I2: ${key} ran an attempt twice (${attempts.join(",")})`);
+      const successes = calls.filter((c) => c.attempt > transientFailures(key) && !key.includes("/doomed/"));
+      for (const early of successes.slice(0, -1))
+        if (!early.actor?.dead && !early.actor?.stalledUntil)
+          v(`I2: ${key} succeeded again after attempt ${early.attempt}, whose worker neither died nor froze`);
+    }
+    // I8: the recorded result is the last attempt's
+    for (const x of executions.filter((e) => !isFanOut(e) && e.status === "succeeded")) {
+      const key = `${runId}/${x.task}/${x.item ?? "-"}`;
+      const last = (byKey.get(key) ?? []).filter((c) => c.attempt === x.attempt);
+      if (last.length !== 1) v(`I8: ${key} recorded attempt ${x.attempt}, which ran ${last.length} times`);
+    }
+  }
+}
+
+/**
+ * I7: after the schedule, every message ever sent is delivered once more, and the sweeper runs
+ * once more; none of it may write to the table (or run an action).
+ */
+async function replayEverything(w: World): Promise<void> {
+  const writes = w.table.writeRequests;
+  const invocations = w.invocations.length;
+  const replayed = new Set<string>();
+  for (let round = 0; round < 3; round++) {
+    const messages = w.queues.sent.filter((m) => !replayed.has(`${m.queueUrl}/${m.body}`));
+    if (messages.length === 0) break;
+    for (const m of messages) {
+      replayed.add(`${m.queueUrl}/${m.body}`);
+      const before = w.table.writeRequests;
+      try {
+        if (m.queueUrl === TASKS_QUEUE) await work(JSON.parse(m.body) as TaskMessage, "replay");
+        else {
+          const completion = JSON.parse(m.body) as CompletionMessage;
+          await advance(completion.runId, [completion]);
+        }
+      } catch (error) {
+        w.violations.push(`I7: the duplicate ${m.body} failed: ${(error as Error).message}`);
+      }
+      if (w.table.writeRequests !== before)
+        w.violations.push(`I7: the duplicate ${m.body} wrote to the table`);
+    }
+  }
+  await sweep(new Date(w.clock.now() + 24 * 3600 * 1000));
+  if (w.table.writeRequests !== writes)
+    w.violations.push(`I7: replays made ${w.table.writeRequests - writes} writes`);
+  if (w.invocations.length !== invocations) w.violations.push("I7: a replayed message ran an action again");
+}
