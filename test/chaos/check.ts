@@ -4,11 +4,17 @@
  * the store.
  */
 
+import { GetQueueAttributesCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 import type { ChaosReport } from "../../infra/local/chaos";
 import { seededRandom } from "../../infra/local/seeded-random";
 import type { LocalStack } from "../../infra/local/stack";
-import { type FanOutRecord, isFanOut } from "../../lib/engine/task-record";
+import { sqs } from "../../lib/clients";
+import { config } from "../../lib/config";
+import { canonicalJson } from "../../lib/definition/hash";
+import { type FanOutRecord, isFanOut, type TaskRecord } from "../../lib/engine/task-record";
+import { type CompletionMessage, completionDedupId, sendTasks } from "../../lib/queue";
 import { listEvents } from "../../lib/store/events";
+import { keys } from "../../lib/store/keys";
 import { queryRunItems, readTasks } from "../../lib/store/run-state";
 import type { Sink, SinkRequest } from "../helpers/sink";
 import { callApi } from "../helpers/stack";
@@ -146,22 +152,26 @@ export async function runChecker(options: {
         violations.push(`I2: ${key} succeeded ${successes.length} times without a crash`);
     }
 
-    // each execution dispatched once, each attempt started once (I3), history checked from the store
+    // each execution dispatched once, each attempt started once (I3), and settled once: a zombie
+    // attempt never records a second result (I8); history checked from the store
     const events = await listEvents(runId);
     const seen = new Map<string, number>();
+    const once: Record<string, (e: (typeof events)[number]) => string> = {
+      TaskQueued: (e) => `TaskQueued/${e.task}/${e.item ?? "-"}`,
+      TaskStarted: (e) => `TaskStarted/${e.task}/${e.item ?? "-"}/${e.attempt}`,
+      TaskSucceeded: (e) => `settled/${e.task}/${e.item ?? "-"}`,
+      TaskFailed: (e) => `settled/${e.task}/${e.item ?? "-"}`,
+      TaskCancelled: (e) => `settled/${e.task}/${e.item ?? "-"}`,
+      RunSucceeded: () => "ended",
+      RunFailed: () => "ended",
+    };
     for (const e of events) {
-      if (
-        e.type !== "TaskQueued" &&
-        e.type !== "TaskStarted" &&
-        e.type !== "RunSucceeded" &&
-        e.type !== "RunFailed"
-      )
-        continue;
-      const id = `${e.type}/${e.task}/${e.item ?? "-"}/${e.type === "TaskStarted" ? e.attempt : ""}`;
-      seen.set(id, (seen.get(id) ?? 0) + 1);
+      const id = once[e.type]?.(e);
+      if (id) seen.set(id, (seen.get(id) ?? 0) + 1);
     }
     for (const [id, count] of seen)
-      if (count > 1) violations.push(`I3: ${runId} ${id} happened ${count} times`);
+      if (count > 1)
+        violations.push(`${id.startsWith("settled") ? "I8" : "I3"}: ${runId} ${id} happened ${count} times`);
 
     // with-items: never over the concurrency, counters back to zero (I4)
     const records = await readTasks(runId);
@@ -196,6 +206,7 @@ export async function runChecker(options: {
       }
     }
   }
+  violations.push(...(await duplicatesChangeNothing([...finals.keys()])));
   return {
     runs: runIds.length,
     calls: sink.requests.length,
@@ -206,4 +217,83 @@ export async function runChecker(options: {
     },
     violations,
   };
+}
+
+/** Every item of the run's partition, by sort key, as canonical JSON. */
+async function snapshot(runId: string): Promise<Map<string, string>> {
+  const items = [
+    ...(await queryRunItems(runId, "RUN")),
+    ...(await queryRunItems(runId, keys.taskPrefix)),
+    ...(await queryRunItems(runId, "ITEM#")),
+    ...(await queryRunItems(runId, keys.eventPrefix)),
+  ];
+  return new Map(items.map((item) => [String(item.sk), canonicalJson(item)]));
+}
+
+/** Waits until both queues are empty (nothing visible, nothing in flight), twice in a row. */
+async function drained(timeoutMs = 60_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  let quiet = 0;
+  while (Date.now() < deadline) {
+    let pending = 0;
+    for (const url of [config.tasksQueueUrl(), config.completionsQueueUrl()]) {
+      const { Attributes = {} } = await sqs().send(
+        new GetQueueAttributesCommand({
+          QueueUrl: url,
+          AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        }),
+      );
+      pending +=
+        Number(Attributes.ApproximateNumberOfMessages ?? 0) +
+        Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0);
+    }
+    quiet = pending === 0 ? quiet + 1 : 0;
+    if (quiet >= 2) return true;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  return false;
+}
+
+/**
+ * I7, end to end: once the runs ended, the task message of every execution and the completion of
+ * every settled one are delivered again (new dedup ids, so SQS takes them), through the same
+ * handlers and faults. Nothing in the runs' partitions may change.
+ */
+async function duplicatesChangeNothing(runIds: string[]): Promise<string[]> {
+  const before = new Map(await Promise.all(runIds.map(async (id) => [id, await snapshot(id)] as const)));
+  for (const runId of runIds) {
+    const executions = (await readTasks(runId)).filter((t) => !isFanOut(t)) as TaskRecord[];
+    const items = (await queryRunItems(runId, "ITEM#")) as unknown as TaskRecord[];
+    const all = [...executions, ...items];
+    await sendTasks(
+      all.map((e) => ({ runId, task: e.task, item: e.item })),
+      "i7-check",
+    );
+    for (const e of all.filter((x) => x.attempt > 0 || x.status === "cancelled")) {
+      const completion: CompletionMessage = {
+        runId,
+        task: e.task,
+        item: e.item,
+        attempt: e.attempt,
+        outcome: e.status as CompletionMessage["outcome"],
+      };
+      await sqs().send(
+        new SendMessageCommand({
+          QueueUrl: config.completionsQueueUrl(),
+          MessageBody: JSON.stringify(completion),
+          MessageGroupId: runId,
+          MessageDeduplicationId: `${completionDedupId(completion)}-i7`,
+        }),
+      );
+    }
+  }
+  const violations: string[] = [];
+  if (!(await drained())) violations.push("I7: the re-sent messages were not all handled within 60 s");
+  for (const runId of runIds) {
+    const after = await snapshot(runId);
+    const was = before.get(runId) ?? new Map();
+    for (const [sk, item] of after)
+      if (was.get(sk) !== item) violations.push(`I7: a duplicate message changed ${runId} ${sk}`);
+  }
+  return violations;
 }

@@ -26,6 +26,13 @@ export interface IndexSchema {
   range?: string;
 }
 
+/** One call the table answered, and how: for replaying the same calls against DynamoDB Local. */
+export interface TableCall {
+  command: unknown;
+  result?: unknown;
+  error?: unknown;
+}
+
 /** One committed change of an item: `after` undefined would be a delete (the engine never deletes). */
 export interface Write {
   table: string;
@@ -46,13 +53,16 @@ export class MemoryTable {
   writeRequests = 0;
 
   /**
+   * @param indexes Global secondary indexes, projecting keys only (as the engine's `sweep`).
    * @param weakened For mutation tests of the engine: condition expressions equal to one of these
    *   are treated as always true, as if the engine did not have that guard.
+   * @param log When given, every call answered is appended to it, with its answer.
    */
   constructor(
     private readonly keySchema: IndexSchema = { hash: "pk", range: "sk" },
     private readonly indexes: Record<string, IndexSchema> = {},
     private readonly weakened: string[] = [],
+    private readonly log?: TableCall[],
   ) {}
 
   /** Called with every committed change, in commit order (for invariant checks). */
@@ -84,6 +94,17 @@ export class MemoryTable {
   }
 
   async send(command: unknown): Promise<unknown> {
+    try {
+      const result = await this.answer(command);
+      this.log?.push({ command, result: copy(result) });
+      return result;
+    } catch (error) {
+      this.log?.push({ command, error });
+      throw error;
+    }
+  }
+
+  private async answer(command: unknown): Promise<unknown> {
     if (command instanceof GetCommand) {
       const { TableName, Key } = command.input;
       return { Item: this.get(TableName as string, Key as Item) };
@@ -147,7 +168,16 @@ export class MemoryTable {
       );
     if (input.ScanIndexForward === false) matches.reverse();
     const page = input.Limit ? matches.slice(0, input.Limit) : matches;
-    return { Items: page.map(copy), Count: page.length };
+    // an index projects the table's keys and its own (KEYS_ONLY)
+    const project = (item: Item): Item =>
+      input.IndexName
+        ? Object.fromEntries(
+            [this.keySchema.hash, this.keySchema.range, schema.hash, schema.range]
+              .filter((k): k is string => k !== undefined)
+              .map((k) => [k, item[k]]),
+          )
+        : copy(item);
+    return { Items: page.map(project), Count: page.length };
   }
 
   /** One Put or Update: the same as a transaction of one, with its own exception. */

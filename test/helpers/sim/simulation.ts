@@ -38,7 +38,7 @@ import { randomShape, type Shape, type TaskCall, transientFailures } from "../..
 import { type Clock, installVirtualClock } from "./clock";
 import type { Item } from "./expressions";
 import { MemoryQueues, type QueuedMessage } from "./memory-queues";
-import type { Write } from "./memory-table";
+import type { TableCall, Write } from "./memory-table";
 import { MemoryTable } from "./memory-table";
 
 export interface Faults {
@@ -119,6 +119,8 @@ export interface ScheduleOptions {
   maxSteps?: number;
   /** Mutation tests: condition expressions taken as always true (see MemoryTable). */
   weakened?: string[];
+  /** When given, every call the in-memory table answered is appended, with its answer. */
+  tableLog?: TableCall[];
 }
 
 export interface ScheduleResult {
@@ -129,7 +131,9 @@ export interface ScheduleResult {
   violations: string[];
 }
 
-const TABLE = "sim";
+/** The simulation's table name (the conformance test maps it to a table of DynamoDB Local). */
+export const SIM_TABLE = "sim";
+const TABLE = SIM_TABLE;
 const TASKS_QUEUE = "sim-tasks.fifo";
 const COMPLETIONS_QUEUE = "sim-completions.fifo";
 /** serverless.yml's visibility timeouts of the two queues. */
@@ -208,11 +212,13 @@ class World {
     readonly faults: Faults,
     readonly clock: Clock,
     weakened: string[] = [],
+    tableLog?: TableCall[],
   ) {
     this.table = new MemoryTable(
       { hash: "pk", range: "sk" },
       { sweep: { hash: "sweepShard", range: "sweepAt" } },
       weakened,
+      tableLog,
     );
     this.queues = new MemoryQueues(() => clock.now());
     this.table.onCommit((writes) => {
@@ -311,7 +317,7 @@ const parentsOf = (items: Item[]) =>
  */
 export async function simulate(options: ScheduleOptions): Promise<ScheduleResult> {
   const random = seededRandom(options.seed);
-  const w = new World(random, options.faults, options.clock, options.weakened);
+  const w = new World(random, options.faults, options.clock, options.weakened, options.tableLog);
   const restoreClients = useClients({ db: w.client(w.table), sqs: w.client(w.queues) });
   let created = 0;
   const restoreIds = useIdSource(() => `run-${options.seed}-${++created}-${Math.floor(random() * 1e9)}`);
