@@ -206,7 +206,10 @@ export async function runChecker(options: {
       }
     }
   }
+  log("re-sending every message of the ended runs (I7)");
+  const resent = Date.now();
   violations.push(...(await duplicatesChangeNothing([...finals.keys()])));
+  log(`the re-sent messages were handled in ${((Date.now() - resent) / 1000).toFixed(1)} s`);
   return {
     runs: runIds.length,
     calls: sink.requests.length,
