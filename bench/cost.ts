@@ -6,7 +6,8 @@
  * their GB-seconds, and HTTP API requests. Two shapes: the fan-out of `fanout` (N items and a
  * successor) and `plain` runs of one task. The bench's own reads (GET /runs...) are left out.
  */
-import { attachMeter, type LabelledFigures, Meter } from "../lib/metering";
+import { type AttributeValue, GetItemCommand } from "@aws-sdk/client-dynamodb";
+import { attachMeter, itemSize, type LabelledFigures, Meter } from "../lib/metering";
 import { fanoutOnce, registerFanout } from "./fanout";
 import { round } from "./figures";
 import { type PerTask, PRICES, stepFunctionsStandardUsdPerMillion, usdPerMillionTasks } from "./prices";
@@ -133,7 +134,18 @@ export async function runCost(
   log: (line: string) => void,
 ): Promise<{ prices: typeof PRICES; shapes: ShapeCost[] }> {
   const bench = await startBenchStack(emulators, { workers: options.workers });
-  const meter = new Meter(() => invocationLabel.getStore());
+  // transactions are measured item by item, read back with the stack's own (unmetered) client
+  const table = bench.stack.env.TABLE_NAME as string;
+  const sizeOf = async (key: Record<string, unknown>): Promise<number> => {
+    const Key = Object.fromEntries(
+      Object.entries(key).map(([name, value]) => [name, typeof value === "string" ? { S: value } : value]),
+    ) as Record<string, AttributeValue>;
+    const { Item } = await bench.stack.clients.dynamodb.send(
+      new GetItemCommand({ TableName: table, Key, ConsistentRead: true }),
+    );
+    return Item ? itemSize(Item) : 0;
+  };
+  const meter = new Meter(() => invocationLabel.getStore(), sizeOf);
   const detach = attachMeter(meter, [bench.stack.clients.sqs]);
   try {
     await registerFanout(bench, options.concurrency);

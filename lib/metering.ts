@@ -7,6 +7,11 @@
  * DynamoDB reports no consumed capacity on a failed conditional write or a cancelled
  * transaction. Those are counted apart and estimated by DynamoDB's documented minimum (a write of
  * an item up to 1 KB: 1 unit, 2 in a transaction), so the estimate is a floor.
+ *
+ * DynamoDB Local reports capacity for transactions, but not by DynamoDB's documented rule (2 write
+ * units per item per started KB): it answers 4 units for a transaction of one, two or three small
+ * items alike. Given `itemSize` (which reads an item back and measures it), the meter computes a
+ * transaction's units itself, item by item, by that rule.
  */
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import { db, sqs } from "./clients";
@@ -41,6 +46,8 @@ const READ_COMMANDS = new Set(
   ),
 );
 
+const TRANSACT_WRITE = new Set(["TransactWriteItemsCommand", "TransactWriteCommand"]);
+
 /** Per command: calls, units, failures and time spent waiting for the answer. */
 export interface CommandFigures {
   calls: number;
@@ -58,6 +65,72 @@ interface ConsumedCapacityLike {
   CapacityUnits?: number;
   ReadCapacityUnits?: number;
   WriteCapacityUnits?: number;
+}
+
+type AttributeValueLike = {
+  S?: string;
+  N?: string;
+  B?: Uint8Array;
+  BOOL?: boolean;
+  NULL?: boolean;
+  M?: Record<string, AttributeValueLike>;
+  L?: AttributeValueLike[];
+  SS?: string[];
+  NS?: string[];
+  BS?: Uint8Array[];
+};
+
+const utf8 = (text: string) => Buffer.byteLength(text, "utf8");
+
+/** Bytes of a number by DynamoDB's rule: 1 byte per two significant digits, plus 1. */
+function numberSize(n: string): number {
+  const digits = n
+    .replace(/^[-+]/, "")
+    .replace(/[eE].*$/, "")
+    .replace(".", "")
+    .replace(/^0+/, "")
+    .replace(/0+$/, "");
+  return Math.ceil(Math.max(1, digits.length) / 2) + 1;
+}
+
+/** Bytes of one attribute value, by DynamoDB's documented item-size rules. */
+export function attributeValueSize(value: AttributeValueLike): number {
+  if (value.S !== undefined) return utf8(value.S);
+  if (value.N !== undefined) return numberSize(value.N);
+  if (value.B !== undefined) return value.B.length;
+  if (value.BOOL !== undefined || value.NULL !== undefined) return 1;
+  if (value.M !== undefined) {
+    const entries = Object.entries(value.M);
+    return 3 + entries.reduce((sum, [name, v]) => sum + 1 + utf8(name) + attributeValueSize(v), 0);
+  }
+  if (value.L !== undefined) return 3 + value.L.reduce((sum, v) => sum + 1 + attributeValueSize(v), 0);
+  if (value.SS !== undefined) return value.SS.reduce((sum, v) => sum + utf8(v), 0);
+  if (value.NS !== undefined) return value.NS.reduce((sum, v) => sum + numberSize(v), 0);
+  if (value.BS !== undefined) return value.BS.reduce((sum, v) => sum + v.length, 0);
+  return 0;
+}
+
+/** Bytes of an item (names and values), as DynamoDB counts them for capacity. */
+export function itemSize(item: Record<string, AttributeValueLike>): number {
+  return Object.entries(item).reduce((sum, [name, value]) => sum + utf8(name) + attributeValueSize(value), 0);
+}
+
+/** Write units of a transaction whose items measure `sizes` bytes: 2 per item per started KB. */
+export function transactionWriteUnits(sizes: number[]): number {
+  return sizes.reduce((sum, size) => sum + 2 * Math.max(1, Math.ceil(size / 1024)), 0);
+}
+
+/** The key of each item a TransactWriteItems input writes or checks (document or marshalled form). */
+export function transactionKeys(input: unknown): Record<string, unknown>[] {
+  const items = (input as { TransactItems?: Record<string, { Key?: unknown; Item?: unknown }>[] })
+    ?.TransactItems;
+  return (items ?? []).flatMap((entry) => {
+    const op = entry.Put ?? entry.Update ?? entry.ConditionCheck ?? entry.Delete;
+    if (!op) return [];
+    if (op.Key) return [op.Key as Record<string, unknown>];
+    const item = op.Item as Record<string, unknown>;
+    return [{ pk: item.pk, sk: item.sk }];
+  });
 }
 
 /** Read and write units of one `ConsumedCapacity` (an object, or an array for transactions and batches). */
@@ -91,8 +164,14 @@ export interface LabelledFigures extends CommandFigures {
 export class Meter {
   private readonly figures = new Map<string, LabelledFigures>();
 
-  /** `labelOf` names the caller of the current call (an invocation, a poller), for a breakdown. */
-  constructor(private readonly labelOf: () => string | undefined = () => undefined) {}
+  /**
+   * `labelOf` names the caller of the current call (an invocation, a poller), for a breakdown.
+   * `itemSize` measures the item stored under a key (see the module's note on transactions).
+   */
+  constructor(
+    private readonly labelOf: () => string | undefined = () => undefined,
+    readonly itemSize?: (key: Record<string, unknown>) => Promise<number>,
+  ) {}
 
   private entry(service: "dynamodb" | "sqs", command: string): LabelledFigures {
     const label = this.labelOf() ?? "-";
@@ -115,8 +194,18 @@ export class Meter {
     return figures;
   }
 
-  /** Records one DynamoDB call from its output (or its error) and its input. */
-  recordDynamoDb(command: string, input: unknown, output: unknown, error: unknown, ms: number): void {
+  /**
+   * Records one DynamoDB call from its output (or its error) and its input; `writeUnits`, when
+   * given, replaces what the output reports.
+   */
+  recordDynamoDb(
+    command: string,
+    input: unknown,
+    output: unknown,
+    error: unknown,
+    ms: number,
+    writeUnits?: number,
+  ): void {
     const figures = this.entry("dynamodb", command);
     figures.calls++;
     figures.ms += ms;
@@ -138,7 +227,7 @@ export class Meter {
       READ_COMMANDS.has(command),
     );
     figures.readUnits += units.read;
-    figures.writeUnits += units.write;
+    figures.writeUnits += writeUnits ?? units.write;
   }
 
   /** Records one SQS request (a receive that returned nothing is counted as empty). */
@@ -200,7 +289,15 @@ export function meterMiddleware(meter: Meter, service: "dynamodb" | "sqs") {
       const result = await next(args);
       const ms = performance.now() - started;
       if (service === "sqs") meter.recordSqs(command, result.output, ms);
-      else if (metered) meter.recordDynamoDb(command, args.input, result.output, undefined, ms);
+      else if (metered) {
+        let writeUnits: number | undefined;
+        if (meter.itemSize && TRANSACT_WRITE.has(command)) {
+          const measure = meter.itemSize;
+          const sizes = await Promise.all(transactionKeys(args.input).map((key) => measure(key)));
+          writeUnits = transactionWriteUnits(sizes);
+        }
+        meter.recordDynamoDb(command, args.input, result.output, undefined, ms, writeUnits);
+      }
       return result;
     } catch (error) {
       const ms = performance.now() - started;
