@@ -47,13 +47,12 @@ export interface Row {
   scenario: string;
   figure: string;
   value: number | string;
-  note?: string;
 }
 
 /** A Markdown table of the rows, ready for the README. */
 export function markdownTable(rows: Row[]): string {
-  const cells = rows.map((r) => [r.scenario, r.figure, formatValue(r.value), r.note ?? ""]);
-  const header = ["scenario", "figure", "value", "how"];
+  const cells = rows.map((r) => [r.scenario, r.figure, formatValue(r.value)]);
+  const header = ["scenario", "figure", "value"];
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] as string).length)));
   const line = (c: string[]) => `| ${c.map((cell, i) => cell.padEnd(widths[i] as number)).join(" | ")} |`;
   return [
