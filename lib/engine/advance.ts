@@ -3,7 +3,7 @@ import type { WorkflowDefinition } from "../definition/types";
 import { ExpressionError } from "../errors";
 import { evaluateTemplate } from "../expression";
 import type { CompletionMessage } from "../queue";
-import { type RunRecord, readRun, readTasks } from "../store/run-state";
+import { type RunRecord, readRunState, readTasks } from "../store/run-state";
 import { getWorkflowVersion } from "../workflows";
 import { cancelRemaining } from "./cancel";
 import { dispatch, planTasks, type TemplateContext } from "./dispatch";
@@ -27,6 +27,11 @@ const MAX_ROUNDS = 10;
  * Level-triggered and idempotent: a duplicate or redelivered completion finds its items counted,
  * every successor dispatched (their conditional puts fail) or the run ended (its conditional
  * update fails), and writes nothing (I3, I7).
+ *
+ * One shortcut: when every completion is an item that this call counted down, its task still
+ * running and every free slot refilled (`counted`), no task of the run changed status, so there is
+ * nothing to evaluate and the run is not read. Anything else (a duplicate, a task that settled, a
+ * plain task's completion, a run past its deadline) takes the whole path.
  */
 export async function advance(
   runId: string,
@@ -34,14 +39,18 @@ export async function advance(
   now = new Date(),
 ): Promise<AdvanceOutcome> {
   const itemTasks = new Set(completions.filter((c) => c.item !== undefined).map((c) => c.task));
+  let onlyCounted = completions.length > 0 && completions.every((c) => c.item !== undefined);
   for (const task of itemTasks) {
-    await countDown(
+    const counted = await countDown(
       runId,
       task,
       completions.filter((c) => c.task === task),
+      now,
     );
+    if (counted !== "counted") onlyCounted = false;
   }
-  const run = await readRun(runId);
+  if (onlyCounted) return { kind: "idle" };
+  const { run, tasks: current } = await readRunState(runId);
   if (run?.status === "cancelled" || run?.status === "failed") {
     // a cancel or timeout that died before its cleanup is finished by whoever looks next
     await cancelRemaining(runId);
@@ -55,7 +64,7 @@ export async function advance(
   }
   const { definition } = await getWorkflowVersion(run.workflow, run.version);
 
-  let tasks = await readTasks(runId);
+  let tasks = current;
   for (const parent of tasks.filter(isFanOut)) {
     if (parent.status === "running") await fill(runId, parent.task, parent);
   }

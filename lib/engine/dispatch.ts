@@ -88,16 +88,23 @@ export function taskCreation(record: TaskRecord): TxItem[] {
   ];
 }
 
-/** A transaction item that holds only while the run is `running`. */
-export function whileRunning(runId: string): TxItem {
+/**
+ * A transaction item that holds only while the run is `running` (and, given `now`, only while
+ * the run's deadline, if it has one, is still ahead).
+ */
+export function whileRunning(runId: string, now?: Date): TxItem {
   return {
     ConditionCheck: {
       TableName: config.tableName(),
       Key: keys.run(runId),
-      // closes: dispatching after the run was cancelled, timed out or ended
-      ConditionExpression: "#status = :running",
+      // closes: dispatching after the run was cancelled, timed out or ended (or, given `now`, past its deadline)
+      ConditionExpression: now
+        ? "#status = :running AND (attribute_not_exists(deadline) OR deadline > :now)"
+        : "#status = :running",
       ExpressionAttributeNames: { "#status": "status" },
-      ExpressionAttributeValues: { ":running": "running" },
+      ExpressionAttributeValues: now
+        ? { ":running": "running", ":now": now.toISOString() }
+        : { ":running": "running" },
     },
   };
 }

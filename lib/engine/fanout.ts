@@ -281,16 +281,26 @@ export async function fill(
 }
 
 /**
+ * What a countdown did:
+ * - `ended`: it settled the parent (the graph must be evaluated);
+ * - `counted`: it counted its items and refilled the slots they freed, in a transaction that also
+ *   checked the run is running and within its deadline, and the parent is still running: nothing
+ *   else of the run can have changed through it;
+ * - `other`: anything else (its items were counted already, nothing was refilled, the run or the
+ *   parent is not running, a slot is left to fill): the caller looks at the whole run.
+ */
+export type CountDownResult = "ended" | "counted" | "other";
+
+/**
  * Counts settled items down on their parent, exactly once each, refills the slots they free and,
  * when nothing is active and nothing is left (or the task failed for good), settles the parent.
- * Returns true when the parent ended here.
  */
 export async function countDown(
   runId: string,
   task: string,
   completions: CompletionMessage[],
   now = new Date(),
-): Promise<boolean> {
+): Promise<CountDownResult> {
   const byItem = new Map<number, CompletionMessage>();
   for (const c of completions) {
     if (c.item !== undefined) byItem.set(c.item, c);
@@ -300,7 +310,7 @@ export async function countDown(
   for (let tries = 0; tries < OPTIMISTIC_RETRIES && todo.length > 0; tries++) {
     parent ??= await readParent(runId, task);
     // a cancelled task still counts its running items' results, and starts nothing
-    if (parent?.status !== "running" && parent?.status !== "cancelled") return false;
+    if (parent?.status !== "running" && parent?.status !== "cancelled") return "other";
     const count = (outcome: CompletionMessage["outcome"]) => todo.filter((c) => c.outcome === outcome).length;
     const after: FanOutRecord = {
       ...parent,
@@ -329,7 +339,7 @@ export async function countDown(
     const dispatches = refill > 0 || ended;
     await point("countdown:before-commit", { runId, task, version: parent.version });
     const outcome = await transact([
-      ...(dispatches ? [whileRunning(runId)] : []),
+      ...(dispatches ? [whileRunning(runId, now)] : []),
       ...todo.map(
         (c): TxItem => ({
           Update: {
@@ -367,11 +377,14 @@ export async function countDown(
     ]);
     if (outcome.ok) {
       if (refill > 0) await sendItems(parent, parent.nextIndex, refill);
-      return ended;
+      if (ended) return "ended";
+      // `counted` only when the transaction checked that the run runs (and is within its deadline)
+      return dispatches && parent.status === "running" && freeSlots(after) === 0 ? "counted" : "other";
     }
     const rest = dispatches ? outcome.reasons.slice(1) : outcome.reasons;
     if (dispatches && outcome.reasons[0]?.code === "ConditionalCheckFailed") {
-      parent = { ...parent, status: "cancelled" }; // the run ended: count without refilling
+      // the run ended (or its deadline passed): count without refilling
+      parent = { ...parent, status: "cancelled" };
       continue;
     }
     const parentMoved = rest[todo.length]?.code !== "None";
@@ -383,7 +396,7 @@ export async function countDown(
     // never drop a count: failing here leaves the completions on the queue, to be counted later
     throw new Error(`could not count ${todo.length} item(s) of ${runId}/${task} down: too much contention`);
   }
-  return false;
+  return "other";
 }
 
 /** A with-items task's output: its items' outputs in index order, failed items as null. */

@@ -40,15 +40,24 @@ export function readRun(runId: string): Promise<RunRecord | undefined> {
 }
 
 /** Every item of the run's partition whose sort key starts with `prefix`, strongly consistent, all pages. */
-export async function queryRunItems(runId: string, prefix: string): Promise<Record<string, unknown>[]> {
+export function queryRunItems(runId: string, prefix: string): Promise<Record<string, unknown>[]> {
+  return queryPartition(runId, "begins_with(sk, :sk)", prefix);
+}
+
+/** Every item of the run's partition whose sort key meets `condition` (on `:sk`), strongly consistent, all pages. */
+async function queryPartition(
+  runId: string,
+  condition: string,
+  sk: string,
+): Promise<Record<string, unknown>[]> {
   const items: Record<string, unknown>[] = [];
   let startKey: Record<string, unknown> | undefined;
   do {
     const page = await db().send(
       new QueryCommand({
         TableName: config.tableName(),
-        KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
-        ExpressionAttributeValues: { ":pk": keys.runPartition(runId), ":prefix": prefix },
+        KeyConditionExpression: `pk = :pk AND ${condition}`,
+        ExpressionAttributeValues: { ":pk": keys.runPartition(runId), ":sk": sk },
         ExclusiveStartKey: startKey,
         ConsistentRead: true,
       }),
@@ -57,6 +66,18 @@ export async function queryRunItems(runId: string, prefix: string): Promise<Reco
     startKey = page.LastEvaluatedKey;
   } while (startKey);
   return items;
+}
+
+/**
+ * The run and every execution of it, from one strongly consistent Query: in the run's partition
+ * the sort keys `RUN` and `TASK#...` come after `EVT#...` and `ITEM#...`, so `sk >= "RUN"` is
+ * exactly the run and its tasks.
+ */
+export async function readRunState(runId: string): Promise<{ run?: RunRecord; tasks: TaskItem[] }> {
+  const items = await queryPartition(runId, "sk >= :sk", keys.run(runId).sk);
+  const [first, ...rest] = items;
+  if (first?.sk !== keys.run(runId).sk) return { tasks: items as unknown as TaskItem[] };
+  return { run: first as unknown as RunRecord, tasks: rest as unknown as TaskItem[] };
 }
 
 /** Every execution of the run, from one strongly consistent Query of its partition. */

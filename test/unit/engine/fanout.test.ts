@@ -1,15 +1,21 @@
 import "../../helpers/unit-env";
 import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
+import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 import { GetCommand, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
-import { db } from "../../../lib/clients";
+import { db, sqs } from "../../../lib/clients";
 import { countDown } from "../../../lib/engine/fanout";
 import type { FanOutRecord } from "../../../lib/engine/task-record";
 import type { CompletionMessage } from "../../../lib/queue";
 
 const dynamo = mockClient(db());
-beforeEach(() => dynamo.reset());
+const queue = mockClient(sqs());
+beforeEach(() => {
+  dynamo.reset();
+  queue.reset();
+  queue.on(SendMessageBatchCommand).resolves({});
+});
 
 const parent = (fields: Partial<FanOutRecord> = {}): FanOutRecord => ({
   runId: "r1",
@@ -83,7 +89,7 @@ describe("countDown", () => {
   it("settles the task with the last item, in the same transaction, and only then", async () => {
     dynamo.on(GetCommand).resolves({ Item: parent({ active: 1, succeededItems: 4 }) });
     dynamo.on(TransactWriteCommand).resolves({});
-    expect(await countDown("r1", "each", [done(4)])).toBe(true);
+    expect(await countDown("r1", "each", [done(4)])).toBe("ended");
     const [tx] = transactions();
     expect(tx?.[0]?.ConditionCheck).toBeDefined(); // the run must still be running
     expect(tx?.[2]?.Update?.ExpressionAttributeValues).toMatchObject({
@@ -96,7 +102,7 @@ describe("countDown", () => {
   it("a failure past the tolerance stops refills and fails the task once nothing is active", async () => {
     dynamo.on(GetCommand).resolves({ Item: parent({ total: 10, nextIndex: 2, active: 2, concurrency: 2 }) });
     dynamo.on(TransactWriteCommand).resolves({});
-    expect(await countDown("r1", "each", [done(0, "failed")])).toBe(false);
+    expect(await countDown("r1", "each", [done(0, "failed")])).toBe("other"); // no refill: the run was not checked
     const [tx] = transactions();
     // no refill although a slot freed: items 2.. stay pending
     expect(
@@ -109,6 +115,35 @@ describe("countDown", () => {
       ":failed": 1,
       ":nextIndex": 2,
     });
+  });
+
+  it("says `counted` when the items are counted, every freed slot refilled and the parent still running", async () => {
+    dynamo.on(GetCommand).resolves({ Item: parent({ total: 10, nextIndex: 5 }) });
+    dynamo.on(TransactWriteCommand).resolves({});
+    const now = new Date("2026-01-01T00:00:00Z");
+    expect(await countDown("r1", "each", [done(0), done(1)], now)).toBe("counted");
+    const [tx] = transactions();
+    // the refill holds only while the run runs and its deadline is ahead
+    expect(tx?.[0]?.ConditionCheck?.ConditionExpression).toContain("deadline > :now");
+    expect(tx?.[0]?.ConditionCheck?.ExpressionAttributeValues).toMatchObject({ ":now": now.toISOString() });
+  });
+
+  it("says `other` when the run stopped (or passed its deadline) before the refill: counts without refilling", async () => {
+    dynamo.on(GetCommand).resolves({ Item: parent({ total: 10, nextIndex: 5 }) });
+    dynamo
+      .on(TransactWriteCommand)
+      .rejectsOnce(cancelled(["ConditionalCheckFailed", "None", "None", "None", "None"]))
+      .resolves({});
+    expect(await countDown("r1", "each", [done(0)])).toBe("other");
+    const second = transactions()[1];
+    expect(second?.some((w) => w.ConditionCheck)).toBe(false);
+    expect(second?.filter((w) => w.Update?.UpdateExpression?.includes(":queued"))).toEqual([]);
+  });
+
+  it("says `other` when every item was counted already (a duplicate): the caller looks at the whole run", async () => {
+    dynamo.on(GetCommand).resolves({ Item: parent() });
+    dynamo.on(TransactWriteCommand).rejects(cancelled(["ConditionalCheckFailed", "None"]));
+    expect(await countDown("r1", "each", [done(0)])).toBe("other");
   });
 
   it("never drops a count: endless contention throws, so the completions stay on the queue", async () => {

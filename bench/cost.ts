@@ -1,0 +1,188 @@
+/**
+ * Scenario `cost`: what one task execution costs in AWS requests, metered on the engine's own
+ * clients (lib/metering.ts): DynamoDB read and write request units as DynamoDB Local reports them
+ * (`ReturnConsumedCapacity: TOTAL`), SQS requests (the engine's sends and the event source's
+ * receives and deletes; empty receives are idle polling and reported apart), Lambda invocations and
+ * their GB-seconds, and HTTP API requests. Two shapes: the fan-out of `fanout` (N items and a
+ * successor) and `plain` runs of one task. The bench's own reads (GET /runs...) are left out.
+ */
+import { type AttributeValue, GetItemCommand } from "@aws-sdk/client-dynamodb";
+import { attachMeter, itemSize, type LabelledFigures, Meter } from "../lib/metering";
+import { fanoutOnce, registerFanout } from "./fanout";
+import { round } from "./figures";
+import { type PerTask, PRICES, stepFunctionsStandardUsdPerMillion, usdPerMillionTasks } from "./prices";
+import {
+  type BenchStack,
+  type Emulators,
+  expectStatus,
+  invocationLabel,
+  mapLimit,
+  startBenchStack,
+  waitForRuns,
+} from "./setup";
+
+export interface CostOptions {
+  items: number;
+  concurrency: number;
+  plainRuns: number;
+  workers: number;
+}
+
+/** Calls made for the benchmark itself, not by the workflow: registering, polling runs. */
+const excluded = (label: string) => label === "api GET" || label === "api PUT";
+
+/** How long after the last run ended the event source may still be deleting its last messages. */
+const SETTLE_MS = 1500;
+
+export interface ShapeCost extends PerTask {
+  shape: string;
+  tasks: number;
+  dynamodbCallsPerTask: number;
+  failedWritesPerTask: number;
+  emptyReceives: number;
+  usdPerMillionTasks: number;
+  usdPerMillionTasksByService: ReturnType<typeof usdPerMillionTasks>;
+  stepFunctionsStandardUsdPerMillion: number;
+  /** Per function: invocations and mean duration, per task; mean queue wait of their messages. */
+  functions: Record<string, { invocationsPerTask: number; meanMs: number; meanQueueWaitMs: number }>;
+  /** Per caller and command: calls and units per task, mean round trip. */
+  calls: {
+    label: string;
+    command: string;
+    callsPerTask: number;
+    readUnitsPerTask: number;
+    writeUnitsPerTask: number;
+    meanMs: number;
+  }[];
+}
+
+async function measure(
+  bench: BenchStack,
+  meter: Meter,
+  shape: string,
+  tasks: number,
+  otherStates: number,
+  run: () => Promise<void>,
+): Promise<ShapeCost> {
+  meter.reset();
+  bench.invocations.reset();
+  await run();
+  await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+  const totals = meter.totals((label) => !excluded(label));
+  const memory = (fn: string) => bench.stack.config.functions[fn]?.memorySize ?? 1024;
+  let lambdaInvocations = 0;
+  let lambdaGbSeconds = 0;
+  let apiRequests = 0;
+  const functions: ShapeCost["functions"] = {};
+  for (const [label, f] of bench.invocations.byFunction) {
+    if (excluded(label)) continue;
+    const fn = label.split(" ")[0] as string;
+    lambdaInvocations += f.invocations;
+    lambdaGbSeconds += (f.ms / 1000) * (memory(fn) / 1024);
+    if (fn === "api") apiRequests += f.invocations;
+    functions[label] = {
+      invocationsPerTask: round(f.invocations / tasks, 3),
+      meanMs: round(f.ms / f.invocations, 1),
+      meanQueueWaitMs: f.firstDeliveries ? round(f.queueWaitMs / f.firstDeliveries, 1) : 0,
+    };
+  }
+  const perTask: PerTask = {
+    readUnits: round(totals.readUnits / tasks, 2),
+    writeUnits: round(totals.writeUnits / tasks, 2),
+    sqsRequests: round((totals.sqsRequests - totals.emptyReceives) / tasks, 2),
+    lambdaInvocations: round(lambdaInvocations / tasks, 3),
+    lambdaGbSeconds: round(lambdaGbSeconds / tasks, 5),
+    apiRequests: round(apiRequests / tasks, 3),
+  };
+  const usd = usdPerMillionTasks(perTask);
+  const calls = meter
+    .entries()
+    .filter((e: LabelledFigures) => !excluded(e.label))
+    .sort((a, b) => b.calls - a.calls)
+    .map((e) => ({
+      label: e.label === "-" ? "event source" : e.label,
+      command: e.command.replace(/Command$/, ""),
+      callsPerTask: round((e.calls - e.empty) / tasks, 3),
+      readUnitsPerTask: round(e.readUnits / tasks, 2),
+      writeUnitsPerTask: round(e.writeUnits / tasks, 2),
+      meanMs: round(e.ms / e.calls, 1),
+    }));
+  return {
+    shape,
+    tasks,
+    ...perTask,
+    dynamodbCallsPerTask: round(totals.dynamodbCalls / tasks, 2),
+    failedWritesPerTask: round(totals.failedWrites / tasks, 3),
+    emptyReceives: totals.emptyReceives,
+    usdPerMillionTasks: round(usd.total, 2),
+    usdPerMillionTasksByService: {
+      dynamodb: round(usd.dynamodb, 2),
+      sqs: round(usd.sqs, 2),
+      lambda: round(usd.lambda, 2),
+      api: round(usd.api, 2),
+      total: round(usd.total, 2),
+    },
+    stepFunctionsStandardUsdPerMillion: round(stepFunctionsStandardUsdPerMillion(tasks, otherStates), 2),
+    functions,
+    calls,
+  };
+}
+
+export async function runCost(
+  emulators: Emulators,
+  options: CostOptions,
+  log: (line: string) => void,
+): Promise<{ prices: typeof PRICES; shapes: ShapeCost[] }> {
+  const bench = await startBenchStack(emulators, { workers: options.workers });
+  // transactions are measured item by item, read back with the stack's own (unmetered) client
+  const table = bench.stack.env.TABLE_NAME as string;
+  const sizeOf = async (key: Record<string, unknown>): Promise<number> => {
+    const Key = Object.fromEntries(
+      Object.entries(key).map(([name, value]) => [name, typeof value === "string" ? { S: value } : value]),
+    ) as Record<string, AttributeValue>;
+    const { Item } = await bench.stack.clients.dynamodb.send(
+      new GetItemCommand({ TableName: table, Key, ConsistentRead: true }),
+    );
+    return Item ? itemSize(Item) : 0;
+  };
+  const meter = new Meter(() => invocationLabel.getStore(), sizeOf);
+  const detach = attachMeter(meter, [bench.stack.clients.sqs]);
+  try {
+    await registerFanout(bench, options.concurrency);
+    await expectStatus(
+      bench.api("PUT", "/workflows/bench-plain", {
+        name: "bench-plain",
+        tasks: { only: { action: "bench.noop" } },
+      }),
+      200,
+      201,
+    );
+    const shapes: ShapeCost[] = [];
+    // Step Functions: a Map state around the items' Task state, then the successor's Task state
+    shapes.push(
+      await measure(bench, meter, `fanout ${options.items}`, options.items + 1, 1, async () => {
+        await fanoutOnce(bench, options.items);
+      }),
+    );
+    shapes.push(
+      await measure(bench, meter, "plain", options.plainRuns, 0, async () => {
+        const runIds = await mapLimit(Array.from({ length: options.plainRuns }), 8, async () => {
+          const created = await expectStatus(bench.api("POST", "/workflows/bench-plain/runs", {}), 201);
+          return created.body.runId as string;
+        });
+        await waitForRuns(bench, runIds, 600_000);
+      }),
+    );
+    for (const shape of shapes) {
+      log(
+        `cost ${shape.shape}: per task ${shape.readUnits} RRU, ${shape.writeUnits} WRU, ` +
+          `${shape.sqsRequests} SQS requests, ${shape.lambdaInvocations} Lambda invocations: ` +
+          `$${shape.usdPerMillionTasks} per million (Step Functions Standard $${shape.stepFunctionsStandardUsdPerMillion})`,
+      );
+    }
+    return { prices: PRICES, shapes };
+  } finally {
+    detach();
+    await bench.stop();
+  }
+}

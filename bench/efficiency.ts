@@ -1,0 +1,80 @@
+/**
+ * Scenario `efficiency` (the task over-execution scenario, F3): `tasks` independent runs of one
+ * `core.sleep` task each (counted by the action itself: `bench.sleep`) for `taskSeconds`, with
+ * `workers` concurrent worker invocations. The runs are created with `start: false` first; the
+ * clock starts at the first trigger and stops at the last run's `endedAt`.
+ */
+import { executions } from "./actions";
+import { efficiencyFigures } from "./figures";
+import { type Emulators, expectStatus, mapLimit, startBenchStack, waitForRuns } from "./setup";
+
+export interface EfficiencyOptions {
+  tasks: number;
+  taskSeconds: number;
+  workers: number;
+}
+
+export type EfficiencyFigures = ReturnType<typeof efficiencyFigures>;
+
+/** Concurrent API clients creating and triggering the runs. */
+const CLIENTS = 16;
+
+export async function runEfficiency(
+  emulators: Emulators,
+  options: EfficiencyOptions,
+  log: (line: string) => void,
+): Promise<EfficiencyFigures> {
+  const bench = await startBenchStack(emulators, { workers: options.workers });
+  try {
+    await expectStatus(
+      bench.api("PUT", "/workflows/bench-sleep", {
+        name: "bench-sleep",
+        tasks: {
+          sleep: {
+            action: "bench.sleep",
+            input: { seconds: "{% input.seconds %}" },
+            timeoutSeconds: Math.max(10, Math.ceil(options.taskSeconds * 4)),
+          },
+        },
+      }),
+      200,
+      201,
+    );
+    const indexes = Array.from({ length: options.tasks }, (_, i) => i);
+    const runIds = await mapLimit(indexes, CLIENTS, async () => {
+      const created = await expectStatus(
+        bench.api("POST", "/workflows/bench-sleep/runs", {
+          input: { seconds: options.taskSeconds },
+          start: false,
+        }),
+        201,
+      );
+      return created.body.runId as string;
+    });
+    executions.reset();
+    const started = Date.now();
+    await mapLimit(runIds, CLIENTS, (runId) =>
+      expectStatus(bench.api("POST", `/runs/${runId}/trigger`), 202),
+    );
+    const triggeredMs = Date.now() - started;
+    const runs = await waitForRuns(bench, runIds, 600_000);
+    const failed = runs.filter((run) => run.status !== "succeeded");
+    if (failed.length > 0) throw new Error(`${failed.length} run(s) did not succeed: ${failed[0]?.status}`);
+    const endedAt = Math.max(...runs.map((run) => Date.parse(run.endedAt)));
+    const figures = efficiencyFigures({
+      tasks: options.tasks,
+      taskSeconds: options.taskSeconds,
+      workers: options.workers,
+      actualSeconds: (endedAt - started) / 1000,
+      executions: executions.total,
+    });
+    log(
+      `efficiency: ${options.tasks} tasks of ${options.taskSeconds} s on ${options.workers} workers: ` +
+        `${figures.actualSeconds} s (ideal ${figures.idealSeconds} s, efficiency ${figures.efficiency}), ` +
+        `${figures.executions} executions, triggers took ${triggeredMs} ms`,
+    );
+    return figures;
+  } finally {
+    await bench.stop();
+  }
+}

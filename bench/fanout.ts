@@ -1,0 +1,121 @@
+/**
+ * Scenario `fanout`: one with-items task over `items` items of `core.noop` (counted: `bench.noop`)
+ * at `concurrency`, then one successor (also counted). Measured per run from the create request to
+ * the run's `endedAt`; the fan-in latency is read from the run's history: the last item's
+ * `TaskSucceeded` to the successor's `TaskStarted` (its claim).
+ */
+import { executions } from "./actions";
+import { percentile, round } from "./figures";
+import { type BenchStack, type Emulators, expectStatus, startBenchStack, waitForRuns } from "./setup";
+
+export interface FanoutOptions {
+  items: number;
+  concurrency: number;
+  runs: number;
+  workers: number;
+}
+
+/** One measured run of the fan-out workflow. */
+export interface FanoutRun {
+  runId: string;
+  seconds: number;
+  itemsPerSecond: number;
+  fanInLatencyMs: number;
+  itemExecutions: number;
+  successorExecutions: number;
+}
+
+export const FANOUT_WORKFLOW = "bench-fanout";
+
+export async function registerFanout(bench: BenchStack, concurrency: number): Promise<void> {
+  await expectStatus(
+    bench.api("PUT", `/workflows/${FANOUT_WORKFLOW}`, {
+      name: FANOUT_WORKFLOW,
+      tasks: {
+        each: {
+          action: "bench.noop",
+          withItems: "{% [1..input.n] %}",
+          concurrency,
+          next: [{ when: "succeeded", do: ["after"] }],
+        },
+        after: { action: "bench.noop" },
+      },
+    }),
+    200,
+    201,
+  );
+}
+
+/** Runs the fan-out workflow once over `items` items and reads its figures. */
+export async function fanoutOnce(bench: BenchStack, items: number): Promise<FanoutRun> {
+  const started = Date.now();
+  const created = await expectStatus(
+    bench.api("POST", `/workflows/${FANOUT_WORKFLOW}/runs`, { input: { n: items } }),
+    201,
+  );
+  const runId = created.body.runId as string;
+  const [run] = await waitForRuns(bench, [runId], 1_800_000);
+  if (run.status !== "succeeded") throw new Error(`fan-out run ${runId} ended ${run.status}`);
+  const seconds = (Date.parse(run.endedAt) - started) / 1000;
+  const { events } = (await expectStatus(bench.api("GET", `/runs/${runId}/events`), 200)).body as {
+    events: { type: string; at: string; task?: string; item?: number }[];
+  };
+  const lastItem = events
+    .filter((e) => e.type === "TaskSucceeded" && e.task === "each" && e.item !== undefined)
+    .reduce((last, e) => Math.max(last, Date.parse(e.at)), 0);
+  const claim = events.find((e) => e.type === "TaskStarted" && e.task === "after");
+  if (!claim) throw new Error(`fan-out run ${runId}: the successor never started`);
+  return {
+    runId,
+    seconds: round(seconds, 3),
+    itemsPerSecond: round(items / seconds, 1),
+    fanInLatencyMs: Date.parse(claim.at) - lastItem,
+    itemExecutions: executions.countFor(`${runId}/each/`),
+    successorExecutions: executions.countFor(`${runId}/after/`),
+  };
+}
+
+/** The scenario's figures over its runs. */
+export function fanoutFigures(items: number, concurrency: number, runs: FanoutRun[]) {
+  const seconds = runs.reduce((sum, r) => sum + r.seconds, 0);
+  const latencies = runs.map((r) => r.fanInLatencyMs);
+  return {
+    items,
+    concurrency,
+    runs: runs.length,
+    itemsPerSecond: round((items * runs.length) / seconds, 1),
+    fanInLatencyMs: {
+      p50: round(percentile(latencies, 50) ?? Number.NaN, 1),
+      p99: round(percentile(latencies, 99) ?? Number.NaN, 1),
+    },
+    successorExecutions: runs.map((r) => r.successorExecutions),
+    itemDuplicates: runs.reduce((sum, r) => sum + r.itemExecutions - items, 0),
+    perRun: runs,
+  };
+}
+
+export type FanoutFigures = ReturnType<typeof fanoutFigures>;
+
+export async function runFanout(
+  emulators: Emulators,
+  options: FanoutOptions,
+  log: (line: string) => void,
+): Promise<FanoutFigures> {
+  const bench = await startBenchStack(emulators, { workers: options.workers });
+  try {
+    await registerFanout(bench, options.concurrency);
+    const runs: FanoutRun[] = [];
+    for (let i = 0; i < options.runs; i++) {
+      const run = await fanoutOnce(bench, options.items);
+      log(
+        `fanout ${i + 1}/${options.runs}: ${options.items} items in ${run.seconds} s ` +
+          `(${run.itemsPerSecond} items/s), fan-in ${run.fanInLatencyMs} ms, ` +
+          `successor ran ${run.successorExecutions}x, items ran ${run.itemExecutions}x`,
+      );
+      runs.push(run);
+    }
+    return fanoutFigures(options.items, options.concurrency, runs);
+  } finally {
+    await bench.stop();
+  }
+}

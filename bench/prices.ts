@@ -1,0 +1,62 @@
+/**
+ * On-demand list prices, us-east-1, in USD, as read on 2026-11-28. Check the pages before relying
+ * on them: prices change, and other regions differ.
+ *
+ * - DynamoDB on-demand: $0.625 per million write request units and $0.125 per million read request
+ *   units, the prices since AWS halved on-demand throughput prices on 2024-11-01
+ *   (https://aws.amazon.com/dynamodb/pricing/on-demand/; the page's figures were confirmed from
+ *   secondary sources quoting it, not from the page itself).
+ * - SQS FIFO: $0.50 per million requests (each 64 KB of a request's payload is one request; onceflow's
+ *   messages are far smaller). The free million a month is not deducted.
+ *   (https://aws.amazon.com/sqs/pricing/)
+ * - Lambda on arm64: $0.20 per million requests and $0.0000133334 per GB-second (first 7.5 billion
+ *   GB-s a month). (https://aws.amazon.com/lambda/pricing/)
+ * - API Gateway HTTP API: $1.00 per million requests (first 300 million a month); from memory, dated
+ *   as above. (https://aws.amazon.com/api-gateway/pricing/)
+ * - Step Functions Standard: $0.025 per 1,000 state transitions, i.e. $25 per million
+ *   (https://aws.amazon.com/step-functions/pricing/, read from the page).
+ */
+export const PRICES = {
+  asOf: "2026-11-28",
+  region: "us-east-1",
+  dynamodbUsdPerMillionWriteUnits: 0.625,
+  dynamodbUsdPerMillionReadUnits: 0.125,
+  sqsFifoUsdPerMillionRequests: 0.5,
+  lambdaUsdPerMillionRequests: 0.2,
+  lambdaArmUsdPerGbSecond: 0.0000133334,
+  httpApiUsdPerMillionRequests: 1.0,
+  stepFunctionsStandardUsdPerThousandTransitions: 0.025,
+} as const;
+
+/** What one task execution uses, on average. */
+export interface PerTask {
+  readUnits: number;
+  writeUnits: number;
+  sqsRequests: number;
+  lambdaInvocations: number;
+  lambdaGbSeconds: number;
+  apiRequests: number;
+}
+
+/** USD per million task executions, by service and in total. */
+export function usdPerMillionTasks(perTask: PerTask) {
+  const dynamodb =
+    perTask.readUnits * PRICES.dynamodbUsdPerMillionReadUnits +
+    perTask.writeUnits * PRICES.dynamodbUsdPerMillionWriteUnits;
+  const sqs = perTask.sqsRequests * PRICES.sqsFifoUsdPerMillionRequests;
+  const lambda =
+    perTask.lambdaInvocations * PRICES.lambdaUsdPerMillionRequests +
+    perTask.lambdaGbSeconds * 1_000_000 * PRICES.lambdaArmUsdPerGbSecond;
+  const api = perTask.apiRequests * PRICES.httpApiUsdPerMillionRequests;
+  return { dynamodb, sqs, lambda, api, total: dynamodb + sqs + lambda + api };
+}
+
+/**
+ * Step Functions Standard for the same shape, per million task executions: it counts a state
+ * transition each time a step of the workflow is executed, so a run of `tasks` Task states plus
+ * `otherStates` (a Map state, say) costs that many transitions.
+ */
+export function stepFunctionsStandardUsdPerMillion(tasks: number, otherStates: number): number {
+  const transitionsPerTask = (tasks + otherStates) / tasks;
+  return transitionsPerTask * PRICES.stepFunctionsStandardUsdPerThousandTransitions * 1000;
+}

@@ -1,0 +1,209 @@
+/**
+ * What every scenario shares: the emulators (DynamoDB Local and the SQS emulator, started once),
+ * one local stack per scenario on them (its own stage, so its own table and queues, with the
+ * worker concurrency the scenario asks for), handlers wrapped to count Lambda invocations and
+ * their durations, and the HTTP API client of the tests.
+ */
+import { AsyncLocalStorage } from "node:async_hooks";
+import type { APIGatewayProxyEventV2, Context, SQSEvent } from "aws-lambda";
+import { handler as advanceHandler } from "../functions/advance";
+import { handler as apiHandler } from "../functions/api";
+import { handler as sweeperHandler } from "../functions/sweeper";
+import { handler as workerHandler } from "../functions/worker";
+import { startDynamoDbLocal } from "../infra/local/dynamodb-local";
+import { consoleLog } from "../infra/local/log";
+import { startSqsEmulator } from "../infra/local/sqs-emulator";
+import {
+  type AnyLambdaHandler,
+  type LocalEndpoints,
+  type LocalStack,
+  startLocalStack,
+} from "../infra/local/stack";
+import { type ApiResponse, callApi, type LocalStackFixture } from "../test/helpers/stack";
+import "./actions";
+
+export interface Emulators {
+  endpoints: LocalEndpoints;
+  stop(): Promise<void>;
+}
+
+/** DynamoDB Local and fauxqs, once for the whole benchmark (or the endpoints of AWS_ENDPOINT_URL). */
+export async function startEmulators(): Promise<Emulators> {
+  const shared = process.env.AWS_ENDPOINT_URL;
+  if (shared) return { endpoints: { dynamodb: shared, sqs: shared }, stop: async () => {} };
+  const [dynamodb, sqs] = await Promise.allSettled([startDynamoDbLocal(), startSqsEmulator()]);
+  if (dynamodb.status === "rejected" || sqs.status === "rejected") {
+    if (dynamodb.status === "fulfilled") await dynamodb.value.stop();
+    if (sqs.status === "fulfilled") await sqs.value.stop();
+    throw dynamodb.status === "rejected" ? dynamodb.reason : (sqs as PromiseRejectedResult).reason;
+  }
+  return {
+    endpoints: { dynamodb: dynamodb.value.endpoint, sqs: sqs.value.endpoint },
+    async stop() {
+      await Promise.all([sqs.value.stop(), dynamodb.value.stop()]);
+    },
+  };
+}
+
+/** Invocations of one function: how many, how long, and how long their messages waited in the queue. */
+export interface InvocationFigures {
+  invocations: number;
+  records: number;
+  ms: number;
+  /** Summed time from a message's send to its first delivery (first receives only). */
+  queueWaitMs: number;
+  firstDeliveries: number;
+}
+
+/**
+ * Which invocation an AWS call belongs to: `worker`, `advance`, `sweeper`, `api POST` (and so on by
+ * method), or undefined outside any handler (the pollers, standing in for Lambda's event source).
+ */
+export const invocationLabel = new AsyncLocalStorage<string>();
+
+export class Invocations {
+  readonly byFunction = new Map<string, InvocationFigures>();
+
+  wrap(name: string, handler: AnyLambdaHandler): AnyLambdaHandler {
+    return (async (event: never, context: Context) => {
+      const started = Date.now();
+      const method = (event as Partial<APIGatewayProxyEventV2>).requestContext?.http?.method;
+      const label = method ? `${name} ${method}` : name;
+      const figures = this.figuresOf(label);
+      figures.invocations++;
+      const records = (event as Partial<SQSEvent>).Records;
+      if (Array.isArray(records)) {
+        figures.records += records.length;
+        for (const record of records) {
+          if (record.attributes?.ApproximateReceiveCount !== "1") continue;
+          figures.queueWaitMs += started - Number(record.attributes.SentTimestamp);
+          figures.firstDeliveries++;
+        }
+      }
+      try {
+        return await invocationLabel.run(label, () => handler(event, context));
+      } finally {
+        figures.ms += Date.now() - started;
+      }
+    }) as AnyLambdaHandler;
+  }
+
+  private figuresOf(name: string): InvocationFigures {
+    let figures = this.byFunction.get(name);
+    if (!figures) {
+      figures = { invocations: 0, records: 0, ms: 0, queueWaitMs: 0, firstDeliveries: 0 };
+      this.byFunction.set(name, figures);
+    }
+    return figures;
+  }
+
+  reset(): void {
+    this.byFunction.clear();
+  }
+}
+
+export interface BenchStack extends LocalStackFixture {
+  invocations: Invocations;
+  stop(): Promise<void>;
+}
+
+export interface BenchStackOptions {
+  /** Concurrent worker invocations (poll loops on tasks.fifo). */
+  workers: number;
+  /** Concurrent advance invocations (default: serverless.yml's maximumConcurrency, 4). */
+  advancers?: number;
+}
+
+let stages = 0;
+
+/** A local stack of its own (stage `bench{n}`) on the shared emulators, its handlers counted. */
+export async function startBenchStack(emulators: Emulators, options: BenchStackOptions): Promise<BenchStack> {
+  // handler errors (e.g. transaction conflicts given up on) are retried by SQS: the figures say so
+  process.env.POWERTOOLS_LOG_LEVEL ??= "CRITICAL";
+  const invocations = new Invocations();
+  const handlers: Record<string, AnyLambdaHandler> = {
+    api: invocations.wrap("api", apiHandler as AnyLambdaHandler),
+    worker: invocations.wrap("worker", workerHandler as AnyLambdaHandler),
+    advance: invocations.wrap("advance", advanceHandler as AnyLambdaHandler),
+    sweeper: invocations.wrap("sweeper", sweeperHandler as AnyLambdaHandler),
+  };
+  const stack: LocalStack = await startLocalStack({
+    stage: `bench${++stages}${process.pid}`,
+    port: 0,
+    endpoints: emulators.endpoints,
+    chaos: null,
+    handlers,
+    pollerConcurrency: { worker: options.workers, advance: options.advancers ?? 4 },
+    log: consoleLog({ prefix: "[stack]", minLevel: "error" }),
+  });
+  return {
+    stack,
+    apiUrl: stack.apiUrl,
+    invocations,
+    api: (method: string, path: string, body?: unknown, headers?: Record<string, string>) =>
+      callApi(stack.apiUrl, method, path, body, headers),
+    stop: () => stack.stop(),
+  };
+}
+
+/** Calls the API and insists on one of the expected statuses. */
+export async function expectStatus(
+  response: Promise<ApiResponse>,
+  ...statuses: number[]
+): Promise<ApiResponse> {
+  const answer = await response;
+  if (!statuses.includes(answer.status)) {
+    throw new Error(`unexpected HTTP ${answer.status}: ${answer.text.slice(0, 500)}`);
+  }
+  return answer;
+}
+
+const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
+
+/**
+ * Waits for every run to end and returns them (as GET /runs/{id} shows them). Polls gently: the
+ * figures come from the runs' own `endedAt` and events, not from when the poll saw them.
+ */
+export async function waitForRuns(
+  bench: LocalStackFixture,
+  runIds: string[],
+  timeoutMs: number,
+  // biome-ignore lint/suspicious/noExplicitAny: run bodies are read freely.
+): Promise<any[]> {
+  const deadline = Date.now() + timeoutMs;
+  // biome-ignore lint/suspicious/noExplicitAny: run bodies are read freely.
+  const done = new Map<string, any>();
+  let cursor = 0;
+  while (done.size < runIds.length) {
+    if (Date.now() > deadline) throw new Error(`${runIds.length - done.size} run(s) did not end in time`);
+    const open = runIds.filter((id) => !done.has(id));
+    // look at the oldest open runs first, a few at a time
+    const batch = open.slice(0, 8);
+    cursor++;
+    const answers = await Promise.all(batch.map((id) => bench.api("GET", `/runs/${id}`)));
+    let progressed = false;
+    for (const [k, answer] of answers.entries()) {
+      if (TERMINAL.has(answer.body?.status)) {
+        done.set(batch[k] as string, answer.body);
+        progressed = true;
+      }
+    }
+    if (!progressed) await new Promise((resolve) => setTimeout(resolve, Math.min(500, 50 * cursor)));
+    else cursor = 0;
+  }
+  return runIds.map((id) => done.get(id));
+}
+
+/** Runs `work` over `items` with at most `limit` at once. */
+export async function mapLimit<T, R>(items: T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await work(items[index] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  return results;
+}
