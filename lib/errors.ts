@@ -100,6 +100,15 @@ export class RunAlreadyEndedError extends OnceflowError {
   }
 }
 
+/** `onConcurrencyConflict: reject`: another run holds the concurrency key. */
+export class ConcurrencyKeyBusyError extends OnceflowError {
+  constructor(key: string, holder: string) {
+    super("ConcurrencyKeyBusy", `run ${holder} holds the concurrency key '${key}'`, {
+      fields: { concurrencyKey: key, holder },
+    });
+  }
+}
+
 /** A JSONata expression failed to compile or evaluate. */
 export class ExpressionError extends OnceflowError {
   constructor(message: string, cause?: unknown) {

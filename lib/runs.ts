@@ -1,12 +1,13 @@
 import { config } from "./config";
-import { startTasks } from "./definition/graph";
 import { canonicalJson, sha256 } from "./definition/hash";
 import { validateRunInput } from "./definition/input-schema";
-import { advance } from "./engine/advance";
-import { cancelRemaining } from "./engine/cancel";
-import { planTasks, taskCreation } from "./engine/dispatch";
-import { addSeconds, isFanOut, sweepShard, type TaskItem, type TaskRecord } from "./engine/task-record";
+import { advance, launch, windDown } from "./engine/advance";
+import { lockKept } from "./engine/end-run";
+import { acquireOrWait, concurrencyKeyOf, lockWrite, readLock, release } from "./engine/lock";
+import { planStart } from "./engine/start";
+import { isFanOut, type TaskItem } from "./engine/task-record";
 import {
+  ConcurrencyKeyBusyError,
   IdempotencyKeyReusedError,
   InputTooLargeError,
   InvalidRequestError,
@@ -18,15 +19,22 @@ import { newRunId } from "./ids";
 import { sendTasks } from "./queue";
 import { eventPut, listEvents, type RunEvent } from "./store/events";
 import { keys } from "./store/keys";
-import { type RunRecord, type RunStatus, readRun, readTasks, TERMINAL_RUN_STATUSES } from "./store/run-state";
+import {
+  type RunRecord,
+  type RunStatus,
+  readItem,
+  readRun,
+  readTasks,
+  TERMINAL_RUN_STATUSES,
+} from "./store/run-state";
 import { type TxItem, transact } from "./store/transaction";
-import { getLatestWorkflow, getWorkflowVersion, type WorkflowVersion } from "./workflows";
+import { getLatestWorkflow, getWorkflowVersion } from "./workflows";
 
 export const MAX_INPUT_BYTES = 256 * 1024;
 /** Idempotency keys are remembered this long. */
 const IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600;
-/** Start tasks created in the run's own transaction (DynamoDB takes 100 items a transaction). */
-const START_TASKS_IN_TRANSACTION = 40;
+/** Re-reads of a concurrency-key lock that moved while a create or cancel used it. */
+const LOCK_RETRIES = 10;
 
 export interface RunSummary {
   runId: string;
@@ -72,103 +80,92 @@ export async function createRun(
   if (Buffer.byteLength(inputJson) > MAX_INPUT_BYTES) throw new InputTooLargeError(MAX_INPUT_BYTES);
   const workflow = await getLatestWorkflow(workflowName);
   validateRunInput(workflow.definition.input, input);
-
-  const start = request.start ?? true;
-  const runId = newRunId();
-  const now = new Date();
-  const run: RunRecord = {
-    runId,
-    workflow: workflow.name,
-    version: workflow.version,
-    status: start ? "running" : "pending",
-    input,
-    idempotencyKey,
-    createdAt: now.toISOString(),
-    ...(start ? startFields(runId, workflow, now) : {}),
-  };
+  const concurrencyKey = await concurrencyKeyOf(workflow.definition, input);
   const inputHash = sha256(inputJson);
-  const items: TxItem[] = [];
-  if (idempotencyKey) {
-    items.push({
-      Put: {
-        TableName: config.tableName(),
-        Item: {
-          ...keys.idempotency(workflow.name, idempotencyKey),
-          runId,
-          inputHash,
-          createdAt: run.createdAt,
-          expiresAt: Math.floor(now.getTime() / 1000) + IDEMPOTENCY_TTL_SECONDS,
+  const start = request.start ?? true;
+
+  for (let tries = 0; tries < LOCK_RETRIES; tries++) {
+    const runId = newRunId();
+    const now = new Date();
+    const lock = concurrencyKey ? await readLock(workflow.name, concurrencyKey) : undefined;
+    const taken = concurrencyKey ? acquireOrWait(lock, workflow.name, concurrencyKey, runId) : undefined;
+    if (taken && !taken.acquired && workflow.definition.onConcurrencyConflict === "reject") {
+      // a replayed create (of the holder, or of a run since ended) answers with its run, not 409
+      const replayed = idempotencyKey && (await readItem(keys.idempotency(workflow.name, idempotencyKey)));
+      if (!replayed) throw new ConcurrencyKeyBusyError(concurrencyKey as string, String(lock?.holder));
+    }
+    const status = taken && !taken.acquired ? "waiting" : start ? "running" : "pending";
+    const run: RunRecord = {
+      runId,
+      workflow: workflow.name,
+      version: workflow.version,
+      status,
+      input,
+      idempotencyKey,
+      concurrencyKey,
+      startOnLock: status === "waiting" ? start : undefined,
+      createdAt: now.toISOString(),
+    };
+    const started = status === "running" ? await planStart(run, workflow, now) : undefined;
+    Object.assign(run, started?.fields);
+    const items: TxItem[] = [];
+    if (idempotencyKey) {
+      items.push({
+        Put: {
+          TableName: config.tableName(),
+          Item: {
+            ...keys.idempotency(workflow.name, idempotencyKey),
+            runId,
+            inputHash,
+            createdAt: run.createdAt,
+            expiresAt: Math.floor(now.getTime() / 1000) + IDEMPOTENCY_TTL_SECONDS,
+          },
+          // closes: concurrent creates with one Idempotency-Key each creating a run (I1)
+          ConditionExpression: "attribute_not_exists(pk)",
+          ReturnValuesOnConditionCheckFailure: "ALL_OLD",
         },
-        // closes: concurrent creates with one Idempotency-Key each creating a run (I1)
-        ConditionExpression: "attribute_not_exists(pk)",
-        ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+      });
+    }
+    items.push(
+      {
+        Put: {
+          TableName: config.tableName(),
+          Item: { ...keys.run(runId), ...run },
+          // closes: a run id collision overwriting another run
+          ConditionExpression: "attribute_not_exists(pk)",
+        },
       },
-    });
-  }
-  items.push({
-    Put: {
-      TableName: config.tableName(),
-      Item: { ...keys.run(runId), ...run },
-      // closes: a run id collision overwriting another run
-      ConditionExpression: "attribute_not_exists(pk)",
-    },
-  });
-  items.push(
-    eventPut(runId, "RunCreated", { detail: { workflow: workflow.name, version: workflow.version } }),
-  );
-  const starts = start ? await startRecords(run, workflow) : [];
-  if (start) items.push(eventPut(runId, "RunStarted"), ...starts.flatMap(taskCreation));
+      eventPut(runId, "RunCreated", { detail: { workflow: workflow.name, version: workflow.version } }),
+    );
+    if (taken) {
+      items.push(
+        lockWrite(lock, taken.after),
+        eventPut(runId, taken.acquired ? "LockAcquired" : "LockWaiting", {
+          detail: { concurrencyKey, ...(taken.acquired ? {} : { holder: taken.after.holder }) },
+        }),
+      );
+    }
+    items.push(...(started?.writes ?? []));
 
-  const outcome = await transact(items);
-  if (!outcome.ok) {
+    const outcome = await transact(items);
+    if (outcome.ok) {
+      if (started) await launch(run, started.tasks, workflow);
+      return { run: { runId, status: run.status }, created: true };
+    }
     const previous = idempotencyKey ? outcome.reasons[0]?.item : undefined;
-    if (!previous) throw new Error("run creation failed its conditions");
-    if (previous.inputHash !== inputHash)
-      throw new IdempotencyKeyReusedError(idempotencyKey as string, String(previous.runId));
-    const existing = await readRun(String(previous.runId));
-    if (existing?.status === "running") await resume(existing.runId);
-    return { run: { runId: String(previous.runId), status: existing?.status ?? "pending" }, created: false };
+    if (previous) {
+      if (previous.inputHash !== inputHash)
+        throw new IdempotencyKeyReusedError(idempotencyKey as string, String(previous.runId));
+      const existing = await readRun(String(previous.runId));
+      if (existing?.status === "running") await resume(existing.runId);
+      return {
+        run: { runId: String(previous.runId), status: existing?.status ?? "pending" },
+        created: false,
+      };
+    }
+    // the concurrency-key lock moved since it was read (another create, a run ending): again
   }
-  await launch(run, starts, workflow);
-  return { run: { runId, status: run.status }, created: true };
-}
-
-/** How often the sweeper looks at a running run without a nearer deadline (a stuck run heals). */
-const RUN_SWEEP_SECONDS = 60;
-
-/** What a run gets when it starts: its deadline, and its place in the sweeper's index. */
-function startFields(
-  runId: string,
-  workflow: WorkflowVersion,
-  now: Date,
-): Pick<RunRecord, "startedAt" | "deadline" | "sweepShard" | "sweepAt"> {
-  const timeout = workflow.definition.timeoutSeconds;
-  const deadline = timeout ? addSeconds(now, timeout).toISOString() : undefined;
-  const check = addSeconds(now, RUN_SWEEP_SECONDS).toISOString();
-  return {
-    startedAt: now.toISOString(),
-    deadline,
-    sweepShard: sweepShard(runId),
-    sweepAt: deadline && deadline < check ? deadline : check,
-  };
-}
-
-/**
- * The plain start tasks that fit in the run's own transaction. The others (with-items tasks, or
- * more than fit) are started by `advance` right after; should the process die in between, the
- * sweeper's periodic look at the running run starts them.
- */
-async function startRecords(run: RunRecord, workflow: WorkflowVersion): Promise<TaskRecord[]> {
-  const { definition } = workflow;
-  const names = startTasks(definition)
-    .filter((task) => definition.tasks[task]?.withItems === undefined)
-    .slice(0, START_TASKS_IN_TRANSACTION);
-  return planTasks(run.runId, definition, names, { input: run.input, tasks: {} });
-}
-
-async function launch(run: RunRecord, starts: TaskRecord[], workflow: WorkflowVersion): Promise<void> {
-  await sendTasks(starts.map((t) => ({ runId: run.runId, task: t.task })));
-  if (startTasks(workflow.definition).length > starts.length) await advance(run.runId);
+  throw new Error(`could not create a run of ${workflow.name}: its concurrency-key lock kept moving`);
 }
 
 /**
@@ -199,74 +196,76 @@ export async function triggerRun(runId: string): Promise<RunSummary> {
   const run = await requireRun(runId);
   if (run.status !== "pending") throw new RunAlreadyStartedError(runId, run.status);
   const workflow = await getWorkflowVersion(run.workflow, run.version);
-  const starts = await startRecords(run, workflow);
-  const started = startFields(runId, workflow, new Date());
+  const started = await planStart(run, workflow);
+  const fields = Object.entries(started.fields).filter(([, v]) => v !== undefined);
   const outcome = await transact([
     {
       Update: {
         TableName: config.tableName(),
         Key: keys.run(runId),
-        UpdateExpression:
-          "SET #status = :running, startedAt = :startedAt, sweepShard = :shard, sweepAt = :sweepAt" +
-          (started.deadline ? ", deadline = :deadline" : ""),
+        UpdateExpression: `SET #status = :running, ${fields.map(([k]) => `${k} = :${k}`).join(", ")}`,
         // closes: two triggers of one run both starting it (F2, I1)
         ConditionExpression: "#status = :pending",
         ExpressionAttributeNames: { "#status": "status" },
         ExpressionAttributeValues: {
           ":running": "running",
           ":pending": "pending",
-          ":startedAt": started.startedAt,
-          ":shard": started.sweepShard,
-          ":sweepAt": started.sweepAt,
-          ...(started.deadline ? { ":deadline": started.deadline } : {}),
+          ...Object.fromEntries(fields.map(([k, v]) => [`:${k}`, v])),
         },
         ReturnValuesOnConditionCheckFailure: "ALL_OLD",
       },
     },
-    eventPut(runId, "RunStarted"),
-    ...starts.flatMap(taskCreation),
+    ...started.writes,
   ]);
   if (!outcome.ok) {
     const status = String(outcome.reasons[0]?.item?.status ?? "unknown");
     throw new RunAlreadyStartedError(runId, status);
   }
-  await launch({ ...run, ...started, status: "running" }, starts, workflow);
+  await launch({ ...run, ...started.fields, status: "running" }, started.tasks, workflow);
   return { runId, status: "running" };
 }
 
 /**
  * Cancels a run: one conditional transition to `cancelled`, after which no dispatch can succeed
  * (every dispatch holds only while the run is running). Queued executions are then cancelled;
- * running ones finish and are recorded, and start nothing.
+ * running ones finish and are recorded, and start nothing. A run holding a concurrency-key lock
+ * passes it on in the same transaction; a run waiting for one leaves the queue.
  */
 export async function cancelRun(runId: string): Promise<RunSummary> {
-  const run = await requireRun(runId);
-  if (TERMINAL_RUN_STATUSES.includes(run.status)) throw new RunAlreadyEndedError(runId, run.status);
-  const outcome = await transact([
-    {
-      Update: {
-        TableName: config.tableName(),
-        Key: keys.run(runId),
-        UpdateExpression: "SET #status = :cancelled, endedAt = :now REMOVE sweepShard, sweepAt",
-        // closes: cancelling a run that ended (or was cancelled) in the meantime
-        ConditionExpression: "#status IN (:pending, :running, :waiting)",
-        ExpressionAttributeNames: { "#status": "status" },
-        ExpressionAttributeValues: {
-          ":cancelled": "cancelled",
-          ":pending": "pending",
-          ":running": "running",
-          ":waiting": "waiting",
-          ":now": new Date().toISOString(),
+  for (let tries = 0; tries < LOCK_RETRIES; tries++) {
+    const run = await requireRun(runId);
+    if (TERMINAL_RUN_STATUSES.includes(run.status)) throw new RunAlreadyEndedError(runId, run.status);
+    // a running run keeps its lock until its running actions ended (windDown)
+    const lock = run.status === "running" ? undefined : await release(run);
+    const now = new Date();
+    const sweep = lockKept(run, run.status === "running", now);
+    const outcome = await transact([
+      {
+        Update: {
+          TableName: config.tableName(),
+          Key: keys.run(runId),
+          UpdateExpression: `SET #status = :cancelled, endedAt = :now${sweep.update}`,
+          // closes: cancelling a run that ended, started or got its lock in the meantime
+          ConditionExpression: "#status = :seen",
+          ExpressionAttributeNames: { "#status": "status" },
+          ExpressionAttributeValues: {
+            ":cancelled": "cancelled",
+            ":seen": run.status,
+            ":now": now.toISOString(),
+            ...sweep.values,
+          },
         },
-        ReturnValuesOnConditionCheckFailure: "ALL_OLD",
       },
-    },
-    eventPut(runId, "RunCancelled"),
-  ]);
-  if (!outcome.ok)
-    throw new RunAlreadyEndedError(runId, String(outcome.reasons[0]?.item?.status ?? "unknown"));
-  await cancelRemaining(runId);
-  return { runId, status: "cancelled" };
+      eventPut(runId, "RunCancelled"),
+      ...(lock?.writes ?? []),
+    ]);
+    if (!outcome.ok) continue; // the run or its lock moved: look again
+    if (run.status === "running") await windDown({ ...run, status: "cancelled" });
+    const promoted = lock?.promoted;
+    if (promoted?.start) await launch(promoted.run, promoted.start.tasks, promoted.workflow);
+    return { runId, status: "cancelled" };
+  }
+  throw new Error(`could not cancel run ${runId}: it kept changing`);
 }
 
 export interface TaskView {
@@ -312,6 +311,21 @@ export interface RunView {
   createdAt: string;
   startedAt: string | null;
   endedAt: string | null;
+  /** The run's evaluated concurrency key, when its workflow has one. */
+  concurrencyKey?: string;
+  /** Why a `waiting` run waits: the run holding its key, and its place in the queue (1: next). */
+  waitingFor?: { concurrencyKey: string; holder: string | null; position: number };
+}
+
+/** A waiting run's place behind its key's holder, from the lock item. */
+async function waitingFor(run: RunRecord): Promise<RunView["waitingFor"]> {
+  if (run.status !== "waiting" || run.concurrencyKey === undefined) return undefined;
+  const lock = await readLock(run.workflow, run.concurrencyKey);
+  return {
+    concurrencyKey: run.concurrencyKey,
+    holder: lock?.holder ?? null,
+    position: (lock?.waiting.indexOf(run.runId) ?? -1) + 1,
+  };
 }
 
 export async function getRunView(runId: string): Promise<RunView> {
@@ -328,6 +342,8 @@ export async function getRunView(runId: string): Promise<RunView> {
     createdAt: run.createdAt,
     startedAt: run.startedAt ?? null,
     endedAt: run.endedAt ?? null,
+    ...(run.concurrencyKey !== undefined ? { concurrencyKey: run.concurrencyKey } : {}),
+    ...(run.status === "waiting" ? { waitingFor: await waitingFor(run) } : {}),
   };
 }
 

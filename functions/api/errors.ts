@@ -15,6 +15,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   IdempotencyKeyReused: 409,
   RunAlreadyStarted: 409,
   RunAlreadyEnded: 409,
+  ConcurrencyKeyBusy: 409,
 };
 
 export function json(

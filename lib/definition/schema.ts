@@ -32,6 +32,7 @@ export const workflowDefinitionSchema: SchemaObject = {
     },
     description: { type: "string" },
     concurrencyKey: { type: "string", minLength: 1 },
+    onConcurrencyConflict: { enum: ["queue", "reject"] },
     input: { type: "object" },
     tasks: {
       type: "object",
@@ -52,6 +53,7 @@ export const workflowDefinitionSchema: SchemaObject = {
     output: {},
     timeoutSeconds: { type: "integer", minimum: 1 },
   },
+  dependencies: { onConcurrencyConflict: ["concurrencyKey"] },
   definitions: {
     task: {
       type: "object",

@@ -31,6 +31,8 @@ export interface WorkflowDefinition {
   name: string;
   description?: string;
   concurrencyKey?: string;
+  /** What a run whose key is held gets: `queue` (wait, started in creation order) or `reject` (409). */
+  onConcurrencyConflict?: "queue" | "reject";
   /** JSON Schema for the run input. */
   input?: Record<string, unknown>;
   tasks: Record<string, TaskDefinition>;

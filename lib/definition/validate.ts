@@ -164,6 +164,7 @@ function normalize(raw: RawDefinition): WorkflowDefinition {
     name: source.name,
     description: source.description,
     concurrencyKey: source.concurrencyKey,
+    onConcurrencyConflict: source.onConcurrencyConflict,
     input: source.input,
     tasks: Object.fromEntries(
       Object.entries(source.tasks).map(([name, task]) => [name, normalizeTask(task)]),

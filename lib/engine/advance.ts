@@ -1,17 +1,19 @@
-import { outbound } from "../definition/graph";
+import { outbound, startTasks } from "../definition/graph";
 import type { WorkflowDefinition } from "../definition/types";
 import { ExpressionError } from "../errors";
 import { evaluateTemplate } from "../expression";
 import type { CompletionMessage } from "../queue";
+import { sendTasks } from "../queue";
 import { type RunRecord, readRunState, readTasks } from "../store/run-state";
-import { getWorkflowVersion } from "../workflows";
+import { getWorkflowVersion, type WorkflowVersion } from "../workflows";
 import { cancelRemaining } from "./cancel";
 import { dispatch, planTasks, type TemplateContext } from "./dispatch";
 import { endRun } from "./end-run";
 import { evaluate, type TaskStatus } from "./evaluate";
 import { countDown, fill, itemOutputs, startFanOut } from "./fanout";
 import { point } from "./interleave";
-import { type ErrorInfo, isFanOut, type TaskItem } from "./task-record";
+import { releaseWhenIdle } from "./lock";
+import { type ErrorInfo, isFanOut, type TaskItem, type TaskRecord } from "./task-record";
 
 export type AdvanceOutcome =
   | { kind: "idle" }
@@ -51,15 +53,13 @@ export async function advance(
   }
   if (onlyCounted) return { kind: "idle" };
   const { run, tasks: current } = await readRunState(runId);
-  if (run?.status === "cancelled" || run?.status === "failed") {
-    // a cancel or timeout that died before its cleanup is finished by whoever looks next
-    await cancelRemaining(runId);
-  }
+  // a cancel or timeout that died before its cleanup is finished by whoever looks next
+  if (run?.status === "cancelled" || run?.status === "failed") await windDown(run);
   if (run?.status !== "running") return { kind: "idle" };
   if (run.deadline && run.deadline <= now.toISOString()) {
     const error = { code: "RunTimedOut", message: `the run did not finish by its deadline ${run.deadline}` };
-    if (!(await endRun(runId, "failed", null, error))) return { kind: "idle" };
-    await cancelRemaining(runId);
+    if (!(await end(run, "failed", null, error, { keepLock: true }))) return { kind: "idle" };
+    await windDown(run);
     return { kind: "ended", status: "failed" };
   }
   const { definition } = await getWorkflowVersion(run.workflow, run.version);
@@ -137,7 +137,7 @@ async function finish(
       message: `task ${task} failed: ${cause?.message ?? "unknown error"}`,
       task,
     };
-    return (await endRun(run.runId, "failed", null, error)) ? "failed" : undefined;
+    return (await end(run, "failed", null, error)) ? "failed" : undefined;
   }
   const leaves = tasks.filter((t) => t.status === "succeeded" && outbound(definition, t.task).length === 0);
   const leafNames = new Set(leaves.map((t) => t.task));
@@ -155,6 +155,33 @@ async function finish(
     if (!(e instanceof ExpressionError)) throw e;
     error = { code: e.code, message: `run output: ${e.message}` };
   }
-  if (error) return (await endRun(run.runId, "failed", null, error)) ? "failed" : undefined;
-  return (await endRun(run.runId, "succeeded", output)) ? "succeeded" : undefined;
+  if (error) return (await end(run, "failed", null, error)) ? "failed" : undefined;
+  return (await end(run, "succeeded", output)) ? "succeeded" : undefined;
+}
+
+/** Ends the run (once) and launches the run that got its concurrency-key lock, if any. */
+async function end(...args: Parameters<typeof endRun>): Promise<boolean> {
+  const { ended, promoted } = await endRun(...args);
+  if (promoted?.start) await launch(promoted.run, promoted.start.tasks, promoted.workflow);
+  return ended;
+}
+
+/**
+ * Sends a started run's start tasks (created in its starting transaction), and lets `advance`
+ * start the ones that did not fit there (with-items tasks, or too many).
+ */
+export async function launch(run: RunRecord, starts: TaskRecord[], workflow: WorkflowVersion): Promise<void> {
+  await sendTasks(starts.map((t) => ({ runId: run.runId, task: t.task })));
+  if (startTasks(workflow.definition).length > starts.length) await advance(run.runId);
+}
+
+/**
+ * After a run ended early (cancelled, timed out): nothing queued runs, no slot is refilled, and
+ * its concurrency-key lock passes on once its last running action ended. Idempotent: every late
+ * completion of the run calls it again.
+ */
+export async function windDown(run: RunRecord): Promise<void> {
+  await cancelRemaining(run.runId);
+  const promoted = await releaseWhenIdle(run);
+  if (promoted?.start) await launch(promoted.run, promoted.start.tasks, promoted.workflow);
 }

@@ -1,54 +1,99 @@
 import { config } from "../config";
 import { eventPut } from "../store/events";
 import { keys } from "../store/keys";
+import type { RunRecord } from "../store/run-state";
 import { transact } from "../store/transaction";
-import type { ErrorInfo } from "./task-record";
+import { type Promoted, release } from "./lock";
+import { addSeconds, type ErrorInfo, QUEUED_SWEEP_SECONDS, sweepShard } from "./task-record";
 
 /** A run's output is stored on the run's item, which must stay under 400 KB. */
 export const MAX_RUN_OUTPUT_BYTES = 128 * 1024;
 
+/** Re-reads of the lock when another run joined its queue meanwhile. */
+const LOCK_RETRIES = 10;
+
+export interface Ending {
+  /** Whether this call ended the run. */
+  ended: boolean;
+  /** The waiting run that got the run's concurrency-key lock, to be launched by the caller. */
+  promoted?: Promoted;
+}
+
 /**
  * The run's terminal transition, once: conditional on `running`, so of two handlers that both saw
- * the last execution settle (or a sweeper timing the run out meanwhile) one ends it. Returns
- * whether this call ended it.
+ * the last execution settle (or a sweeper timing the run out meanwhile) one ends it. Its
+ * concurrency-key lock is given back in the same transaction, to the oldest waiting run (I5),
+ * unless `keepLock` (actions may still be running: `windDown` gives it back once they ended).
  */
 export async function endRun(
-  runId: string,
+  run: RunRecord,
   status: "succeeded" | "failed",
   output: unknown,
   error?: ErrorInfo & { task?: string },
-): Promise<boolean> {
+  options: { keepLock?: boolean } = {},
+  now = new Date(),
+): Promise<Ending> {
   const size = Buffer.byteLength(JSON.stringify(output ?? null));
   if (!error && size > MAX_RUN_OUTPUT_BYTES) {
-    return endRun(runId, "failed", null, {
+    return endRun(run, "failed", null, {
       code: "OutputTooLarge",
       message: `the run output is ${size} bytes, over ${MAX_RUN_OUTPUT_BYTES}`,
     });
   }
-  const outcome = await transact([
-    {
-      Update: {
-        TableName: config.tableName(),
-        Key: keys.run(runId),
-        UpdateExpression: error
-          ? "SET #status = :status, #error = :error, endedAt = :now REMOVE sweepShard, sweepAt"
-          : "SET #status = :status, #output = :output, endedAt = :now REMOVE sweepShard, sweepAt",
-        // closes: two handlers (or a handler and the sweeper) ending the run twice
-        ConditionExpression: "#status = :running",
-        ExpressionAttributeNames: error
-          ? { "#status": "status", "#error": "error" }
-          : { "#status": "status", "#output": "output" },
-        ExpressionAttributeValues: {
-          ":status": error ? "failed" : status,
-          ":running": "running",
-          ":now": new Date().toISOString(),
-          ...(error ? { ":error": error } : { ":output": output ?? null }),
+  for (let tries = 0; tries < LOCK_RETRIES; tries++) {
+    // a run timed out may still have actions running: its lock waits for them (see windDown)
+    const lock = options.keepLock ? undefined : await release(run, now);
+    // a run that keeps its lock stays in the sweeper's index until it gives the lock back
+    const sweep = lockKept(run, options.keepLock ?? false, now);
+    const outcome = await transact([
+      {
+        Update: {
+          TableName: config.tableName(),
+          Key: keys.run(run.runId),
+          UpdateExpression: `SET #status = :status, ${error ? "#error = :error" : "#output = :output"}, endedAt = :now${sweep.update}`,
+          // closes: two handlers (or a handler and the sweeper) ending the run twice
+          ConditionExpression: "#status = :running",
+          ExpressionAttributeNames: error
+            ? { "#status": "status", "#error": "error" }
+            : { "#status": "status", "#output": "output" },
+          ExpressionAttributeValues: {
+            ":status": error ? "failed" : status,
+            ":running": "running",
+            ":now": now.toISOString(),
+            ...(error ? { ":error": error } : { ":output": output ?? null }),
+            ...sweep.values,
+          },
         },
       },
+      eventPut(run.runId, error || status === "failed" ? "RunFailed" : "RunSucceeded", {
+        detail: error ? { error } : undefined,
+      }),
+      ...(lock?.writes ?? []),
+    ]);
+    if (outcome.ok) return { ended: true, promoted: lock?.promoted };
+    if (outcome.reasons[0]?.code === "ConditionalCheckFailed") return { ended: false };
+    // the lock moved (a run joined its queue): read it again
+  }
+  throw new Error(`could not end run ${run.runId}: its concurrency-key lock kept moving`);
+}
+
+/**
+ * How a run's terminal update treats its place in the sweeper's index: removed, or, when the run
+ * keeps its concurrency-key lock for actions still running, kept for a look soon (the look winds
+ * the run down and gives the lock back, should the handler that ended it die first).
+ */
+export function lockKept(
+  run: RunRecord,
+  keepLock: boolean,
+  now: Date,
+): { update: string; values: Record<string, unknown> } {
+  if (!keepLock || run.concurrencyKey === undefined)
+    return { update: " REMOVE sweepShard, sweepAt", values: {} };
+  return {
+    update: ", sweepShard = :shard, sweepAt = :sweepAt",
+    values: {
+      ":shard": sweepShard(run.runId),
+      ":sweepAt": addSeconds(now, QUEUED_SWEEP_SECONDS).toISOString(),
     },
-    eventPut(runId, error || status === "failed" ? "RunFailed" : "RunSucceeded", {
-      detail: error ? { error } : undefined,
-    }),
-  ]);
-  return outcome.ok;
+  };
 }

@@ -15,7 +15,10 @@ export type EventType =
   | "TaskSucceeded"
   | "TaskFailed"
   | "TaskRetrying"
-  | "TaskCancelled";
+  | "TaskCancelled"
+  | "LockWaiting"
+  | "LockAcquired"
+  | "LockReleased";
 
 export interface RunEvent {
   seq: number;

@@ -10,6 +10,7 @@
  *   RUN#{runId}             TASK#{task}           a task execution, or the parent of a with-items task
  *   RUN#{runId}             ITEM#{task}#{000042}  one with-items item execution
  *   RUN#{runId}             EVT#{at}#{id}         one history event
+ *   LOCK#{workflow}#{key}   LOCK                  a concurrency-key lock: holder and waiting runs
  */
 export type Key = { pk: string; sk: string };
 
@@ -29,6 +30,7 @@ export const keys = {
   /** The key of an execution: a plain task, or one item of a with-items task. */
   execution: (e: { runId: string; task: string; item?: number }): Key =>
     e.item === undefined ? keys.task(e.runId, e.task) : keys.item(e.runId, e.task, e.item),
+  lock: (workflow: string, key: string): Key => ({ pk: `LOCK#${workflow}#${key}`, sk: "LOCK" }),
   event: (runId: string, sortId: string): Key => ({ pk: `RUN#${runId}`, sk: `EVT#${sortId}` }),
   runPartition: (runId: string) => `RUN#${runId}`,
   taskPrefix: "TASK#",

@@ -17,6 +17,10 @@ export interface RunRecord {
   output?: unknown;
   error?: ErrorInfo & { task?: string };
   idempotencyKey?: string;
+  /** The evaluated `concurrencyKey`: the run holds, or waits for, that key's lock. */
+  concurrencyKey?: string;
+  /** A `waiting` run starts when it gets the lock (created with `start`), or becomes `pending`. */
+  startOnLock?: boolean;
   createdAt: string;
   startedAt?: string;
   endedAt?: string;

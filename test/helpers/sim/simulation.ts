@@ -168,6 +168,8 @@ interface Invocation {
   attempt: number;
   /** The worker that ran it (none when a replay after the schedule ran it). */
   actor?: Actor;
+  /** How many commits the table had made when it ran. */
+  commit: number;
 }
 
 /** The sim action: fails its first attempts as the chaos sink does, `doomed` fails for good. */
@@ -184,7 +186,12 @@ let world: World | undefined;
 registerAction(SIM_ACTION, (input, context) => {
   const actor = actors.getStore();
   if (!world) throw new Error("sim.call runs only inside a simulation");
-  world.invocations.push({ key: context.idempotencyKey, attempt: context.attempt, actor });
+  world.invocations.push({
+    key: context.idempotencyKey,
+    attempt: context.attempt,
+    actor,
+    commit: world.commits.length,
+  });
   if ((input as { doomed?: boolean }).doomed) throw new ActionError("Doomed", "doomed", { retryable: false });
   if (context.attempt <= transientFailures(context.idempotencyKey))
     throw new ActionError("Transient", `attempt ${context.attempt} fails`, { retryable: true });
@@ -206,6 +213,8 @@ class World {
   readonly violations: string[] = [];
   readonly injected = { duplicates: 0, redeliveries: 0, crashes: 0, stalls: 0 };
   private nextActor = 1;
+  /** The schedule is over: clients stop trying. */
+  closed = false;
 
   constructor(
     readonly random: () => number,
@@ -296,8 +305,11 @@ class World {
   }
 }
 
-const ended = (w: World, runId: string | undefined) => {
-  const run = runId ? (w.table.get(TABLE, keys.run(runId)) as RunRecord | undefined) : undefined;
+const ended = (w: World, handle: RunHandle) => {
+  if (handle.rejected) return true;
+  const run = handle.runId
+    ? (w.table.get(TABLE, keys.run(handle.runId)) as RunRecord | undefined)
+    : undefined;
   return run !== undefined && ["succeeded", "failed", "cancelled"].includes(run.status);
 };
 
@@ -330,13 +342,21 @@ export async function simulate(options: ScheduleOptions): Promise<ScheduleResult
   const start = options.clock.now();
   let steps = 0;
   try {
-    const shapes: Shape[] = [];
+    const races = options.apiRaces ?? true;
+    const runs: RunHandle[] = [];
     for (let i = 0; i < (options.runs ?? 2); i++) {
       const shape = randomShape(random, `sim-${options.seed}-${i}`, simCall);
       await registerWorkflow(shape.definition.name, JSON.stringify(shape.definition), "application/json");
-      shapes.push(shape);
+      runs.push(startRun(w, shape, 0, races));
     }
-    const runs = shapes.map((shape, i) => startRun(w, shape, i, options.apiRaces ?? true));
+    if (random() < 0.5) {
+      // three runs of one workflow with a concurrency key, two or three of them sharing it
+      const shape = randomShape(random, `sim-${options.seed}-keyed`, simCall);
+      shape.definition.concurrencyKey = "{% input.key %}";
+      shape.definition.onConcurrencyConflict = random() < 0.25 ? "reject" : "queue";
+      await registerWorkflow(shape.definition.name, JSON.stringify(shape.definition), "application/json");
+      for (let i = 0; i < 3; i++) runs.push(startRun(w, shape, i, races, random() < 0.7 ? "a" : "b"));
+    }
 
     let nextSweep = options.clock.now() + SWEEP_EVERY_MS;
     const maxSteps = options.maxSteps ?? 20_000;
@@ -347,7 +367,7 @@ export async function simulate(options: ScheduleOptions): Promise<ScheduleResult
       const visible = w.queues.visible();
       if (runnable.length === 0 && visible.length === 0) {
         const finished =
-          runs.every((r) => r.settled && ended(w, r.runId)) &&
+          runs.every((r) => r.settled && ended(w, r)) &&
           w.alive.size === 0 &&
           w.queues.messages.size === 0 &&
           sweepable(w).length === 0;
@@ -378,9 +398,13 @@ export async function simulate(options: ScheduleOptions): Promise<ScheduleResult
         `I6: the schedule did not finish in ${steps} steps (runs ${runIds.join(", ")}); ` +
           `left for the sweeper: ${JSON.stringify(sweepable(w))}`,
       );
-    else check(w, shapes, runs);
+    else {
+      check(w, runs);
+      checkConcurrencyKeys(w, runs);
+    }
     await replayEverything(w);
   } finally {
+    w.closed = true;
     world = undefined;
     Math.random = previousRandom;
     restoreClients();
@@ -472,6 +496,13 @@ function finish(w: World, messages: QueuedMessage[]): void {
 }
 
 interface RunHandle {
+  shape: Shape;
+  /** Its Idempotency-Key. */
+  key: string;
+  /** Its concurrency key, when its workflow has one. */
+  concurrencyKey?: string;
+  /** The create was answered 409 ConcurrencyKeyBusy (`onConcurrencyConflict: reject`). */
+  rejected?: boolean;
   runId?: string;
   /** The API calls are all answered. */
   settled: boolean;
@@ -501,29 +532,46 @@ async function persistently<T>(
  * Starts one run through the API, racing: two creates with one Idempotency-Key at once; or a
  * create with `start: false` and three triggers at once; and sometimes a cancel, later.
  */
-function startRun(w: World, shape: Shape, index: number, races: boolean): RunHandle {
-  const handle: RunHandle = { settled: false, triggersWon: 0, creates: new Set() };
+function startRun(w: World, shape: Shape, index: number, races: boolean, concurrencyKey?: string): RunHandle {
   const name = shape.definition.name;
-  const key = `${name}-key`;
-  const body = (start: boolean) => ({ input: { index }, start });
+  const key = `${name}-${index}-key`;
+  const handle: RunHandle = {
+    shape,
+    key,
+    concurrencyKey,
+    settled: false,
+    triggersWon: 0,
+    creates: new Set(),
+  };
+  const body = (start: boolean) => ({ input: { index, key: concurrencyKey }, start });
   const deferred = races && w.random() < 0.5;
   const creates = races ? 2 : 1;
   void (async () => {
     const created = await Promise.all(
       Array.from({ length: creates }, () => persistently(w, () => createRun(name, body(!deferred), key))),
     );
+    // a create refused as busy changed nothing; one of the same key racing it may still win
     for (const c of created) {
-      if (c.error) throw c.error;
-      handle.creates.add(c.value?.run.runId as string);
+      if (c.error && c.error.code !== "ConcurrencyKeyBusy") throw c.error;
+      if (c.value) handle.creates.add(c.value.run.runId);
     }
-    const runId = created[0]?.value?.run.runId as string;
+    if (handle.creates.size === 0) {
+      handle.rejected = true;
+      handle.settled = true;
+      return;
+    }
+    const runId = [...handle.creates][0] as string;
     handle.runId = runId;
-    if (deferred) {
+    // a run created with `start: false` is started by three racing triggers; while it waits for
+    // its concurrency key they answer 409 (status waiting), and the client tries again later
+    for (let waiting = deferred; waiting; ) {
       const triggers = await Promise.all(
         Array.from({ length: 3 }, () => persistently(w, () => triggerRun(runId))),
       );
-      handle.triggersWon = triggers.filter((t) => t.value).length;
+      handle.triggersWon += triggers.filter((t) => t.value).length;
       for (const t of triggers) if (t.error && t.error.code !== "RunAlreadyStarted") throw t.error;
+      waiting = !w.closed && triggers.every((t) => t.error?.fields?.status === "waiting");
+      for (let k = 0; waiting && k < 50; k++) await quiesce();
     }
     if (races && w.random() < 0.25) {
       // let the run get going, then cancel it
@@ -564,22 +612,30 @@ function expectedOutput(shape: Shape): unknown {
 }
 
 /** Checks I1–I6 and I8 on the finished schedule (I4 is also checked at every commit). */
-function check(w: World, shapes: Shape[], runs: RunHandle[]): void {
+function check(w: World, runs: RunHandle[]): void {
   const v = (text: string) => w.violations.push(text);
   const all = w.table.items(TABLE);
-  for (const [i, shape] of shapes.entries()) {
-    const handle = runs[i] as RunHandle;
+  for (const handle of runs) {
+    const { shape } = handle;
     const runId = handle.runId as string;
-    const name = shape.definition.name;
+    const name = `${shape.definition.name} (${handle.key})`;
     // I1: one run per Idempotency-Key, every racing create answered with it, started once
+    const runItems = all.filter((x) => x.sk === "RUN" && x.idempotencyKey === handle.key);
+    if (handle.rejected) {
+      if (runItems.length > 0) v(`I5: ${name} was refused as busy, yet created`);
+      continue;
+    }
     if (handle.creates.size !== 1)
       v(`I1: ${name}: racing creates answered ${[...handle.creates].join(", ")}`);
-    const runItems = all.filter((x) => x.sk === "RUN" && x.workflow === name);
     if (runItems.length !== 1) v(`I1: ${name} has ${runItems.length} runs`);
     if (handle.triggersWon > 1) v(`I1: ${runId} was started by ${handle.triggersWon} triggers`);
     const events = eventsOf(w, runId);
     const count = (type: string) => events.filter((e) => e.type === type).length;
-    if (count("RunStarted") !== 1) v(`I1: ${runId} has ${count("RunStarted")} RunStarted events`);
+    // started once, unless cancelled before it started (while it waited for its concurrency key)
+    const run0 = w.table.get(TABLE, keys.run(runId)) as RunRecord | undefined;
+    const neverStarted = run0?.status === "cancelled" && !run0.startedAt;
+    if (count("RunStarted") !== (neverStarted ? 0 : 1))
+      v(`I1: ${runId} has ${count("RunStarted")} RunStarted events`);
     const ends = count("RunSucceeded") + count("RunFailed") + count("RunCancelled");
     if (ends !== 1) v(`I6: ${runId} ended ${ends} times`);
 
@@ -694,4 +750,50 @@ async function replayEverything(w: World): Promise<void> {
   if (w.table.writeRequests !== writes)
     w.violations.push(`I7: replays made ${w.table.writeRequests - writes} writes`);
   if (w.invocations.length !== invocations) w.violations.push("I7: a replayed message ran an action again");
+}
+
+/**
+ * I5: runs that share a concurrency key never run at the same time. From the commit log, each
+ * run holds its key from the commit that made it `pending` or `running` (its creation, or the
+ * hand-over of the lock) to the commit of its `LockReleased`; those spans never overlap for one
+ * key, every action of the run ran inside its span, waiting runs got the key in creation order,
+ * and every lock is free at the end.
+ */
+function checkConcurrencyKeys(w: World, runs: RunHandle[]): void {
+  const v = (text: string) => w.violations.push(text);
+  type Span = { runId: string; created: number; from: number; to: number };
+  const spans = new Map<string, Span[]>();
+  for (const handle of runs.filter((r) => r.concurrencyKey !== undefined && r.runId)) {
+    const runId = handle.runId as string;
+    const span: Span = { runId, created: -1, from: -1, to: Number.POSITIVE_INFINITY };
+    for (const [n, { writes }] of w.commits.entries()) {
+      for (const { key, after } of writes.filter((x) => x.key.pk === keys.runPartition(runId))) {
+        if (key.sk === "RUN" && span.created < 0) span.created = n;
+        if (key.sk === "RUN" && span.from < 0 && (after.status === "pending" || after.status === "running"))
+          span.from = n;
+        if (after.type === "LockReleased" && span.to === Number.POSITIVE_INFINITY) span.to = n;
+      }
+    }
+    for (const call of w.invocations.filter((c) => c.key.startsWith(`${runId}/`)))
+      if (call.commit <= span.from || call.commit > span.to)
+        v(`I5: ${runId} ran ${call.key} while it did not hold its concurrency key`);
+    if (span.from < 0) continue; // cancelled while it waited
+    const key = `${handle.shape.definition.name}#${handle.concurrencyKey}`;
+    spans.set(key, [...(spans.get(key) ?? []), span]);
+  }
+  for (const [key, held] of spans) {
+    const byStart = [...held].sort((a, b) => a.from - b.from);
+    for (let i = 1; i < byStart.length; i++) {
+      const [a, b] = [byStart[i - 1], byStart[i]] as [Span, Span];
+      if (b.from < a.to)
+        v(`I5: ${b.runId} took key ${key} at commit ${b.from}, before ${a.runId} let go at ${a.to}`);
+      if (b.created < a.created)
+        v(`I5: ${b.runId} got key ${key} after ${a.runId}, which was created after it`);
+    }
+  }
+  for (const lock of w.table.items(TABLE, (i) => String(i.pk).startsWith("LOCK#")))
+    if (lock.holder !== undefined || (lock.waiting as string[]).length > 0)
+      v(
+        `I5: lock ${lock.pk} is still held or waited for at the end: ${JSON.stringify(lock)}; holder ${JSON.stringify(w.table.get(TABLE, keys.run(String(lock.holder))))}`,
+      );
 }

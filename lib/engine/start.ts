@@ -1,0 +1,61 @@
+/**
+ * Starting a run: what it writes, in whichever transaction starts it (its creation, a trigger, or
+ * the hand-over of a concurrency-key lock), and its start tasks.
+ */
+import { startTasks } from "../definition/graph";
+import { eventPut } from "../store/events";
+import type { RunRecord } from "../store/run-state";
+import type { TxItem } from "../store/transaction";
+import type { WorkflowVersion } from "../workflows";
+import { planTasks, taskCreation } from "./dispatch";
+import { addSeconds, sweepShard, type TaskRecord } from "./task-record";
+
+/** How often the sweeper looks at a running run without a nearer deadline (a stuck run heals). */
+const RUN_SWEEP_SECONDS = 60;
+/** Start tasks created in the starting transaction (DynamoDB takes 100 items a transaction). */
+const START_TASKS_IN_TRANSACTION = 40;
+
+export type StartFields = Pick<RunRecord, "startedAt" | "deadline" | "sweepShard" | "sweepAt">;
+
+export interface RunStart {
+  /** What the run's item gets when it starts: its deadline, and its place in the sweeper's index. */
+  fields: StartFields;
+  /** The plain start tasks created with it; the others are started by `advance` right after. */
+  tasks: TaskRecord[];
+  /** The RunStarted event and the start tasks' creation, for the starting transaction. */
+  writes: TxItem[];
+}
+
+function startFields(runId: string, workflow: WorkflowVersion, now: Date): StartFields {
+  const timeout = workflow.definition.timeoutSeconds;
+  const deadline = timeout ? addSeconds(now, timeout).toISOString() : undefined;
+  const check = addSeconds(now, RUN_SWEEP_SECONDS).toISOString();
+  return {
+    startedAt: now.toISOString(),
+    deadline,
+    sweepShard: sweepShard(runId),
+    sweepAt: deadline && deadline < check ? deadline : check,
+  };
+}
+
+/**
+ * Plans the start of `run`: the plain start tasks that fit in the starting transaction (with-items
+ * tasks, or more than fit, are started by `advance` right after; should the process die in
+ * between, the sweeper's periodic look at the running run starts them).
+ */
+export async function planStart(
+  run: RunRecord,
+  workflow: WorkflowVersion,
+  now = new Date(),
+): Promise<RunStart> {
+  const { definition } = workflow;
+  const names = startTasks(definition)
+    .filter((task) => definition.tasks[task]?.withItems === undefined)
+    .slice(0, START_TASKS_IN_TRANSACTION);
+  const tasks = await planTasks(run.runId, definition, names, { input: run.input, tasks: {} }, now);
+  return {
+    fields: startFields(run.runId, workflow, now),
+    tasks,
+    writes: [eventPut(run.runId, "RunStarted"), ...tasks.flatMap(taskCreation)],
+  };
+}
