@@ -3,7 +3,7 @@ import { canonicalJson, sha256 } from "./definition/hash";
 import { validateRunInput } from "./definition/input-schema";
 import { advance, launch, windDown } from "./engine/advance";
 import { lockKept } from "./engine/end-run";
-import { acquireOrWait, concurrencyKeyOf, lockWrite, readLock, release } from "./engine/lock";
+import { acquireOrWait, concurrencyKeyOf, readLock, release } from "./engine/lock";
 import { planStart } from "./engine/start";
 import { isFanOut, type TaskItem } from "./engine/task-record";
 import {
@@ -139,9 +139,9 @@ export async function createRun(
     );
     if (taken) {
       items.push(
-        lockWrite(lock, taken.after),
+        taken.write,
         eventPut(runId, taken.acquired ? "LockAcquired" : "LockWaiting", {
-          detail: { concurrencyKey, ...(taken.acquired ? {} : { holder: taken.after.holder }) },
+          detail: { concurrencyKey, ...(taken.holder ? { holder: taken.holder } : {}) },
         }),
       );
     }

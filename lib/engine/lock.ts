@@ -1,14 +1,16 @@
 /**
  * Concurrency-key locks (F5, I5): runs of a workflow whose `concurrencyKey` evaluates to the same
  * string never run at the same time. One item per key holds the lock's `holder` and the runs
- * `waiting` for it, in creation order, with a `version` every change is conditional on.
+ * `waiting` for it, in the order they queued. Every change is one conditional update, and taking
+ * a place in the queue (an append) never conflicts with another, so many runs created at the
+ * same instant queue without retrying.
  *
  * Timeline of one key:
- *   create A   lock absent → Put {holder: A}               (attribute_not_exists: two creates can't both take it)
- *   create B   holder A → Put {holder: A, waiting: [B]}   (version = :v)   B is `waiting`
- *   A ends     Put {holder: B, waiting: []} + A's terminal status + B waiting → running/pending,
- *              all in one transaction: the lock passes exactly once, with the end of its holder
- *   B ends     Put {waiting: []} (no holder): the next create takes it
+ *   create A   SET holder = A               if attribute_not_exists(holder)
+ *   create B   SET waiting = waiting + [B]  if attribute_exists(holder)          B is `waiting`
+ *   A ends     SET holder = B REMOVE waiting[0]  if holder = A AND waiting[0] = B,
+ *              in one transaction with A's terminal status and B's start: the lock passes once
+ *   B ends     REMOVE holder                if holder = B AND size(waiting) = 0: the next create takes it
  *
  * The lock is taken when the run is created, `pending` included, so a run created with
  * `start: false` holds it too (the bug of F5 was a guard that ignored pending runs).
@@ -27,12 +29,12 @@ import { isFanOut } from "./task-record";
 
 export interface LockRecord {
   workflow: string;
-  key: string;
+  /** The concurrency key (`key` is a reserved word in DynamoDB expressions). */
+  lockKey: string;
   /** The run that holds the lock; absent when it is free. */
   holder?: string;
-  /** Runs waiting for it, oldest first. */
+  /** Runs waiting for it, in the order they queued. */
   waiting: string[];
-  version: number;
 }
 
 export const MAX_CONCURRENCY_KEY_LENGTH = 512;
@@ -66,30 +68,53 @@ export function readLock(workflow: string, key: string): Promise<LockRecord | un
   return readItem<LockRecord>(keys.lock(workflow, key));
 }
 
-/** The write that moves the lock from `before` (as read) to `after`. */
-export function lockWrite(before: LockRecord | undefined, after: Omit<LockRecord, "version">): TxItem {
-  return {
-    Put: {
-      TableName: config.tableName(),
-      Item: { ...keys.lock(after.workflow, after.key), ...after, version: (before?.version ?? 0) + 1 },
-      // closes: two runs taking, joining or passing on the same lock from one reading of it (F5)
-      ConditionExpression: before ? "version = :version" : "attribute_not_exists(pk)",
-      ExpressionAttributeValues: before ? { ":version": before.version } : undefined,
-      ReturnValuesOnConditionCheckFailure: "ALL_OLD",
-    },
-  };
-}
+const lockUpdate = (
+  workflow: string,
+  key: string,
+  update: string,
+  condition: string,
+  values: Record<string, unknown>,
+): TxItem => ({
+  Update: {
+    TableName: config.tableName(),
+    Key: keys.lock(workflow, key),
+    UpdateExpression: update,
+    ConditionExpression: condition,
+    ExpressionAttributeValues: values,
+    ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+  },
+});
 
-/** A new run takes the lock if it is free, or joins the end of the queue. */
+/**
+ * A new run takes the lock if it was free when read, or joins the end of the queue. If the lock
+ * moved since (taken, or let go), the write's condition fails and the caller reads it again.
+ */
 export function acquireOrWait(
-  before: LockRecord | undefined,
+  lock: LockRecord | undefined,
   workflow: string,
   key: string,
   runId: string,
-): { acquired: boolean; after: Omit<LockRecord, "version"> } {
-  const waiting = before?.waiting ?? [];
-  if (!before?.holder) return { acquired: true, after: { workflow, key, holder: runId, waiting } };
-  return { acquired: false, after: { workflow, key, holder: before.holder, waiting: [...waiting, runId] } };
+): { acquired: boolean; holder?: string; write: TxItem } {
+  if (!lock?.holder) {
+    const write = lockUpdate(
+      workflow,
+      key,
+      "SET holder = :run, workflow = :workflow, lockKey = :key, waiting = if_not_exists(waiting, :none)",
+      // closes: two creates taking the same free lock at once (F5)
+      "attribute_not_exists(holder)",
+      { ":run": runId, ":workflow": workflow, ":key": key, ":none": [] },
+    );
+    return { acquired: true, write };
+  }
+  const write = lockUpdate(
+    workflow,
+    key,
+    "SET waiting = list_append(waiting, :run)",
+    // closes: queuing behind a holder that let go meanwhile (nobody would ever pass the lock on)
+    "attribute_exists(holder)",
+    { ":run": [runId] },
+  );
+  return { acquired: false, holder: lock.holder, write };
 }
 
 /** A waiting run that got the lock: started (its tasks to send), or now `pending` for a trigger. */
@@ -116,18 +141,40 @@ export async function release(run: RunRecord, now = new Date()): Promise<Release
   const lock = await readLock(run.workflow, run.concurrencyKey);
   if (!lock) return undefined;
   const event = (type: EventType, runId: string, detail: Record<string, unknown>) =>
-    eventPut(runId, type, { detail: { concurrencyKey: lock.key, ...detail } });
+    eventPut(runId, type, { detail: { concurrencyKey: lock.lockKey, ...detail } });
   if (lock.holder !== run.runId) {
-    if (!lock.waiting.includes(run.runId)) return undefined;
-    const waiting = lock.waiting.filter((id) => id !== run.runId);
-    return { writes: [lockWrite(lock, { ...lock, waiting })] };
+    const place = lock.waiting.indexOf(run.runId);
+    if (place < 0) return undefined;
+    const leave = lockUpdate(
+      lock.workflow,
+      lock.lockKey,
+      `REMOVE waiting[${place}]`,
+      // closes: taking another run off the queue, when the queue moved since it was read
+      `waiting[${place}] = :run`,
+      { ":run": run.runId },
+    );
+    return { writes: [leave] };
   }
-  const [nextId, ...rest] = lock.waiting;
+  const [nextId] = lock.waiting;
   const next = nextId ? await readItem<RunRecord>(keys.run(nextId)) : undefined;
-  const writes = [
-    lockWrite(lock, { workflow: lock.workflow, key: lock.key, holder: next?.runId, waiting: rest }),
-    event("LockReleased", run.runId, next ? { to: next.runId } : {}),
-  ];
+  const pass = next
+    ? lockUpdate(
+        lock.workflow,
+        lock.lockKey,
+        "SET holder = :next REMOVE waiting[0]",
+        // closes: passing the lock twice, or to anyone but the first in line
+        "holder = :run AND waiting[0] = :next",
+        { ":run": run.runId, ":next": next.runId },
+      )
+    : lockUpdate(
+        lock.workflow,
+        lock.lockKey,
+        "REMOVE holder",
+        // closes: letting go while a run just queued behind (it would wait forever)
+        "holder = :run AND size(waiting) = :zero",
+        { ":run": run.runId, ":zero": 0 },
+      );
+  const writes = [pass, event("LockReleased", run.runId, next ? { to: next.runId } : {})];
   if (!next) return { writes };
   writes.push(event("LockAcquired", next.runId, { from: run.runId }));
   const workflow = await getWorkflowVersion(next.workflow, next.version);

@@ -2,8 +2,9 @@
  * DynamoDB's expression language, the part onceflow uses, evaluated in memory for the simulation's
  * table: condition and key-condition expressions (comparisons, `IN`, `BETWEEN`, `AND`/`OR`/`NOT`,
  * `attribute_exists`, `attribute_not_exists`, `begins_with`, `size`) and update expressions
- * (`SET a = b`, `a + b`, `a - b`, `if_not_exists`, `REMOVE`, `ADD` of a number). Top-level
- * attributes only. Anything else is refused loudly rather than guessed, and so are names and
+ * (`SET a = b`, `a + b`, `a - b`, `if_not_exists`, `list_append`, `REMOVE` (of an attribute, or of
+ * one list element `a[0]`), `ADD` of a number). Top-level attributes and list elements only.
+ * Anything else is refused loudly rather than guessed, and so are names and
  * values that the expression does not use (DynamoDB refuses those too).
  */
 
@@ -25,7 +26,7 @@ const WORDS = new Set(["AND", "OR", "NOT", "IN", "BETWEEN", "SET", "REMOVE", "AD
 function tokenize(text: string): Token[] {
   const tokens: Token[] = [];
   const pattern =
-    /\s*(?:(#[A-Za-z0-9_]+)|(:[A-Za-z0-9_]+)|([A-Za-z_][A-Za-z0-9_]*)|(\d+)|(<>|<=|>=|[=<>(),+-]))/y;
+    /\s*(?:(#[A-Za-z0-9_]+)|(:[A-Za-z0-9_]+)|([A-Za-z_][A-Za-z0-9_]*)|(\d+)|(<>|<=|>=|[=<>(),+\-[\]]))/y;
   let at = 0;
   while (at < text.length) {
     if (/^\s*$/.test(text.slice(at))) break;
@@ -162,15 +163,21 @@ class Parser {
     return this.pathName(this.next());
   }
 
+  /** An attribute name, or one element of a list attribute (`waiting[0]`, kept as that text). */
   private pathName(token: Token): string {
+    let name: string;
     if (token.kind === "alias") {
-      const name = this.placeholders.names?.[token.text];
-      if (name === undefined) throw new ExpressionValidationError(`name ${token.text} is not defined`);
+      const aliased = this.placeholders.names?.[token.text];
+      if (aliased === undefined) throw new ExpressionValidationError(`name ${token.text} is not defined`);
       this.usedNames.add(token.text);
-      return name;
-    }
-    if (token.kind === "name") return token.text;
-    throw new ExpressionValidationError(`expected an attribute name, got "${token.text}"`);
+      name = aliased;
+    } else if (token.kind === "name") name = token.text;
+    else throw new ExpressionValidationError(`expected an attribute name, got "${token.text}"`);
+    if (!this.accept("[")) return name;
+    const index = this.next();
+    if (index.kind !== "number") throw new ExpressionValidationError(`expected a list index after ${name}[`);
+    this.expect("]");
+    return `${name}[${index.text}]`;
   }
 
   update(): UpdateAction[] {
@@ -205,10 +212,23 @@ function typeOf(value: unknown): string {
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
+/** `name` or `name[i]`, split. */
+function parsePath(path: string): { name: string; index?: number } {
+  const m = /^(.*)\[(\d+)\]$/.exec(path);
+  return m ? { name: m[1] as string, index: Number(m[2]) } : { name: path };
+}
+
+function getPath(item: Item | undefined, path: string): unknown {
+  const { name, index } = parsePath(path);
+  const value = item?.[name];
+  if (index === undefined) return value;
+  return Array.isArray(value) ? value[index] : undefined;
+}
+
 function resolve(operand: Operand, item: Item | undefined, placeholders: Placeholders): unknown {
   switch (operand.kind) {
     case "path":
-      return item?.[operand.name];
+      return getPath(item, operand.name);
     case "value":
       return placeholders.values?.[operand.name];
     case "call": {
@@ -221,8 +241,14 @@ function resolve(operand: Operand, item: Item | undefined, placeholders: Placeho
         return undefined;
       }
       if (operand.fn === "if_not_exists" && first?.kind === "path" && second) {
-        const value = item?.[first.name];
+        const value = getPath(item, first.name);
         return value === undefined ? resolve(second, item, placeholders) : value;
+      }
+      if (operand.fn === "list_append" && first && second) {
+        const [a, b] = [resolve(first, item, placeholders), resolve(second, item, placeholders)];
+        if (!Array.isArray(a) || !Array.isArray(b))
+          throw new ExpressionValidationError("list_append needs two lists");
+        return [...a, ...b];
       }
       throw new ExpressionValidationError(`unsupported function ${operand.fn} as an operand`);
     }
@@ -267,9 +293,9 @@ function holds(condition: Condition, item: Item | undefined, p: Placeholders): b
       const [first, second] = condition.args;
       if (!first) throw new ExpressionValidationError(`${condition.fn} needs an argument`);
       if (condition.fn === "attribute_exists" && first.kind === "path")
-        return item?.[first.name] !== undefined;
+        return getPath(item, first.name) !== undefined;
       if (condition.fn === "attribute_not_exists" && first.kind === "path")
-        return item?.[first.name] === undefined;
+        return getPath(item, first.name) === undefined;
       if (condition.fn === "begins_with" && second) {
         const value = resolve(first, item, p);
         const prefix = resolve(second, item, p);
@@ -349,8 +375,16 @@ export function compile(expressions: Expressions, placeholders: Placeholders): C
     apply: (item, key) => {
       const after: Item = { ...(item ?? {}), ...key };
       for (const action of actions) {
-        if (action.path in key)
-          throw new ExpressionValidationError(`cannot update key attribute ${action.path}`);
+        const { name, index } = parsePath(action.path);
+        if (name in key) throw new ExpressionValidationError(`cannot update key attribute ${action.path}`);
+        if (index !== undefined) {
+          // one element of a list: only REMOVE is used (the list closes up, as in DynamoDB)
+          const list = after[name];
+          if (action.kind !== "remove" || !Array.isArray(list))
+            throw new ExpressionValidationError(`${action.path}: only REMOVE of a list element is supported`);
+          after[name] = list.filter((_, k) => k !== index);
+          continue;
+        }
         if (action.kind === "remove") {
           delete after[action.path];
           continue;

@@ -68,6 +68,12 @@ const GUARDS: { guard: string; condition: string; mode: FaultMode; caught: RegEx
     mode: "all",
     caught: /I1|I3|I4/,
   },
+  {
+    guard: "concurrency key: one holder at a time (F5, I5)",
+    condition: "attribute_not_exists(holder)",
+    mode: "none",
+    caught: /I5/,
+  },
 ];
 
 describe("deterministic simulation: a seed is one schedule", () => {
