@@ -206,6 +206,8 @@ export async function runChecker(options: {
       }
     }
   }
+  log("runs sharing concurrency keys (I5)");
+  violations.push(...(await sharedKeysNeverOverlap(stack, sink, seed)));
   log("re-sending every message of the ended runs (I7)");
   const resent = Date.now();
   violations.push(...(await duplicatesChangeNothing([...finals.keys()])));
@@ -297,6 +299,75 @@ async function duplicatesChangeNothing(runIds: string[]): Promise<string[]> {
     const was = before.get(runId) ?? new Map();
     for (const [sk, item] of after)
       if (was.get(sk) !== item) violations.push(`I7: a duplicate message changed ${runId} ${sk}`);
+  }
+  return violations;
+}
+
+/**
+ * I5 under the same faults: 6 runs of one workflow with a concurrency key, created at once over
+ * two keys; each run calls the sink twice, and the calls of runs that share a key never overlap
+ * (each run's first call comes after the previous holder's last call was answered).
+ */
+async function sharedKeysNeverOverlap(stack: LocalStack, sink: Sink, seed: number): Promise<string[]> {
+  const name = `chaos-${seed}-keyed`;
+  const call = (step: number) => ({
+    action: "core.http",
+    input: { url: `${sink.url}/keyed`, body: { run: "{% input.n %}", step } },
+    retry: { maxAttempts: 10, intervalSeconds: 0.2, backoffRate: 1 },
+    timeoutSeconds: 5,
+  });
+  const definition = {
+    name,
+    concurrencyKey: "{% input.repo %}",
+    tasks: { first: { ...call(1), next: [{ do: ["second"] }] }, second: call(2) },
+  };
+  const registered = await persist(stack, "PUT", `/workflows/${name}`, definition);
+  if (registered.status >= 300) throw new Error(`registration failed: ${registered.text}`);
+  const repoOf = (n: number) => (n % 2 === 0 ? "even" : "odd");
+  const created = await Promise.all(
+    Array.from({ length: 6 }, (_, n) =>
+      persist(
+        stack,
+        "POST",
+        `/workflows/${name}/runs`,
+        { input: { repo: repoOf(n), n } },
+        {
+          "idempotency-key": `${name}-${n}`,
+        },
+      ),
+    ),
+  );
+  const violations: string[] = [];
+  const deadline = Date.now() + 180_000;
+  for (const [n, c] of created.entries()) {
+    for (;;) {
+      const { body } = await callApi(stack.apiUrl, "GET", `/runs/${c.body.runId}`);
+      if (body?.status === "succeeded") break;
+      if (["failed", "cancelled"].includes(body?.status) || Date.now() > deadline) {
+        violations.push(`I5: keyed run ${n} (${c.body.runId}) ended ${body?.status}`);
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+  // each run's span, from its first call's arrival to its last call's answer, per key
+  const spans = new Map<number, { from: number; to: number }>();
+  for (const r of sink.requests.filter((q) => q.path === "/keyed")) {
+    const { run } = r.json as { run: number };
+    const span = spans.get(run) ?? { from: r.at, to: r.answeredAt ?? r.at };
+    spans.set(run, { from: Math.min(span.from, r.at), to: Math.max(span.to, r.answeredAt ?? r.at) });
+  }
+  for (const repo of ["even", "odd"]) {
+    const held = [...spans.entries()]
+      .filter(([n]) => repoOf(n) === repo)
+      .sort((a, b) => a[1].from - b[1].from);
+    for (let k = 1; k < held.length; k++) {
+      const [[before, a], [after, b]] = [held[k - 1], held[k]] as [
+        [number, { to: number }],
+        [number, { from: number }],
+      ];
+      if (b.from < a.to) violations.push(`I5: keyed runs ${before} and ${after} (key ${repo}) overlapped`);
+    }
   }
   return violations;
 }

@@ -349,6 +349,19 @@ describe("validateDefinition: every problem kind, with its path", () => {
       [{ path: "concurrencyKey", message: "must NOT have fewer than 1 characters" }],
     ],
     [
+      "onConcurrencyConflict without a concurrency key",
+      (raw) => {
+        delete raw.concurrencyKey;
+        return { ...raw, onConcurrencyConflict: "reject" };
+      },
+      [{ path: "onConcurrencyConflict", message: "is only allowed with concurrencyKey" }],
+    ],
+    [
+      "an unknown onConcurrencyConflict",
+      (raw) => ({ ...raw, concurrencyKey: "{% input.repo %}", onConcurrencyConflict: "wait" }),
+      [{ path: "onConcurrencyConflict", message: 'must be one of: "queue", "reject"' }],
+    ],
+    [
       "withItems that is a plain string",
       (raw) => {
         raw.tasks.b = { action: "core.noop", withItems: "items" };
