@@ -60,6 +60,9 @@ const peerItems = positive("items", values.items ?? "1000");
 
 const log = (line: string) => console.log(line);
 const rows: Row[] = [];
+/** One table row per figure of a scenario. */
+const figureRows = (at: string, figures: Record<string, number | string>): Row[] =>
+  Object.entries(figures).map(([figure, value]) => ({ scenario: at, figure, value }));
 const problems: string[] = [];
 const report: Record<string, unknown> = {
   machine: machine(),
@@ -87,11 +90,13 @@ try {
         results.push(figures);
         const at = `efficiency (${figures.tasks} × ${taskSeconds} s, ${workers} workers)`;
         rows.push(
-          { scenario: at, figure: "idealSeconds", value: figures.idealSeconds },
-          { scenario: at, figure: "actualSeconds", value: figures.actualSeconds },
-          { scenario: at, figure: "efficiency", value: figures.efficiency },
-          { scenario: at, figure: "executions", value: figures.executions },
-          { scenario: at, figure: "duplicates", value: figures.duplicates },
+          ...figureRows(at, {
+            idealSeconds: figures.idealSeconds,
+            actualSeconds: figures.actualSeconds,
+            efficiency: figures.efficiency,
+            executions: figures.executions,
+            duplicates: figures.duplicates,
+          }),
         );
         if (figures.duplicates !== 0)
           problems.push(`efficiency at ${taskSeconds} s: ${figures.duplicates} duplicates`);
@@ -103,10 +108,12 @@ try {
       report.fanout = figures;
       const at = `fanout (${fanoutItems} items, concurrency ${concurrency}, ${runs} runs)`;
       rows.push(
-        { scenario: at, figure: "itemsPerSecond", value: figures.itemsPerSecond },
-        { scenario: at, figure: "fanInLatencyMs p50", value: figures.fanInLatencyMs.p50 },
-        { scenario: at, figure: "fanInLatencyMs p99", value: figures.fanInLatencyMs.p99 },
-        { scenario: at, figure: "successorExecutions", value: figures.successorExecutions.join(", ") },
+        ...figureRows(at, {
+          itemsPerSecond: figures.itemsPerSecond,
+          "fanInLatencyMs p50": figures.fanInLatencyMs.p50,
+          "fanInLatencyMs p99": figures.fanInLatencyMs.p99,
+          successorExecutions: figures.successorExecutions.join(", "),
+        }),
       );
       if (figures.successorExecutions.some((n) => n !== 1))
         problems.push(`fanout: successor executions ${figures.successorExecutions.join(", ")}`);
@@ -124,16 +131,14 @@ try {
       for (const shape of figures.shapes) {
         const at = `cost per task (${shape.shape === "plain" ? "runs of one task" : `fan-out of ${options.items}`})`;
         rows.push(
-          { scenario: at, figure: "readUnits", value: shape.readUnits },
-          { scenario: at, figure: "writeUnits", value: shape.writeUnits },
-          { scenario: at, figure: "sqsRequests", value: shape.sqsRequests },
-          { scenario: at, figure: "lambdaInvocations", value: shape.lambdaInvocations },
-          { scenario: at, figure: "usdPerMillionTasks", value: shape.usdPerMillionTasks },
-          {
-            scenario: at,
-            figure: "stepFunctionsStandardUsdPerMillion",
-            value: shape.stepFunctionsStandardUsdPerMillion,
-          },
+          ...figureRows(at, {
+            readUnits: shape.readUnits,
+            writeUnits: shape.writeUnits,
+            sqsRequests: shape.sqsRequests,
+            lambdaInvocations: shape.lambdaInvocations,
+            usdPerMillionTasks: shape.usdPerMillionTasks,
+            stepFunctionsStandardUsdPerMillion: shape.stepFunctionsStandardUsdPerMillion,
+          }),
         );
         console.log(`\nwhere the calls go, ${shape.shape} (per task execution):`);
         console.table(shape.calls);
@@ -145,9 +150,11 @@ try {
       report.peer = figures;
       const at = `peer (${peerItems} items, ${workers} workers, ${runs} runs each, alternating)`;
       rows.push(
-        { scenario: at, figure: "itemsPerSecond", value: figures.itemsPerSecond },
-        { scenario: at, figure: "bullmqItemsPerSecond", value: figures.bullmqItemsPerSecond },
-        { scenario: at, figure: "ratio", value: figures.ratio },
+        ...figureRows(at, {
+          itemsPerSecond: figures.itemsPerSecond,
+          bullmqItemsPerSecond: figures.bullmqItemsPerSecond,
+          ratio: figures.ratio,
+        }),
       );
       if (figures.successorExecutions.some((n) => n !== 1))
         problems.push(`peer: successor executions ${figures.successorExecutions.join(", ")}`);

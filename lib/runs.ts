@@ -106,6 +106,17 @@ export async function createRun(
       startOnLock: status === "waiting" ? start : undefined,
       createdAt: now.toISOString(),
     };
+    // the history in order: created, the key taken or waited for, then started
+    const history = [
+      eventPut(runId, "RunCreated", { detail: { workflow: workflow.name, version: workflow.version } }),
+      ...(taken
+        ? [
+            eventPut(runId, taken.acquired ? "LockAcquired" : "LockWaiting", {
+              detail: { concurrencyKey, ...(taken.holder ? { holder: taken.holder } : {}) },
+            }),
+          ]
+        : []),
+    ];
     const started = status === "running" ? await planStart(run, workflow, now) : undefined;
     Object.assign(run, started?.fields);
     const items: TxItem[] = [];
@@ -135,16 +146,9 @@ export async function createRun(
           ConditionExpression: "attribute_not_exists(pk)",
         },
       },
-      eventPut(runId, "RunCreated", { detail: { workflow: workflow.name, version: workflow.version } }),
+      ...history,
     );
-    if (taken) {
-      items.push(
-        taken.write,
-        eventPut(runId, taken.acquired ? "LockAcquired" : "LockWaiting", {
-          detail: { concurrencyKey, ...(taken.holder ? { holder: taken.holder } : {}) },
-        }),
-      );
-    }
+    if (taken) items.push(taken.write);
     items.push(...(started?.writes ?? []));
 
     const outcome = await transact(items);

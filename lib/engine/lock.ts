@@ -204,6 +204,9 @@ function promotion(next: RunRecord, start: RunStart | undefined): TxItem {
   };
 }
 
+/** Re-reads of the lock when a run joined its queue while it was being given back. */
+const RELEASE_RETRIES = 10;
+
 /**
  * Gives back the lock of a run that ended early (cancelled, timed out) once none of its actions
  * runs any more, so that the next run of the key never overlaps its last actions (I5). Called
@@ -218,6 +221,7 @@ export async function releaseWhenIdle(run: RunRecord, now = new Date()): Promise
     if (busy) return undefined;
     const plan = await release(run, now);
     if (!plan) return undefined;
+    // the run leaves the sweeper's index with its lock (the lock's condition decides for both)
     const leaveSweep: TxItem = {
       Update: {
         TableName: config.tableName(),
@@ -230,5 +234,3 @@ export async function releaseWhenIdle(run: RunRecord, now = new Date()): Promise
   }
   throw new Error(`could not give back the concurrency-key lock of run ${run.runId}: it kept moving`);
 }
-
-const RELEASE_RETRIES = 10;
