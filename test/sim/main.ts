@@ -30,6 +30,10 @@ for (const mode of modes) {
     redeliveries: s.injected.redeliveries,
     crashes: s.injected.crashes,
     stalls: s.injected.stalls,
+    runs: Object.entries(s.outcomes)
+      .sort()
+      .map(([k, n]) => `${n} ${k}`)
+      .join(", "),
     violations: s.violations.length,
     seconds: Number((s.ms / 1000).toFixed(1)),
   };

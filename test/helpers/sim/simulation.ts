@@ -71,6 +71,7 @@ export interface ModeSummary {
   schedules: number;
   steps: number;
   injected: ScheduleResult["injected"];
+  outcomes: Record<string, number>;
   violations: string[];
   ms: number;
 }
@@ -89,6 +90,7 @@ export async function simulateMany(
     schedules: count,
     steps: 0,
     injected: { duplicates: 0, redeliveries: 0, crashes: 0, stalls: 0 },
+    outcomes: {},
     violations: [],
     ms: 0,
   };
@@ -98,6 +100,8 @@ export async function simulateMany(
       summary.steps += result.steps;
       for (const k of Object.keys(summary.injected) as (keyof ScheduleResult["injected"])[])
         summary.injected[k] += result.injected[k];
+      for (const [k, n] of Object.entries(result.outcomes))
+        summary.outcomes[k] = (summary.outcomes[k] ?? 0) + n;
       summary.violations.push(...result.violations.map((v) => `${mode} seed ${seed}: ${v}`));
     }
   } finally {
@@ -127,6 +131,8 @@ export interface ScheduleResult {
   seed: number;
   steps: number;
   virtualSeconds: number;
+  /** How the runs ended: succeeded, failed, timedOut, cancelled, refused (409 busy). */
+  outcomes: Record<string, number>;
   injected: { duplicates: number; redeliveries: number; crashes: number; stalls: number };
   violations: string[];
 }
@@ -341,11 +347,13 @@ export async function simulate(options: ScheduleOptions): Promise<ScheduleResult
   world = w;
   const start = options.clock.now();
   let steps = 0;
+  let outcomes: Record<string, number> = {};
   try {
     const races = options.apiRaces ?? true;
     const runs: RunHandle[] = [];
     for (let i = 0; i < (options.runs ?? 2); i++) {
       const shape = randomShape(random, `sim-${options.seed}-${i}`, simCall);
+      if (random() < 0.2) shape.definition.timeoutSeconds = 1 + Math.floor(random() * 60);
       await registerWorkflow(shape.definition.name, JSON.stringify(shape.definition), "application/json");
       runs.push(startRun(w, shape, 0, races));
     }
@@ -354,6 +362,7 @@ export async function simulate(options: ScheduleOptions): Promise<ScheduleResult
       const shape = randomShape(random, `sim-${options.seed}-keyed`, simCall);
       shape.definition.concurrencyKey = "{% input.key %}";
       shape.definition.onConcurrencyConflict = random() < 0.25 ? "reject" : "queue";
+      if (random() < 0.2) shape.definition.timeoutSeconds = 1 + Math.floor(random() * 60);
       await registerWorkflow(shape.definition.name, JSON.stringify(shape.definition), "application/json");
       for (let i = 0; i < 3; i++) runs.push(startRun(w, shape, i, races, random() < 0.7 ? "a" : "b"));
     }
@@ -402,6 +411,7 @@ export async function simulate(options: ScheduleOptions): Promise<ScheduleResult
       check(w, runs);
       checkConcurrencyKeys(w, runs);
     }
+    outcomes = tally(w, runs);
     await replayEverything(w);
   } finally {
     w.closed = true;
@@ -419,8 +429,26 @@ export async function simulate(options: ScheduleOptions): Promise<ScheduleResult
     steps,
     virtualSeconds: (options.clock.now() - start) / 1000,
     injected: w.injected,
+    outcomes,
     violations: w.violations,
   };
+}
+
+/** How the schedule's runs ended: succeeded, failed, timedOut, cancelled, or refused (409 busy). */
+function tally(w: World, runs: RunHandle[]): Record<string, number> {
+  const outcomes: Record<string, number> = {};
+  for (const handle of runs) {
+    const run = handle.runId
+      ? (w.table.get(TABLE, keys.run(handle.runId)) as RunRecord | undefined)
+      : undefined;
+    const outcome = handle.rejected
+      ? "refused"
+      : run?.error?.code === "RunTimedOut"
+        ? "timedOut"
+        : String(run?.status);
+    outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+  }
+  return outcomes;
 }
 
 /** Performs one waiting call, or injects the fault the dice pick there. */
@@ -646,10 +674,12 @@ function check(w: World, runs: RunHandle[]): void {
         x.pk === keys.runPartition(runId) &&
         (String(x.sk).startsWith("TASK#") || String(x.sk).startsWith("ITEM#")),
     ) as unknown as TaskRecord[];
-    const exhausted = executions.some((x) => x.error?.code === "LeaseExpired");
+    // a run may fail only when crashes used up an execution's attempts, or it ran past its deadline
+    const excused =
+      executions.some((x) => x.error?.code === "LeaseExpired") || run?.error?.code === "RunTimedOut";
     if (handle.cancel === "accepted" || (handle.cancel === "refused" && run?.status === "cancelled")) {
       if (run?.status !== "cancelled") v(`I6: ${runId} was cancelled (202) but ended ${run?.status}`);
-    } else if (run?.status !== "succeeded" && !exhausted) {
+    } else if (run?.status !== "succeeded" && !excused) {
       v(`I6: ${runId} ended ${run?.status}, expected succeeded: ${JSON.stringify(run?.error)}`);
     } else if (
       run?.status === "succeeded" &&
@@ -690,7 +720,8 @@ function check(w: World, runs: RunHandle[]): void {
     for (const parent of parentsOf(executions as unknown as Item[])) {
       if (parent.active !== 0) v(`I4: ${runId}/${parent.task} ended with active=${parent.active}`);
       const counted = parent.succeededItems + parent.failedItems + (parent.cancelledItems ?? 0);
-      if (run?.status !== "cancelled" && counted !== parent.total)
+      const endedEarly = run?.status === "cancelled" || run?.error?.code === "RunTimedOut";
+      if (!endedEarly && counted !== parent.total)
         v(`I4: ${runId}/${parent.task} counted ${counted} of ${parent.total}`);
       const items = executions.filter((x) => x.task === parent.task && x.item !== undefined);
       if (items.some((x) => ["succeeded", "failed", "cancelled"].includes(x.status) !== (x.counted === true)))
