@@ -1,10 +1,10 @@
 import { config } from "./config";
 import { canonicalJson, sha256 } from "./definition/hash";
 import { validateRunInput } from "./definition/input-schema";
-import { advance, launch, windDown } from "./engine/advance";
+import { advance, launch, launchPromoted, windDown } from "./engine/advance";
 import { lockKept } from "./engine/end-run";
 import { acquireOrWait, concurrencyKeyOf, readLock, release } from "./engine/lock";
-import { planStart } from "./engine/start";
+import { planStart, startTransition } from "./engine/start";
 import { isFanOut, type TaskItem } from "./engine/task-record";
 import {
   ConcurrencyKeyBusyError,
@@ -201,26 +201,7 @@ export async function triggerRun(runId: string): Promise<RunSummary> {
   if (run.status !== "pending") throw new RunAlreadyStartedError(runId, run.status);
   const workflow = await getWorkflowVersion(run.workflow, run.version);
   const started = await planStart(run, workflow);
-  const fields = Object.entries(started.fields).filter(([, v]) => v !== undefined);
-  const outcome = await transact([
-    {
-      Update: {
-        TableName: config.tableName(),
-        Key: keys.run(runId),
-        UpdateExpression: `SET #status = :running, ${fields.map(([k]) => `${k} = :${k}`).join(", ")}`,
-        // closes: two triggers of one run both starting it (F2, I1)
-        ConditionExpression: "#status = :pending",
-        ExpressionAttributeNames: { "#status": "status" },
-        ExpressionAttributeValues: {
-          ":running": "running",
-          ":pending": "pending",
-          ...Object.fromEntries(fields.map(([k, v]) => [`:${k}`, v])),
-        },
-        ReturnValuesOnConditionCheckFailure: "ALL_OLD",
-      },
-    },
-    ...started.writes,
-  ]);
+  const outcome = await transact([startTransition(runId, started, "pending"), ...started.writes]);
   if (!outcome.ok) {
     const status = String(outcome.reasons[0]?.item?.status ?? "unknown");
     throw new RunAlreadyStartedError(runId, status);
@@ -265,8 +246,7 @@ export async function cancelRun(runId: string): Promise<RunSummary> {
     ]);
     if (!outcome.ok) continue; // the run or its lock moved: look again
     if (run.status === "running") await windDown({ ...run, status: "cancelled" });
-    const promoted = lock?.promoted;
-    if (promoted?.start) await launch(promoted.run, promoted.start.tasks, promoted.workflow);
+    await launchPromoted(lock?.promoted);
     return { runId, status: "cancelled" };
   }
   throw new Error(`could not cancel run ${runId}: it kept changing`);

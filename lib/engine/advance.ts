@@ -12,7 +12,7 @@ import { endRun } from "./end-run";
 import { evaluate, type TaskStatus } from "./evaluate";
 import { countDown, fill, itemOutputs, startFanOut } from "./fanout";
 import { point } from "./interleave";
-import { releaseWhenIdle } from "./lock";
+import { type Promoted, releaseWhenIdle } from "./lock";
 import { type ErrorInfo, isFanOut, type TaskItem, type TaskRecord } from "./task-record";
 
 export type AdvanceOutcome =
@@ -162,7 +162,7 @@ async function finish(
 /** Ends the run (once) and launches the run that got its concurrency-key lock, if any. */
 async function end(...args: Parameters<typeof endRun>): Promise<boolean> {
   const { ended, promoted } = await endRun(...args);
-  if (promoted?.start) await launch(promoted.run, promoted.start.tasks, promoted.workflow);
+  await launchPromoted(promoted);
   return ended;
 }
 
@@ -182,6 +182,10 @@ export async function launch(run: RunRecord, starts: TaskRecord[], workflow: Wor
  */
 export async function windDown(run: RunRecord): Promise<void> {
   await cancelRemaining(run.runId);
-  const promoted = await releaseWhenIdle(run);
+  await launchPromoted(await releaseWhenIdle(run));
+}
+
+/** Launches the run that got a concurrency-key lock and started with it (a `pending` one waits for its trigger). */
+export async function launchPromoted(promoted: Promoted | undefined): Promise<void> {
   if (promoted?.start) await launch(promoted.run, promoted.start.tasks, promoted.workflow);
 }

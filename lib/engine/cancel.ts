@@ -6,7 +6,7 @@ import { transact } from "../store/transaction";
 import { type FanOutRecord, isFanOut, type TaskRecord } from "./task-record";
 
 /** Whether nobody works on the execution: queued, or running under a lease that expired (its worker died). */
-export function idle(record: TaskRecord, now = new Date()): boolean {
+function idle(record: TaskRecord, now = new Date()): boolean {
   return (
     record.status === "queued" ||
     (record.status === "running" && record.leaseUntil !== undefined && record.leaseUntil < now.toISOString())

@@ -24,7 +24,7 @@ import { keys } from "../store/keys";
 import { type RunRecord, readItem, readTasks } from "../store/run-state";
 import { type TxItem, transact } from "../store/transaction";
 import { getWorkflowVersion, type WorkflowVersion } from "../workflows";
-import { planStart, type RunStart } from "./start";
+import { planStart, type RunStart, startTransition } from "./start";
 import { isFanOut } from "./task-record";
 
 export interface LockRecord {
@@ -179,29 +179,9 @@ export async function release(run: RunRecord, now = new Date()): Promise<Release
   writes.push(event("LockAcquired", next.runId, { from: run.runId }));
   const workflow = await getWorkflowVersion(next.workflow, next.version);
   const start = next.startOnLock ? await planStart(next, workflow, now) : undefined;
-  writes.push(promotion(next, start), ...(start?.writes ?? []));
+  writes.push(startTransition(next.runId, start, "waiting"), ...(start?.writes ?? []));
   const status = start ? "running" : "pending";
   return { writes, promoted: { run: { ...next, ...start?.fields, status }, workflow, start } };
-}
-
-/** The waiting run's own change when it gets the lock: running (with its start fields), or pending. */
-function promotion(next: RunRecord, start: RunStart | undefined): TxItem {
-  const fields: Record<string, unknown> = { ...start?.fields, status: start ? "running" : "pending" };
-  const set = Object.keys(fields).filter((k) => fields[k] !== undefined);
-  return {
-    Update: {
-      TableName: config.tableName(),
-      Key: keys.run(next.runId),
-      UpdateExpression: `SET ${set.map((k) => `#${k} = :${k}`).join(", ")} REMOVE startOnLock`,
-      // closes: passing the lock to a run that is no longer waiting for it
-      ConditionExpression: "#status = :waiting",
-      ExpressionAttributeNames: Object.fromEntries(set.map((k) => [`#${k}`, k])),
-      ExpressionAttributeValues: {
-        ...Object.fromEntries(set.map((k) => [`:${k}`, fields[k]])),
-        ":waiting": "waiting",
-      },
-    },
-  };
 }
 
 /** Re-reads of the lock when a run joined its queue while it was being given back. */

@@ -2,8 +2,11 @@
  * Starting a run: what it writes, in whichever transaction starts it (its creation, a trigger, or
  * the hand-over of a concurrency-key lock), and its start tasks.
  */
+
+import { config } from "../config";
 import { startTasks } from "../definition/graph";
 import { eventPut } from "../store/events";
+import { keys } from "../store/keys";
 import type { RunRecord } from "../store/run-state";
 import type { TxItem } from "../store/transaction";
 import type { WorkflowVersion } from "../workflows";
@@ -57,5 +60,34 @@ export async function planStart(
     fields: startFields(run.runId, workflow, now),
     tasks,
     writes: [eventPut(run.runId, "RunStarted"), ...tasks.flatMap(taskCreation)],
+  };
+}
+
+/**
+ * The run's own change when it starts (`running`, with its start fields), or, given no start,
+ * when a waiting run gets its key without starting (`pending`, for a trigger). Conditional on the
+ * status it leaves; `ALL_OLD` tells a loser the status it found.
+ */
+export function startTransition(
+  runId: string,
+  start: RunStart | undefined,
+  from: "pending" | "waiting",
+): TxItem {
+  const fields: Record<string, unknown> = { ...start?.fields, status: start ? "running" : "pending" };
+  const set = Object.keys(fields).filter((k) => fields[k] !== undefined);
+  return {
+    Update: {
+      TableName: config.tableName(),
+      Key: keys.run(runId),
+      UpdateExpression: `SET ${set.map((k) => `#${k} = :${k}`).join(", ")} REMOVE startOnLock`,
+      // closes: two triggers starting one run (F2, I1), or a lock passed to a run no longer waiting
+      ConditionExpression: "#status = :from",
+      ExpressionAttributeNames: Object.fromEntries(set.map((k) => [`#${k}`, k])),
+      ExpressionAttributeValues: {
+        ...Object.fromEntries(set.map((k) => [`:${k}`, fields[k]])),
+        ":from": from,
+      },
+      ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+    },
   };
 }

@@ -29,8 +29,14 @@ describe("deterministic simulation: every invariant holds", () => {
   }
 });
 
-/** The engine's guards, by the exact condition expression, and a fault mode that needs it. */
-const GUARDS: { guard: string; condition: string; mode: FaultMode; caught: RegExp; schedules?: number }[] = [
+/** The engine's guards, by their exact condition expressions, and a fault mode that needs them. */
+const GUARDS: {
+  guard: string;
+  condition: string | string[];
+  mode: FaultMode;
+  caught: RegExp;
+  schedules?: number;
+}[] = [
   {
     guard: "claim: one worker per attempt (F3, I2)",
     condition: "attempt = :seen AND (#status = :queued OR (#status = :running AND leaseUntil < :now))",
@@ -64,7 +70,8 @@ const GUARDS: { guard: string; condition: string; mode: FaultMode; caught: RegEx
   },
   {
     guard: "trigger and queueing of items: only from pending (F2, I1, I4)",
-    condition: "#status = :pending",
+    // the start of a run (trigger, or the lock handed over) and the queueing of with-items items
+    condition: ["#status = :from", "#status = :pending"],
     mode: "all",
     caught: /I1|I3|I4/,
   },
@@ -88,7 +95,7 @@ describe("deterministic simulation: a seed is one schedule", () => {
 describe("deterministic simulation: each guard taken away is caught", () => {
   for (const { guard, condition, mode, caught, schedules = 60 } of GUARDS) {
     it(guard, async () => {
-      const summary = await simulateMany(mode, schedules, 1, [condition]);
+      const summary = await simulateMany(mode, schedules, 1, [condition].flat());
       expect(summary.violations.length).toBeGreaterThan(0);
       expect(summary.violations.some((v) => caught.test(v))).toBe(true);
     }, 120_000);
