@@ -5,7 +5,7 @@ import { advance, launch, launchPromoted, windDown } from "./engine/advance";
 import { lockKept } from "./engine/end-run";
 import { acquireOrWait, concurrencyKeyOf, readLock, release } from "./engine/lock";
 import { planStart, startTransition } from "./engine/start";
-import { isFanOut, type TaskItem } from "./engine/task-record";
+import { isFanOut } from "./engine/task-record";
 import {
   ConcurrencyKeyBusyError,
   IdempotencyKeyReusedError,
@@ -17,7 +17,7 @@ import {
 } from "./errors";
 import { newRunId } from "./ids";
 import { sendTasks } from "./queue";
-import { eventPut, listEvents, type RunEvent } from "./store/events";
+import { eventPut } from "./store/events";
 import { keys } from "./store/keys";
 import {
   type RunRecord,
@@ -185,7 +185,7 @@ async function resume(runId: string): Promise<void> {
   await advance(runId);
 }
 
-async function requireRun(runId: string): Promise<RunRecord> {
+export async function requireRun(runId: string): Promise<RunRecord> {
   const run = await readRun(runId);
   if (!run) throw new RunNotFoundError(runId);
   return run;
@@ -250,88 +250,4 @@ export async function cancelRun(runId: string): Promise<RunSummary> {
     return { runId, status: "cancelled" };
   }
   throw new Error(`could not cancel run ${runId}: it kept changing`);
-}
-
-export interface TaskView {
-  status: string;
-  attempts?: number;
-  error?: unknown;
-  /** With-items tasks, from the counters: `queued` wait for a concurrency slot, `running` are dispatched and unsettled. */
-  items?: {
-    total: number;
-    queued: number;
-    running: number;
-    succeeded: number;
-    failed: number;
-    cancelled?: number;
-  };
-}
-
-function taskView(t: TaskItem): TaskView {
-  const error = t.error ? { error: t.error } : {};
-  if (!isFanOut(t)) return { status: t.status, attempts: t.attempt, ...error };
-  const notStarted = t.total - t.nextIndex;
-  const items: NonNullable<TaskView["items"]> = {
-    total: t.total,
-    queued: t.status === "running" ? notStarted : 0,
-    running: t.active,
-    succeeded: t.succeededItems,
-    failed: t.failedItems,
-  };
-  const cancelled = (t.cancelledItems ?? 0) + (t.status === "running" ? 0 : notStarted);
-  if (cancelled > 0) items.cancelled = cancelled;
-  return { status: t.status, ...error, items };
-}
-
-export interface RunView {
-  runId: string;
-  workflow: string;
-  version: number;
-  status: RunStatus;
-  input: unknown;
-  output: unknown;
-  error: unknown;
-  tasks: Record<string, TaskView>;
-  createdAt: string;
-  startedAt: string | null;
-  endedAt: string | null;
-  /** The run's evaluated concurrency key, when its workflow has one. */
-  concurrencyKey?: string;
-  /** Why a `waiting` run waits: the run holding its key, and its place in the queue (1: next). */
-  waitingFor?: { concurrencyKey: string; holder: string | null; position: number };
-}
-
-/** A waiting run's place behind its key's holder, from the lock item. */
-async function waitingFor(run: RunRecord): Promise<RunView["waitingFor"]> {
-  if (run.status !== "waiting" || run.concurrencyKey === undefined) return undefined;
-  const lock = await readLock(run.workflow, run.concurrencyKey);
-  return {
-    concurrencyKey: run.concurrencyKey,
-    holder: lock?.holder ?? null,
-    position: (lock?.waiting.indexOf(run.runId) ?? -1) + 1,
-  };
-}
-
-export async function getRunView(runId: string): Promise<RunView> {
-  const [run, tasks] = await Promise.all([requireRun(runId), readTasks(runId)]);
-  return {
-    runId,
-    workflow: run.workflow,
-    version: run.version,
-    status: run.status,
-    input: run.input,
-    output: run.output ?? null,
-    error: run.error ?? null,
-    tasks: Object.fromEntries(tasks.map((t) => [t.task, taskView(t)])),
-    createdAt: run.createdAt,
-    startedAt: run.startedAt ?? null,
-    endedAt: run.endedAt ?? null,
-    ...(run.concurrencyKey !== undefined ? { concurrencyKey: run.concurrencyKey } : {}),
-    ...(run.status === "waiting" ? { waitingFor: await waitingFor(run) } : {}),
-  };
-}
-
-export async function getRunEvents(runId: string): Promise<{ events: RunEvent[] }> {
-  await requireRun(runId);
-  return { events: await listEvents(runId) };
 }

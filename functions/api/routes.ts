@@ -1,6 +1,7 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import { MalformedBodyError } from "../../lib/errors";
-import { cancelRun, createRun, getRunEvents, getRunView, triggerRun } from "../../lib/runs";
+import { getRunEvents, getRunView } from "../../lib/run-view";
+import { cancelRun, createRun, triggerRun } from "../../lib/runs";
 import { getLatestWorkflow, registerWorkflow } from "../../lib/workflows";
 import { json, MethodNotAllowedError, RouteNotFoundError } from "./errors";
 

@@ -15,6 +15,8 @@ export const MAX_TASKS = 100;
 /** The worker Lambda has 150 s; a task must finish well inside it. */
 export const MAX_TASK_TIMEOUT_SECONDS = 120;
 export const MAX_RETRY_ATTEMPTS = 10;
+/** A concurrency limit's waiting list lives on one DynamoDB item, and so do its holders. */
+export const MAX_RUNNING_LIMIT = 1000;
 export const DEFAULT_RETRY_INTERVAL_SECONDS = 1;
 export const DEFAULT_RETRY_BACKOFF_RATE = 2;
 
@@ -34,6 +36,21 @@ export const workflowDefinitionSchema: SchemaObject = {
     concurrencyKey: { type: "string", minLength: 1 },
     onConcurrencyConflict: { enum: ["queue", "reject"] },
     input: { type: "object" },
+    limits: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        actions: {
+          type: "object",
+          additionalProperties: {
+            type: "object",
+            required: ["maxRunning"],
+            additionalProperties: false,
+            properties: { maxRunning: { type: "integer", minimum: 1, maximum: MAX_RUNNING_LIMIT } },
+          },
+        },
+      },
+    },
     tasks: {
       type: "object",
       minProperties: 1,

@@ -35,10 +35,17 @@ export interface WorkflowDefinition {
   onConcurrencyConflict?: "queue" | "reject";
   /** JSON Schema for the run input. */
   input?: Record<string, unknown>;
+  /** Caps on what runs at once across all runs of the workflow (F4). */
+  limits?: Limits;
   tasks: Record<string, TaskDefinition>;
   /** A template evaluated when the run succeeds. */
   output?: unknown;
   timeoutSeconds?: number;
+}
+
+export interface Limits {
+  /** Per action: at most `maxRunning` executions of it are running at once, across all runs. */
+  actions?: Record<string, { maxRunning: number }>;
 }
 
 /** An edge of the task graph: `from` finishing with an outcome matching `when` starts `to`. */

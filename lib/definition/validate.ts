@@ -118,6 +118,7 @@ function semanticProblems(raw: Record<string, unknown>, options: ValidationOptio
 
   if (typeof raw.concurrencyKey === "string")
     problems.push(...checkTemplate(raw.concurrencyKey, "concurrencyKey"));
+  problems.push(...limitProblems(raw.limits, options));
   if ("output" in raw) problems.push(...checkTemplate(raw.output, "output"));
   if (isRecord(raw.input)) problems.push(...checkInputSchema(raw.input, "input"));
   return problems;
@@ -137,6 +138,16 @@ function withItemsProblems(withItems: unknown, path: string): Problem[] {
     return problems.length > 0 ? problems : [{ path, message: "must be a {% %} expression or an array" }];
   }
   return typeof withItems === "string" || Array.isArray(withItems) ? checkTemplate(withItems, path) : [];
+}
+
+function limitProblems(limits: unknown, options: ValidationOptions): Problem[] {
+  if (!isRecord(limits) || !isRecord(limits.actions)) return [];
+  return Object.keys(limits.actions)
+    .filter((action) => !options.actions.has(action))
+    .map((action) => ({
+      path: joinPath(joinPath("limits", "actions"), action),
+      message: `unknown action "${action}"`,
+    }));
 }
 
 function retryProblems(retry: unknown, path: string): Problem[] {
@@ -166,6 +177,7 @@ function normalize(raw: RawDefinition): WorkflowDefinition {
     concurrencyKey: source.concurrencyKey,
     onConcurrencyConflict: source.onConcurrencyConflict,
     input: source.input,
+    limits: source.limits,
     tasks: Object.fromEntries(
       Object.entries(source.tasks).map(([name, task]) => [name, normalizeTask(task)]),
     ),

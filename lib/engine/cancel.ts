@@ -3,6 +3,7 @@ import { eventPut } from "../store/events";
 import { keys } from "../store/keys";
 import { readTasks } from "../store/run-state";
 import { transact } from "../store/transaction";
+import { GIVE_BACK_RETRIES, giveBack, sendGranted } from "./slot";
 import { type FanOutRecord, isFanOut, type TaskRecord } from "./task-record";
 
 /** Whether nobody works on the execution: queued, or running under a lease that expired (its worker died). */
@@ -21,33 +22,43 @@ function idle(record: TaskRecord, now = new Date()): boolean {
  */
 export async function cancelIdle(record: TaskRecord, now = new Date()): Promise<boolean> {
   if (!idle(record, now)) return false;
-  const outcome = await transact([
-    {
-      Update: {
-        TableName: config.tableName(),
-        Key: keys.execution(record),
-        UpdateExpression:
-          "SET #status = :cancelled, endedAt = :now REMOVE sweepShard, sweepAt, notBefore, leaseUntil",
-        // closes: a worker claiming (or a late worker settling) the execution while the cancellation sweeps it
-        ConditionExpression:
-          "attempt = :attempt AND (#status = :queued OR (#status = :running AND leaseUntil < :now))",
-        ExpressionAttributeNames: { "#status": "status" },
-        ExpressionAttributeValues: {
-          ":cancelled": "cancelled",
-          ":queued": "queued",
-          ":running": "running",
-          ":attempt": record.attempt,
-          ":now": now.toISOString(),
+  for (let tries = 0; tries < GIVE_BACK_RETRIES; tries++) {
+    // a slot it holds is given back with the cancellation; a place in a limit's queue is left to go stale
+    const slot = record.slot === "held" ? await giveBack(record, now) : undefined;
+    const outcome = await transact([
+      {
+        Update: {
+          TableName: config.tableName(),
+          Key: keys.execution(record),
+          UpdateExpression:
+            "SET #status = :cancelled, endedAt = :now REMOVE sweepShard, sweepAt, notBefore, leaseUntil, slot",
+          // closes: a worker claiming (or a late worker settling) the execution while the cancellation sweeps it
+          ConditionExpression:
+            "attempt = :attempt AND (#status = :queued OR (#status = :running AND leaseUntil < :now))",
+          ExpressionAttributeNames: { "#status": "status" },
+          ExpressionAttributeValues: {
+            ":cancelled": "cancelled",
+            ":queued": "queued",
+            ":running": "running",
+            ":attempt": record.attempt,
+            ":now": now.toISOString(),
+          },
         },
       },
-    },
-    eventPut(record.runId, "TaskCancelled", {
-      task: record.task,
-      item: record.item,
-      attempt: record.attempt,
-    }),
-  ]);
-  return outcome.ok;
+      eventPut(record.runId, "TaskCancelled", {
+        task: record.task,
+        item: record.item,
+        attempt: record.attempt,
+      }),
+      ...(slot?.writes ?? []),
+    ]);
+    if (outcome.ok) {
+      await sendGranted(slot?.granted);
+      return true;
+    }
+    if (!slot || outcome.reasons[0]?.code === "ConditionalCheckFailed") return false;
+  }
+  throw new Error(`could not cancel ${record.runId}/${record.task}: its limit's list kept moving`);
 }
 
 /**

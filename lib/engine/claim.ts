@@ -9,6 +9,7 @@ import { whileRunning } from "./dispatch";
 import { isSettled } from "./evaluate";
 import { point } from "./interleave";
 import { settle } from "./settle";
+import { joinWaiting, takeSlot } from "./slot";
 import { addSeconds, leaseSeconds, type TaskRecord } from "./task-record";
 
 export type ClaimResult =
@@ -19,7 +20,9 @@ export type ClaimResult =
   /** Already settled: the completion may need publishing again, nothing may run. */
   | { kind: "settled"; record: TaskRecord }
   /** Nothing to do: no such execution, or it was cancelled with its run. */
-  | { kind: "gone" };
+  | { kind: "gone" }
+  /** Parked for a slot of its action's concurrency limit: the hand-over of a slot sends a new message. */
+  | { kind: "parked" };
 
 const secondsUntil = (iso: string | undefined, now: Date) =>
   iso ? Math.max(0, (Date.parse(iso) - now.getTime()) / 1000) : 0;
@@ -36,8 +39,12 @@ export async function claim(message: TaskMessage, workerId: string, now = new Da
   return record && record.status !== "pending" ? claimRecord(record, workerId, now) : { kind: "gone" };
 }
 
-async function claimRecord(record: TaskRecord, workerId: string, now: Date): Promise<ClaimResult> {
+/** Claims attempted when a limit's slot was taken, or freed, between the read and the write. */
+const SLOT_TRIES = 5;
+
+async function claimRecord(record: TaskRecord, workerId: string, now: Date, tries = 0): Promise<ClaimResult> {
   if (isSettled(record.status)) return { kind: "settled", record };
+  if (record.slot === "waiting") return { kind: "parked" };
   if (record.status === "queued" && secondsUntil(record.notBefore, now) > 0) {
     return { kind: "wait", seconds: secondsUntil(record.notBefore, now) };
   }
@@ -73,6 +80,8 @@ async function claimRecord(record: TaskRecord, workerId: string, now: Date): Pro
       detail: { workerId },
     }),
   );
+  // a limited action takes a slot with the claim, unless it holds one (handed over, or a lease taken over)
+  const slot = record.limit && record.slot !== "held" ? takeSlot(record) : undefined;
   const outcome = await transact([
     whileRunning(record.runId),
     {
@@ -81,7 +90,7 @@ async function claimRecord(record: TaskRecord, workerId: string, now: Date): Pro
         Key: keys.execution(record),
         UpdateExpression:
           "SET #status = :running, attempt = :attempt, startedAt = :now, leaseUntil = :lease, " +
-          "workerId = :worker, sweepAt = :lease REMOVE notBefore",
+          `workerId = :worker, sweepAt = :lease${record.limit ? ", slot = :held" : ""} REMOVE notBefore`,
         // closes: N workers claiming the same attempt; a claim of an expired lease racing its worker
         ConditionExpression:
           "attempt = :seen AND (#status = :queued OR (#status = :running AND leaseUntil < :now))",
@@ -94,16 +103,21 @@ async function claimRecord(record: TaskRecord, workerId: string, now: Date): Pro
           ":now": now.toISOString(),
           ":lease": leaseUntil,
           ":worker": workerId,
+          ...(record.limit ? { ":held": "held" } : {}),
         },
         ReturnValuesOnConditionCheckFailure: "ALL_OLD",
       },
     },
     ...events,
+    ...(slot ? [slot] : []),
   ]);
   if (outcome.ok) {
-    return { kind: "claimed", record: { ...record, status: "running", attempt, leaseUntil, workerId } };
+    const claimed: TaskRecord = { ...record, status: "running", attempt, leaseUntil, workerId };
+    if (record.limit) claimed.slot = "held";
+    return { kind: "claimed", record: claimed };
   }
   const [runReason, taskReason] = outcome.reasons;
+  const slotReason = outcome.reasons[2 + events.length];
   if (taskReason?.code === "ConditionalCheckFailed" && taskReason.item) {
     // another worker won: judge from the winner's state, without a second read
     return claimRecord(taskReason.item as unknown as TaskRecord, workerId, now);
@@ -114,6 +128,12 @@ async function claimRecord(record: TaskRecord, workerId: string, now: Date): Pro
     return (await cancelIdle(record, now))
       ? { kind: "settled", record: { ...record, status: "cancelled" } }
       : { kind: "wait", seconds: 1 };
+  }
+  if (slotReason?.code === "ConditionalCheckFailed" && tries < SLOT_TRIES) {
+    // every slot is taken (or others wait first): park behind them, unless one was given back meanwhile
+    if ((await transact(joinWaiting(record))).ok) return { kind: "parked" };
+    const latest = await readItem<TaskRecord>(keys.execution(record));
+    return latest ? claimRecord(latest, workerId, now, tries + 1) : { kind: "gone" };
   }
   // only transaction conflicts left: let the message come back shortly
   return { kind: "wait", seconds: 1 };

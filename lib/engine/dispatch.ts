@@ -6,6 +6,7 @@ import { sendTasks } from "../queue";
 import { eventPut } from "../store/events";
 import { keys } from "../store/keys";
 import { type TxItem, transact } from "../store/transaction";
+import { limitOf } from "./slot";
 import {
   addSeconds,
   DEFAULT_RETRY,
@@ -46,6 +47,7 @@ export async function planTasks(
         action: spec.action,
         timeoutSeconds: spec.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS,
         retry: { ...DEFAULT_RETRY, ...spec.retry },
+        limit: limitOf(definition, spec.action),
         createdAt: now.toISOString(),
         sweepShard: sweepShard(runId),
         sweepAt: addSeconds(now, QUEUED_SWEEP_SECONDS).toISOString(),

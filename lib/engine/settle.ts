@@ -3,6 +3,7 @@ import { eventPut } from "../store/events";
 import { keys } from "../store/keys";
 import { transact } from "../store/transaction";
 import { point } from "./interleave";
+import { GIVE_BACK_RETRIES, giveBack, sendGranted } from "./slot";
 import {
   addSeconds,
   type ErrorInfo,
@@ -70,20 +71,32 @@ export async function settle(
     outcome = { kind: "failed" };
   }
   const type = result.ok ? "TaskSucceeded" : retry ? "TaskRetrying" : "TaskFailed";
+  // a slot of the action's concurrency limit is given back in this same transition, so exactly once
+  if (record.slot === "held") update += ", slot"; // every update above ends with a REMOVE clause
   await point("settle:before-write", { runId, task, item, attempt });
-  const written = await transact([
-    {
-      Update: {
-        TableName: config.tableName(),
-        Key: keys.execution(record),
-        UpdateExpression: update,
-        // closes: a zombie attempt (or a duplicate of this one) writing over the current attempt (I8)
-        ConditionExpression: "#status = :running AND attempt = :attempt",
-        ExpressionAttributeNames: names,
-        ExpressionAttributeValues: values,
+  for (let tries = 0; tries < GIVE_BACK_RETRIES; tries++) {
+    const slot = record.slot === "held" ? await giveBack(record, now) : undefined;
+    const written = await transact([
+      {
+        Update: {
+          TableName: config.tableName(),
+          Key: keys.execution(record),
+          UpdateExpression: update,
+          // closes: a zombie attempt (or a duplicate of this one) writing over the current attempt (I8)
+          ConditionExpression: "#status = :running AND attempt = :attempt",
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+        },
       },
-    },
-    eventPut(runId, type, { task, item, attempt, detail: result.ok ? undefined : { error: result.error } }),
-  ]);
-  return written.ok ? outcome : { kind: "lost" };
+      eventPut(runId, type, { task, item, attempt, detail: result.ok ? undefined : { error: result.error } }),
+      ...(slot?.writes ?? []),
+    ]);
+    if (written.ok) {
+      await sendGranted(slot?.granted);
+      return outcome;
+    }
+    // the execution moved on (I8): nothing written; otherwise the limit's list moved: read it again
+    if (!slot || written.reasons[0]?.code === "ConditionalCheckFailed") return { kind: "lost" };
+  }
+  throw new Error(`could not give back the slot of ${runId}/${task}: the limit kept moving`);
 }

@@ -1,5 +1,6 @@
 import type { RetryPolicy } from "../definition/types";
 import type { TaskStatus } from "./evaluate";
+import type { SlotLimit } from "./slot";
 
 export interface ErrorInfo {
   code: string;
@@ -43,6 +44,10 @@ export interface TaskRecord {
   sweepAt?: string;
   /** Items: set once the item's result was counted down on its parent (exactly once). */
   counted?: boolean;
+  /** The concurrency limit of its action, if the workflow has one (slot.ts). */
+  limit?: SlotLimit;
+  /** `held`: it holds one of the limit's slots (running, or handed one while queued); `waiting`: parked for one. */
+  slot?: "held" | "waiting";
 }
 
 /**

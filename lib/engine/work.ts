@@ -17,6 +17,7 @@ export async function work(message: TaskMessage, workerId: string, onRenew?: OnR
   const claimed = await claim(message, workerId);
   switch (claimed.kind) {
     case "gone":
+    case "parked":
       return { done: true };
     case "wait":
       return { done: false, retryAfterSeconds: claimed.seconds };

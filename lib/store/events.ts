@@ -18,7 +18,9 @@ export type EventType =
   | "TaskCancelled"
   | "LockWaiting"
   | "LockAcquired"
-  | "LockReleased";
+  | "LockReleased"
+  | "SlotWaiting"
+  | "SlotAcquired";
 
 export interface RunEvent {
   seq: number;

@@ -11,6 +11,7 @@
  *   RUN#{runId}             ITEM#{task}#{000042}  one with-items item execution
  *   RUN#{runId}             EVT#{at}#{id}         one history event
  *   LOCK#{workflow}#{key}   LOCK                  a concurrency-key lock: holder and waiting runs
+ *   LIMIT#{workflow}#{act}  LIMIT                 an action's concurrency limit: slots taken, executions waiting
  */
 export type Key = { pk: string; sk: string };
 
@@ -31,6 +32,7 @@ export const keys = {
   execution: (e: { runId: string; task: string; item?: number }): Key =>
     e.item === undefined ? keys.task(e.runId, e.task) : keys.item(e.runId, e.task, e.item),
   lock: (workflow: string, key: string): Key => ({ pk: `LOCK#${workflow}#${key}`, sk: "LOCK" }),
+  limit: (workflow: string, action: string): Key => ({ pk: `LIMIT#${workflow}#${action}`, sk: "LIMIT" }),
   event: (runId: string, sortId: string): Key => ({ pk: `RUN#${runId}`, sk: `EVT#${sortId}` }),
   runPartition: (runId: string) => `RUN#${runId}`,
   taskPrefix: "TASK#",

@@ -1,0 +1,274 @@
+/**
+ * Concurrency limits (F4, I4): `limits.actions.NAME.maxRunning` caps how many executions of an
+ * action run at once across every run of the workflow. One item per (workflow, action) holds the
+ * slot counter `active`, the executions `waiting` for a slot in the order they queued, and per run
+ * the slots it holds (`held#{runId}`) and has been given so far (`served#{runId}`, for fairness). A slot is held from the claim until the
+ * execution's terminal (or retry) transition, and every change to the counter is written in the
+ * same transaction as the execution's own transition, so it happens exactly as often as that
+ * transition: a duplicated or redelivered completion never gives a slot back twice.
+ *
+ * Timeline of one execution of a limited action:
+ *   claim    limit: active += 1, held#, served# += 1  if active < max AND nobody waits  exec: queued -> running, slot = held
+ *   claim    limit: waiting += [exec]            if active >= max OR somebody waits exec: slot = waiting (parked;
+ *                                                                                     its message is deleted)
+ *   settle   hand-over: limit REMOVE waiting[i]  if waiting[i] = next               next: slot = held, message sent
+ *            (held# moves, served#next += 1)       (the slot never becomes free, so nobody overtakes `next`)
+ *            or, nobody waiting: active -= 1     if active > 0 AND size(waiting) = n
+ *   cancel   an execution that held a slot gives it back the same way; one that waited stays in the
+ *            list, and the hand-over that reaches it drops it
+ *
+ * Fairness: a slot freed goes to the waiting execution whose run has been given the fewest slots so
+ * far (the oldest among equals), so runs take turns and a run of many items cannot starve the runs
+ * queued behind it. A run's two counts are removed with its last slot, once none of it waits.
+ */
+import { config } from "../config";
+import type { WorkflowDefinition } from "../definition/types";
+import { sendTasks, type TaskMessage } from "../queue";
+import { eventPut } from "../store/events";
+import { keys } from "../store/keys";
+import { readItem } from "../store/run-state";
+import type { TxItem } from "../store/transaction";
+import { addSeconds, QUEUED_SWEEP_SECONDS, sweepShard, type TaskRecord } from "./task-record";
+
+/** The limit an execution is subject to, carried on its record (a worker never reads the definition). */
+export interface SlotLimit {
+  workflow: string;
+  action: string;
+  maxRunning: number;
+}
+
+export interface LimitRecord {
+  active: number;
+  /** Executions waiting for a slot, oldest first, as `{runId}/{task}/{item or -}`. */
+  waiting: string[];
+  /** `held#{runId}`: slots each run holds; `served#{runId}`: slots it was given (both absent once it is done). */
+  [perRun: `${"held" | "served"}#${string}`]: number;
+}
+
+/** The limit on `action` in `definition`, if any. */
+export function limitOf(definition: WorkflowDefinition, action: string): SlotLimit | undefined {
+  const limit = definition.limits?.actions?.[action];
+  return limit ? { workflow: definition.name, action, maxRunning: limit.maxRunning } : undefined;
+}
+
+export function readLimit(limit: Pick<SlotLimit, "workflow" | "action">): Promise<LimitRecord | undefined> {
+  return readItem<LimitRecord>(keys.limit(limit.workflow, limit.action));
+}
+
+type Execution = Pick<TaskRecord, "runId" | "task" | "item">;
+
+export const entryOf = (e: Execution) => `${e.runId}/${e.task}/${e.item ?? "-"}`;
+
+function parseEntry(entry: string): Execution {
+  const [runId = "", task = "", item = "-"] = entry.split("/");
+  return { runId, task, item: item === "-" ? undefined : Number(item) };
+}
+
+const heldName = (runId: string) => `held#${runId}`;
+const servedName = (runId: string) => `served#${runId}`;
+
+const limitKey = (record: TaskRecord) => {
+  const limit = record.limit as SlotLimit;
+  return keys.limit(limit.workflow, limit.action);
+};
+
+/** The write that takes a free slot, for the claim's transaction. */
+export function takeSlot(record: TaskRecord): TxItem {
+  return {
+    Update: {
+      TableName: config.tableName(),
+      Key: limitKey(record),
+      UpdateExpression:
+        "SET active = if_not_exists(active, :zero) + :one, waiting = if_not_exists(waiting, :none), " +
+        "#held = if_not_exists(#held, :zero) + :one, #served = if_not_exists(#served, :zero) + :one",
+      // closes: more than maxRunning claims taking slots at once (F4, I4), and a claim overtaking those waiting
+      ConditionExpression:
+        "(attribute_not_exists(active) OR active < :max) AND (attribute_not_exists(waiting) OR size(waiting) = :zero)",
+      ExpressionAttributeNames: { "#held": heldName(record.runId), "#served": servedName(record.runId) },
+      ExpressionAttributeValues: {
+        ":zero": 0,
+        ":one": 1,
+        ":none": [],
+        ":max": (record.limit as SlotLimit).maxRunning,
+      },
+    },
+  };
+}
+
+/** The writes that park an execution at the end of the waiting list (no slot was free). */
+export function joinWaiting(record: TaskRecord): TxItem[] {
+  return [
+    {
+      Update: {
+        TableName: config.tableName(),
+        Key: keys.execution(record),
+        UpdateExpression: "SET slot = :waiting REMOVE sweepShard, sweepAt",
+        // closes: two deliveries parking one execution twice, or parking it after another worker claimed it
+        ConditionExpression: "#status = :queued AND attempt = :seen AND attribute_not_exists(slot)",
+        ExpressionAttributeNames: { "#status": "status" },
+        ExpressionAttributeValues: { ":waiting": "waiting", ":queued": "queued", ":seen": record.attempt },
+      },
+    },
+    {
+      Update: {
+        TableName: config.tableName(),
+        Key: limitKey(record),
+        UpdateExpression: "SET waiting = list_append(waiting, :entry)",
+        // closes: waiting for a slot that was given back meanwhile (nobody would hand it over)
+        ConditionExpression: "attribute_exists(active) AND (active >= :max OR size(waiting) > :zero)",
+        ExpressionAttributeValues: {
+          ":entry": [entryOf(record)],
+          ":max": (record.limit as SlotLimit).maxRunning,
+          ":zero": 0,
+        },
+      },
+    },
+    eventPut(record.runId, "SlotWaiting", {
+      task: record.task,
+      item: record.item,
+      detail: { action: record.limit?.action, maxRunning: record.limit?.maxRunning },
+    }),
+  ];
+}
+
+/** A waiting execution that got a slot: its task message is to be sent once the hand-over committed. */
+export type Granted = TaskMessage & { attempt: number };
+
+export interface GiveBack {
+  /** For the transaction of the execution's own terminal (or retry, or cancel) transition. */
+  writes: TxItem[];
+  granted?: Granted;
+}
+
+/**
+ * What giving back `record`'s slot takes: a hand-over to the fairest waiting execution, or, when
+ * none waits, the counter going down. Waiting entries whose execution left (cancelled) are dropped
+ * on the way. Every write is conditional on what was read, so if the list moved the caller's
+ * transaction fails and it tries again.
+ */
+export async function giveBack(record: TaskRecord, now = new Date()): Promise<GiveBack> {
+  const limit = await readLimit(record.limit as SlotLimit);
+  if (!limit) throw new Error(`the limit of ${entryOf(record)} is missing although it holds a slot`);
+  const count = (name: string) => limit[name as `held#${string}`] ?? 0;
+  const candidates = limit.waiting.map((entry, index) => ({ entry, index, ...parseEntry(entry) }));
+  const stale: typeof candidates = [];
+  let chosen: (typeof candidates)[number] | undefined;
+  let chosenAttempt = 0;
+  while (!chosen) {
+    const open = candidates.filter((c) => !stale.includes(c));
+    if (open.length === 0) break;
+    const fewest = Math.min(...open.map((c) => count(servedName(c.runId))));
+    const next = open.find((c) => count(servedName(c.runId)) === fewest) as (typeof candidates)[number];
+    const execution = await readItem<TaskRecord>(keys.execution(next));
+    if (execution?.status === "queued" && execution.slot === "waiting") {
+      chosen = next;
+      chosenAttempt = execution.attempt;
+    } else stale.push(next);
+  }
+
+  const names: Record<string, string> = {};
+  const values: Record<string, unknown> = { ":one": 1 };
+  const sets: string[] = [];
+  const removes: string[] = [];
+  const conditions: string[] = [];
+  for (const c of [...stale, ...(chosen ? [chosen] : [])]) {
+    removes.push(`waiting[${c.index}]`);
+    conditions.push(`waiting[${c.index}] = :w${c.index}`);
+    values[`:w${c.index}`] = c.entry;
+  }
+  if (chosen?.runId === record.runId) {
+    sets.push("#served = #served + :one"); // the slot stays with the run
+    names["#served"] = servedName(record.runId);
+  } else {
+    names["#held"] = heldName(record.runId);
+    conditions.push("#held = :heldSeen");
+    values[":heldSeen"] = count(heldName(record.runId));
+    const leftover = candidates.some((c) => c.runId === record.runId && !stale.includes(c));
+    if (count(heldName(record.runId)) > 1) sets.push("#held = #held - :one");
+    else if (leftover) removes.push("#held");
+    else {
+      // the run's last slot, and none of it waits: it leaves no trace on the limit
+      names["#served"] = servedName(record.runId);
+      removes.push("#held", "#served");
+    }
+  }
+  const gone = new Set(stale.map((c) => c.runId));
+  for (const c of candidates) if (!stale.includes(c)) gone.delete(c.runId);
+  gone.delete(record.runId);
+  for (const [k, runId] of [...gone].entries()) {
+    if (count(heldName(runId)) > 0) continue;
+    // a run whose waiting executions all left, holding no slot: its count goes with them
+    Object.assign(names, { [`#goneHeld${k}`]: heldName(runId), [`#goneServed${k}`]: servedName(runId) });
+    conditions.push(`attribute_not_exists(#goneHeld${k})`);
+    removes.push(`#goneServed${k}`);
+  }
+  if (chosen && chosen.runId !== record.runId) {
+    Object.assign(names, { "#toHeld": heldName(chosen.runId), "#toServed": servedName(chosen.runId) });
+    sets.push(
+      "#toHeld = if_not_exists(#toHeld, :zero) + :one",
+      "#toServed = if_not_exists(#toServed, :zero) + :one",
+    );
+    values[":zero"] = 0;
+  }
+  if (!chosen) {
+    sets.push("active = active - :one");
+    conditions.push("active > :zero", "size(waiting) = :size");
+    Object.assign(values, { ":zero": 0, ":size": limit.waiting.length });
+  }
+  const writes: TxItem[] = [
+    {
+      Update: {
+        TableName: config.tableName(),
+        Key: limitKey(record),
+        UpdateExpression: [
+          sets.length > 0 ? `SET ${sets.join(", ")}` : "",
+          removes.length > 0 ? `REMOVE ${removes.join(", ")}` : "",
+        ]
+          .filter(Boolean)
+          .join(" "),
+        // closes: a slot given back twice or handed to two executions (the list or the counts moved since read)
+        ConditionExpression: conditions.join(" AND "),
+        ExpressionAttributeNames: Object.keys(names).length > 0 ? names : undefined,
+        ExpressionAttributeValues: values,
+      },
+    },
+  ];
+  if (!chosen) return { writes };
+  writes.push(
+    {
+      Update: {
+        TableName: config.tableName(),
+        Key: keys.execution(chosen),
+        UpdateExpression: "SET slot = :held, sweepShard = :shard, sweepAt = :sweepAt",
+        // closes: handing a slot to an execution cancelled (or handed one) since it was read
+        ConditionExpression: "#status = :queued AND slot = :waiting AND attempt = :attempt",
+        ExpressionAttributeNames: { "#status": "status" },
+        ExpressionAttributeValues: {
+          ":held": "held",
+          ":waiting": "waiting",
+          ":queued": "queued",
+          ":attempt": chosenAttempt,
+          ":shard": sweepShard(chosen.runId),
+          ":sweepAt": addSeconds(now, QUEUED_SWEEP_SECONDS).toISOString(),
+        },
+      },
+    },
+    eventPut(chosen.runId, "SlotAcquired", {
+      task: chosen.task,
+      item: chosen.item,
+      detail: { action: record.limit?.action, from: entryOf(record) },
+    }),
+  );
+  const { runId, task, item } = chosen;
+  return { writes, granted: { runId, task, item, attempt: chosenAttempt } };
+}
+
+/** Sends the task message of an execution that was handed a slot (a new dedup generation: its first message was sent). */
+export async function sendGranted(granted: Granted | undefined): Promise<void> {
+  if (!granted) return;
+  const { attempt, ...message } = granted;
+  await sendTasks([message], `slot/${attempt}`);
+}
+
+/** How many transactions a give-back tries when the waiting list keeps moving under it. */
+export const GIVE_BACK_RETRIES = 20;

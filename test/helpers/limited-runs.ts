@@ -1,0 +1,84 @@
+/**
+ * The concurrency-limit scenario of issue 5, shared by the plain and the chaos test files: many
+ * runs of a with-items task whose action has `maxRunning`, calling the sink, which records when
+ * each call arrived and was answered.
+ */
+import { expect } from "vitest";
+import { readLimit } from "../../lib/engine/slot";
+import { register, waitForRun } from "./runs";
+import type { Sink, SinkRequest } from "./sink";
+import type { LocalStackFixture } from "./stack";
+
+/** The most calls the sink was inside of at any instant. */
+export function peakOverlap(requests: SinkRequest[]): number {
+  const edges = requests.flatMap((r) => [
+    { at: r.at, step: 1 },
+    { at: r.answeredAt ?? Number.POSITIVE_INFINITY, step: -1 },
+  ]);
+  // an answer and an arrival at the same millisecond: the answer first (the slot was given back)
+  edges.sort((a, b) => a.at - b.at || a.step - b.step);
+  let inside = 0;
+  let peak = 0;
+  for (const edge of edges) {
+    inside += edge.step;
+    peak = Math.max(peak, inside);
+  }
+  return peak;
+}
+
+export interface LimitedRunsOptions {
+  name: string;
+  runs: number;
+  items: number;
+  maxRunning: number;
+  /** How long the sink takes to answer each call. */
+  delayMs: number;
+}
+
+/** A workflow whose with-items task calls the sink under `limits.actions["core.http"]`, then a final step. */
+export function limitedWorkflow(sink: Sink, o: LimitedRunsOptions) {
+  return {
+    name: o.name,
+    limits: { actions: { "core.http": { maxRunning: o.maxRunning } } },
+    tasks: {
+      fan: {
+        action: "core.http",
+        withItems: "{% input.items %}",
+        input: { url: `${sink.url}/limited`, body: { run: "{% input.run %}", item: "{% item %}" } },
+        next: [{ do: ["done"] }],
+      },
+      done: { action: "core.echo", input: { ok: true } },
+    },
+  };
+}
+
+/**
+ * Starts `runs` runs at the same instant, waits for them all, and checks what every limit must
+ * give: every run succeeded, each item called once, never more than `maxRunning` calls at once
+ * (and that many reached), and the limit's counters back to 0 with nobody waiting.
+ */
+export async function runLimited(stack: LocalStackFixture, sink: Sink, o: LimitedRunsOptions) {
+  await register(stack, limitedWorkflow(sink, o));
+  sink.reset();
+  sink.delay("/limited", o.delayMs);
+  const items = Array.from({ length: o.items }, (_, k) => k);
+  const created = await Promise.all(
+    Array.from({ length: o.runs }, (_, run) =>
+      stack.api("POST", `/workflows/${o.name}/runs`, { input: { run, items } }),
+    ),
+  );
+  expect(created.map((c) => c.status)).toEqual(Array(o.runs).fill(201));
+  const runs = await Promise.all(created.map((c) => waitForRun(stack, c.body.runId, undefined, 180_000)));
+  expect(runs.map((r) => r.status)).toEqual(Array(o.runs).fill("succeeded"));
+
+  const calls = sink.requestsTo("/limited");
+  const seen = calls.map((r) => JSON.stringify(r.json));
+  expect(new Set(seen).size, "an item was called twice").toBe(seen.length);
+  expect(calls).toHaveLength(o.runs * o.items);
+
+  const limit = await readLimit({ workflow: o.name, action: "core.http" });
+  expect(limit).toMatchObject({ active: 0, waiting: [] });
+  expect(Object.keys(limit ?? {}).filter((k) => k.includes("#"))).toEqual([]);
+  expect(peakOverlap(calls)).toBe(o.maxRunning);
+  return { created, calls };
+}

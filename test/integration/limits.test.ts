@@ -1,0 +1,90 @@
+/**
+ * Concurrency limits (F4, I4), on the local stack: `limits.actions.NAME.maxRunning` caps the
+ * executions of an action running at once across all runs; executions wait for a slot in a queue,
+ * are handed one fairly across runs as slots free, and the counters end at 0.
+ */
+import { describe, expect, it } from "vitest";
+import { limitedWorkflow, peakOverlap, runLimited } from "../helpers/limited-runs";
+import { eventsOf, register, waitForRun } from "../helpers/runs";
+import { useSink } from "../helpers/sink";
+import { useLocalStack } from "../helpers/stack";
+
+const stack = useLocalStack({ pollerConcurrency: { worker: 20, advance: 4 } });
+const sinkFixture = useSink();
+const sink = () => sinkFixture.sink;
+
+describe("concurrency limits", () => {
+  it("a limit of 3 on an action used by 10 concurrent runs of 20 items: 3 at once, each item once, counters at 0", async () => {
+    const { created, calls } = await runLimited(stack, sink(), {
+      name: "limited",
+      runs: 10,
+      items: 20,
+      maxRunning: 3,
+      delayMs: 150,
+    });
+    // fair across runs: every run got its first call before any run had all of its calls
+    const byRun = new Map<number, number[]>();
+    for (const r of calls) {
+      const run = (r.json as { run: number }).run;
+      byRun.set(run, [...(byRun.get(run) ?? []), r.at]);
+    }
+    const firsts = [...byRun.values()].map((ats) => Math.min(...ats));
+    const lasts = [...byRun.values()].map((ats) => Math.max(...ats));
+    expect(Math.max(...firsts)).toBeLessThan(Math.min(...lasts));
+    // the history says who waited and who was handed a slot
+    const events = (await Promise.all(created.map((c) => eventsOf(stack, c.body.runId)))).flat();
+    expect(events.filter((e) => e.type === "SlotWaiting").length).toBeGreaterThan(0);
+    expect(events.filter((e) => e.type === "SlotAcquired").length).toBe(
+      events.filter((e) => e.type === "SlotWaiting").length,
+    );
+  }, 240_000);
+
+  it("shows a task waiting for a slot, and a plain task's place in the queue", async () => {
+    await register(stack, {
+      name: "one-slot",
+      limits: { actions: { "core.http": { maxRunning: 1 } } },
+      tasks: { call: { action: "core.http", input: { url: `${sink().url}/one`, body: "{% input %}" } } },
+    });
+    sink().reset();
+    const held = sink().holdNext(1);
+    const first = await stack.api("POST", "/workflows/one-slot/runs", { input: { n: 1 } });
+    await held;
+    const second = await stack.api("POST", "/workflows/one-slot/runs", { input: { n: 2 } });
+    const waiting = await waitForRun(stack, second.body.runId, (r) => r.tasks.call?.waitingFor !== undefined);
+    expect(waiting.tasks.call.waitingFor).toEqual({
+      action: "core.http",
+      maxRunning: 1,
+      active: 1,
+      waiting: 1,
+      position: 1,
+    });
+    sink().release();
+    const runs = await Promise.all([first, second].map((c) => waitForRun(stack, c.body.runId)));
+    expect(runs.map((r) => r.status)).toEqual(["succeeded", "succeeded"]);
+    expect(runs[1].tasks.call.waitingFor).toBeUndefined();
+    expect(peakOverlap(sink().requestsTo("/one"))).toBe(1);
+  });
+
+  it("a cancelled run gives its slots back and leaves the queue", async () => {
+    await register(
+      stack,
+      limitedWorkflow(sink(), { name: "cancel-limited", runs: 0, items: 0, maxRunning: 2, delayMs: 0 }),
+    );
+    sink().reset();
+    const held = sink().holdNext(2);
+    const items = Array.from({ length: 6 }, (_, k) => k);
+    const a = await stack.api("POST", "/workflows/cancel-limited/runs", { input: { run: 0, items } });
+    await held;
+    const b = await stack.api("POST", "/workflows/cancel-limited/runs", { input: { run: 1, items } });
+    await waitForRun(stack, b.body.runId, (r) => r.tasks.fan?.waitingFor?.waiting === 6);
+    expect((await stack.api("POST", `/runs/${a.body.runId}/cancel`)).status).toBe(202);
+    sink().release(); // a's two running calls finish; its slots go to b
+    const [ra, rb] = await Promise.all([a, b].map((c) => waitForRun(stack, c.body.runId, undefined, 60_000)));
+    expect(ra.status).toBe("cancelled");
+    expect(rb.status).toBe("succeeded");
+    const limit = await import("../../lib/engine/slot").then((m) =>
+      m.readLimit({ workflow: "cancel-limited", action: "core.http" }),
+    );
+    expect(limit).toMatchObject({ active: 0, waiting: [] });
+  }, 90_000);
+});
