@@ -100,6 +100,19 @@ export class RunAlreadyEndedError extends OnceflowError {
   }
 }
 
+/** A redrive of a run that is not `failed`, or whose last actions are still winding down. */
+export class RunNotRedrivableError extends OnceflowError {
+  constructor(runId: string, status: string, reason?: string) {
+    super(
+      "RunNotRedrivable",
+      reason ? `run ${runId} cannot be redriven now: ${reason}` : `run ${runId} is ${status}, not failed`,
+      {
+        fields: { runId, status },
+      },
+    );
+  }
+}
+
 /** `onConcurrencyConflict: reject`: another run holds the concurrency key. */
 export class ConcurrencyKeyBusyError extends OnceflowError {
   constructor(key: string, holder: string) {

@@ -2,6 +2,8 @@
  * What the API shows of a run: its state with each task's progress, why it or a task waits (a
  * concurrency key, a concurrency limit's slot), and its history.
  */
+
+import { unqueued } from "./engine/fanout";
 import { readLock } from "./engine/lock";
 import { limitOf, readLimit } from "./engine/slot";
 import { isFanOut, type TaskItem } from "./engine/task-record";
@@ -33,7 +35,7 @@ export interface TaskView {
 function taskView(t: TaskItem): TaskView {
   const error = t.error ? { error: t.error } : {};
   if (!isFanOut(t)) return { status: t.status, attempts: t.attempt, ...error };
-  const notStarted = t.total - t.nextIndex;
+  const notStarted = unqueued(t);
   const items: NonNullable<TaskView["items"]> = {
     total: t.total,
     queued: t.status === "running" ? notStarted : 0,
@@ -58,6 +60,8 @@ export interface RunView {
   createdAt: string;
   startedAt: string | null;
   endedAt: string | null;
+  /** How many times the run was redriven (absent: never). */
+  redriveCount?: number;
   /** The run's evaluated concurrency key, when its workflow has one. */
   concurrencyKey?: string;
   /** Why a `waiting` run waits: the run holding its key, and its place in the queue (1: next). */
@@ -121,6 +125,7 @@ export async function getRunView(runId: string): Promise<RunView> {
     createdAt: run.createdAt,
     startedAt: run.startedAt ?? null,
     endedAt: run.endedAt ?? null,
+    ...(run.redriveCount ? { redriveCount: run.redriveCount } : {}),
     ...(run.concurrencyKey !== undefined ? { concurrencyKey: run.concurrencyKey } : {}),
     ...(run.status === "waiting" ? { waitingFor: await waitingFor(run) } : {}),
   };

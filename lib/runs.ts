@@ -3,7 +3,8 @@ import { canonicalJson, sha256 } from "./definition/hash";
 import { validateRunInput } from "./definition/input-schema";
 import { advance, launch, launchPromoted, windDown } from "./engine/advance";
 import { lockKept } from "./engine/end-run";
-import { acquireOrWait, concurrencyKeyOf, readLock, release } from "./engine/lock";
+import { acquireOrWait, concurrencyKeyOf, readLock, release, retake } from "./engine/lock";
+import { planRedrive } from "./engine/redrive";
 import { planStart, startTransition } from "./engine/start";
 import { isFanOut } from "./engine/task-record";
 import {
@@ -250,4 +251,31 @@ export async function cancelRun(runId: string): Promise<RunSummary> {
     return { runId, status: "cancelled" };
   }
   throw new Error(`could not cancel run ${runId}: it kept changing`);
+}
+
+/** Redrives lost to a run, task or lock that moved between the reads and the transaction. */
+const REDRIVE_RETRIES = 5;
+
+/**
+ * Restarts a failed run from its failed and cancelled executions, keeping what succeeded (see
+ * lib/engine/redrive.ts). Of concurrent redrives one wins; the others find the run running (409).
+ * A run with a concurrency key takes its key again in the same transaction, or gets 409
+ * `ConcurrencyKeyBusy` while another run holds it.
+ */
+export async function redriveRun(runId: string): Promise<RunSummary & { redriveCount: number }> {
+  for (let tries = 0; tries < REDRIVE_RETRIES; tries++) {
+    const run = await requireRun(runId);
+    const tasks = await readTasks(runId);
+    const workflow = await getWorkflowVersion(run.workflow, run.version);
+    const plan = await planRedrive(run, tasks, workflow);
+    const outcome = await transact([...plan.writes, ...(await retake(run))]);
+    if (!outcome.ok) continue; // the run, a task or the key moved: look again
+    await sendTasks(
+      plan.queued.map((task) => ({ runId, task })),
+      `redrive/${plan.redriveCount}`,
+    );
+    await advance(runId);
+    return { runId, status: "running", redriveCount: plan.redriveCount };
+  }
+  throw new Error(`could not redrive run ${runId}: it kept changing`);
 }

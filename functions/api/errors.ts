@@ -16,6 +16,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   RunAlreadyStarted: 409,
   RunAlreadyEnded: 409,
   ConcurrencyKeyBusy: 409,
+  RunNotRedrivable: 409,
 };
 
 export function json(

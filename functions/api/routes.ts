@@ -1,7 +1,7 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import { MalformedBodyError } from "../../lib/errors";
 import { getRunEvents, getRunView } from "../../lib/run-view";
-import { cancelRun, createRun, triggerRun } from "../../lib/runs";
+import { cancelRun, createRun, redriveRun, triggerRun } from "../../lib/runs";
 import { getLatestWorkflow, registerWorkflow } from "../../lib/workflows";
 import { json, MethodNotAllowedError, RouteNotFoundError } from "./errors";
 
@@ -53,6 +53,7 @@ export const routes: Record<string, Route> = {
   },
   "POST /runs/{runId}/trigger": async (_event, { runId }) => json(202, await triggerRun(runId as string)),
   "POST /runs/{runId}/cancel": async (_event, { runId }) => json(202, await cancelRun(runId as string)),
+  "POST /runs/{runId}/redrive": async (_event, { runId }) => json(202, await redriveRun(runId as string)),
   "GET /runs/{runId}": async (_event, { runId }) => json(200, await getRunView(runId as string)),
   "GET /runs/{runId}/events": async (_event, { runId }) => json(200, await getRunEvents(runId as string)),
 };

@@ -3,6 +3,7 @@ import { eventPut } from "../store/events";
 import { keys } from "../store/keys";
 import { readTasks } from "../store/run-state";
 import { transact } from "../store/transaction";
+import { whileEnded } from "./dispatch";
 import { GIVE_BACK_RETRIES, giveBack, sendGranted } from "./slot";
 import { type FanOutRecord, isFanOut, type TaskRecord } from "./task-record";
 
@@ -51,12 +52,14 @@ export async function cancelIdle(record: TaskRecord, now = new Date()): Promise<
         attempt: record.attempt,
       }),
       ...(slot?.writes ?? []),
+      whileEnded(record.runId),
     ]);
     if (outcome.ok) {
       await sendGranted(slot?.granted);
       return true;
     }
-    if (!slot || outcome.reasons[0]?.code === "ConditionalCheckFailed") return false;
+    const runRestarted = outcome.reasons.at(-1)?.code === "ConditionalCheckFailed";
+    if (!slot || runRestarted || outcome.reasons[0]?.code === "ConditionalCheckFailed") return false;
   }
   throw new Error(`could not cancel ${record.runId}/${record.task}: its limit's list kept moving`);
 }
@@ -87,6 +90,7 @@ export async function cancelFanOut(parent: FanOutRecord, now = new Date()): Prom
       },
     },
     eventPut(parent.runId, "TaskCancelled", { task: parent.task }),
+    whileEnded(parent.runId),
   ]);
 }
 

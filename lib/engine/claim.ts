@@ -10,7 +10,7 @@ import { isSettled } from "./evaluate";
 import { point } from "./interleave";
 import { settle } from "./settle";
 import { joinWaiting, takeSlot } from "./slot";
-import { addSeconds, leaseSeconds, type TaskRecord } from "./task-record";
+import { addSeconds, attemptsMade, leaseSeconds, type TaskRecord } from "./task-record";
 
 export type ClaimResult =
   /** This worker holds the lease of `record.attempt` and should run the action. */
@@ -51,7 +51,7 @@ async function claimRecord(record: TaskRecord, workerId: string, now: Date, trie
   if (record.status === "running" && secondsUntil(record.leaseUntil, now) > 0) {
     return { kind: "wait", seconds: secondsUntil(record.leaseUntil, now) };
   }
-  if (record.status === "running" && record.attempt >= record.retry.maxAttempts) {
+  if (record.status === "running" && attemptsMade(record) >= record.retry.maxAttempts) {
     // the last attempt's worker died: the execution fails, fenced on that attempt
     const settled = await settle(record, { ok: false, error: leaseExpired(record), retryable: false }, now);
     return settled.kind === "lost"

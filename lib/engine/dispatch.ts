@@ -111,6 +111,23 @@ export function whileRunning(runId: string, now?: Date): TxItem {
   };
 }
 
+/**
+ * A transaction item that holds only while the run is not running: for the cleanup of a run that
+ * ended (cancelled, failed, timed out), which must not touch it once a redrive restarted it.
+ */
+export function whileEnded(runId: string): TxItem {
+  return {
+    ConditionCheck: {
+      TableName: config.tableName(),
+      Key: keys.run(runId),
+      // closes: a late cleanup of the ended run cancelling what a redrive just put back
+      ConditionExpression: "#status <> :running",
+      ExpressionAttributeNames: { "#status": "status" },
+      ExpressionAttributeValues: { ":running": "running" },
+    },
+  };
+}
+
 const TASKS_PER_TRANSACTION = 49; // 2 items each + the run check: under DynamoDB's 100
 
 /**

@@ -51,8 +51,9 @@ export async function endRun(
           TableName: config.tableName(),
           Key: keys.run(run.runId),
           UpdateExpression: `SET #status = :status, ${error ? "#error = :error" : "#output = :output"}, endedAt = :now${sweep.update}`,
-          // closes: two handlers (or a handler and the sweeper) ending the run twice
-          ConditionExpression: "#status = :running",
+          // closes: two handlers (or a handler and the sweeper) ending the run twice, and a handler that
+          // read the run before it failed and was redriven ending the redriven run
+          ConditionExpression: `#status = :running AND ${run.redriveCount ? "redriveCount = :redrives" : "attribute_not_exists(redriveCount)"}`,
           ExpressionAttributeNames: error
             ? { "#status": "status", "#error": "error" }
             : { "#status": "status", "#output": "output" },
@@ -61,6 +62,7 @@ export async function endRun(
             ":running": "running",
             ":now": now.toISOString(),
             ...(error ? { ":error": error } : { ":output": output ?? null }),
+            ...(run.redriveCount ? { ":redrives": run.redriveCount } : {}),
             ...sweep.values,
           },
         },

@@ -165,16 +165,66 @@ const readParent = (runId: string, task: string) => readItem<FanOutRecord>(keys.
 
 const failing = (p: Pick<FanOutRecord, "failedItems" | "maxFailures">) => p.failedItems > p.maxFailures;
 
-/** How many pending items may be queued now. */
+/** Items not queued yet: those a redrive put back, and those never started. */
+export const unqueued = (p: FanOutRecord) => (p.redo?.length ?? 0) + p.total - p.nextIndex;
+
+/** How many items may be queued now. */
 function freeSlots(p: FanOutRecord): number {
   if (p.status !== "running" || failing(p)) return 0;
-  return Math.max(0, Math.min(p.concurrency - p.active, p.total - p.nextIndex));
+  return Math.max(0, Math.min(p.concurrency - p.active, unqueued(p)));
 }
 
-/** The writes that queue items `from .. from + count - 1` (pending -> queued). */
-function queueItems(p: FanOutRecord, from: number, count: number, now: Date): TxItem[] {
+/** Items to queue: first those a redrive put back (`redo`), then fresh ones from `nextIndex`. */
+interface Batch {
+  redo: number[];
+  fresh: number[];
+}
+
+/** The next `count` items to queue, and the parent's counters once they are. */
+function takeItems(p: FanOutRecord, count: number): { batch: Batch; after: FanOutRecord } {
+  const redo = (p.redo ?? []).slice(0, count);
+  const fresh = Array.from({ length: count - redo.length }, (_, k) => p.nextIndex + k);
+  const after: FanOutRecord = {
+    ...p,
+    redo: (p.redo ?? []).slice(redo.length),
+    nextIndex: p.nextIndex + fresh.length,
+    active: p.active + count,
+  };
+  return { batch: { redo, fresh }, after };
+}
+
+/** The writes that queue a batch: a fresh item pending -> queued, a redriven one failed|cancelled -> queued. */
+function queueItems(p: FanOutRecord, batch: Batch, now: Date): TxItem[] {
   const writes: TxItem[] = [];
-  for (let index = from; index < from + count; index++) {
+  const sweep = {
+    ":shard": sweepShard(p.runId),
+    ":sweepAt": addSeconds(now, QUEUED_SWEEP_SECONDS).toISOString(),
+  };
+  for (const index of batch.redo) {
+    writes.push(
+      {
+        Update: {
+          TableName: config.tableName(),
+          Key: keys.item(p.runId, p.task, index),
+          UpdateExpression:
+            "SET #status = :queued, attemptBase = attempt, sweepShard = :shard, sweepAt = :sweepAt " +
+            "REMOVE counted, #error, #output, endedAt",
+          // closes: an item put back by a redrive being queued twice by two fills that read the same counters
+          ConditionExpression: "#status IN (:failed, :cancelled) AND counted = :true",
+          ExpressionAttributeNames: { "#status": "status", "#error": "error", "#output": "output" },
+          ExpressionAttributeValues: {
+            ":queued": "queued",
+            ":failed": "failed",
+            ":cancelled": "cancelled",
+            ":true": true,
+            ...sweep,
+          },
+        },
+      },
+      eventPut(p.runId, "TaskQueued", { task: p.task, item: index }),
+    );
+  }
+  for (const index of batch.fresh) {
     writes.push(
       {
         Update: {
@@ -184,12 +234,7 @@ function queueItems(p: FanOutRecord, from: number, count: number, now: Date): Tx
           // closes: an item queued twice by two fills that read the same counters
           ConditionExpression: "#status = :pending",
           ExpressionAttributeNames: { "#status": "status" },
-          ExpressionAttributeValues: {
-            ":queued": "queued",
-            ":pending": "pending",
-            ":shard": sweepShard(p.runId),
-            ":sweepAt": addSeconds(now, QUEUED_SWEEP_SECONDS).toISOString(),
-          },
+          ExpressionAttributeValues: { ":queued": "queued", ":pending": "pending", ...sweep },
         },
       },
       eventPut(p.runId, "TaskQueued", { task: p.task, item: index }),
@@ -209,10 +254,11 @@ function parentUpdate(before: FanOutRecord, after: FanOutRecord, now: Date): TxI
     ":succeeded": after.succeededItems,
     ":failed": after.failedItems,
     ":cancelled": after.cancelledItems ?? 0,
+    ":redo": after.redo ?? [],
   };
   let update =
     "SET version = :next, nextIndex = :nextIndex, active = :active, succeededItems = :succeeded, " +
-    "failedItems = :failed, cancelledItems = :cancelled";
+    "failedItems = :failed, cancelledItems = :cancelled, redo = :redo";
   if (ended) {
     update += ", #status = :status, endedAt = :now";
     Object.assign(values, { ":status": after.status, ":now": now.toISOString() });
@@ -237,10 +283,11 @@ function parentUpdate(before: FanOutRecord, after: FanOutRecord, now: Date): TxI
   };
 }
 
-async function sendItems(p: FanOutRecord, from: number, count: number): Promise<void> {
-  await sendTasks(
-    Array.from({ length: count }, (_, k) => ({ runId: p.runId, task: p.task, item: from + k })),
-  );
+async function sendItems(p: FanOutRecord, batch: Batch): Promise<void> {
+  const messages = (indices: number[]) => indices.map((item) => ({ runId: p.runId, task: p.task, item }));
+  await sendTasks(messages(batch.fresh));
+  // a redriven item had its messages sent before: a new dedup generation, or SQS would drop them
+  await sendTasks(messages(batch.redo), `redrive/${p.redriveCount ?? 0}`);
 }
 
 /**
@@ -259,23 +306,19 @@ export async function fill(
     if (!parent) return;
     const count = Math.min(freeSlots(parent), SLOTS_PER_TRANSACTION);
     if (count === 0) return;
-    const after = {
-      ...parent,
-      version: parent.version + 1,
-      nextIndex: parent.nextIndex + count,
-      active: parent.active + count,
-    };
+    const taken = takeItems(parent, count);
+    const after = { ...taken.after, version: parent.version + 1 };
     const outcome = await transact([
       whileRunning(runId),
       parentUpdate(parent, after, now),
-      ...queueItems(parent, parent.nextIndex, count, now),
+      ...queueItems(parent, taken.batch, now),
     ]);
     if (!outcome.ok) {
       if (outcome.reasons[0]?.code === "ConditionalCheckFailed") return; // the run is no longer running
       parent = undefined; // another handler moved the counters: read them again
       continue;
     }
-    await sendItems(parent, parent.nextIndex, count);
+    await sendItems(parent, taken.batch);
     parent = after;
   }
 }
@@ -312,7 +355,7 @@ export async function countDown(
     // a cancelled task still counts its running items' results, and starts nothing
     if (parent?.status !== "running" && parent?.status !== "cancelled") return "other";
     const count = (outcome: CompletionMessage["outcome"]) => todo.filter((c) => c.outcome === outcome).length;
-    const after: FanOutRecord = {
+    const counted: FanOutRecord = {
       ...parent,
       version: parent.version + 1,
       active: parent.active - todo.length,
@@ -320,13 +363,10 @@ export async function countDown(
       failedItems: parent.failedItems + count("failed"),
       cancelledItems: (parent.cancelledItems ?? 0) + count("cancelled"),
     };
-    const refill = Math.min(freeSlots(after), SLOTS_PER_TRANSACTION - todo.length);
-    after.nextIndex += refill;
-    after.active += refill;
+    const refill = Math.min(freeSlots(counted), SLOTS_PER_TRANSACTION - todo.length);
+    const { batch, after } = takeItems(counted, refill);
     const ended =
-      parent.status === "running" &&
-      after.active === 0 &&
-      (failing(after) || after.nextIndex === after.total);
+      parent.status === "running" && after.active === 0 && (failing(after) || unqueued(after) === 0);
     if (ended) {
       after.status = failing(after) ? "failed" : "succeeded";
       if (failing(after)) {
@@ -346,21 +386,23 @@ export async function countDown(
             TableName: config.tableName(),
             Key: keys.item(runId, task, c.item as number),
             UpdateExpression: "SET counted = :true",
-            // closes: a duplicated or redelivered completion counting its item down twice (F1, I7)
+            // closes: a duplicated or redelivered completion counting its item down twice (F1, I7), and
+            // one of an attempt from before a redrive counting the item's new attempt
             ConditionExpression:
-              "attribute_not_exists(counted) AND #status IN (:succeeded, :failed, :cancelled)",
+              "attribute_not_exists(counted) AND #status IN (:succeeded, :failed, :cancelled) AND attempt = :attempt",
             ExpressionAttributeNames: { "#status": "status" },
             ExpressionAttributeValues: {
               ":true": true,
               ":succeeded": "succeeded",
               ":failed": "failed",
               ":cancelled": "cancelled",
+              ":attempt": c.attempt,
             },
           },
         }),
       ),
       parentUpdate(parent, after, now),
-      ...queueItems(parent, parent.nextIndex, refill, now),
+      ...queueItems(parent, batch, now),
       ...(ended
         ? [
             eventPut(runId, after.status === "succeeded" ? "TaskSucceeded" : "TaskFailed", {
@@ -376,7 +418,7 @@ export async function countDown(
         : []),
     ]);
     if (outcome.ok) {
-      if (refill > 0) await sendItems(parent, parent.nextIndex, refill);
+      if (refill > 0) await sendItems(parent, batch);
       if (ended) return "ended";
       // `counted` only when the transaction checked that the run runs (and is within its deadline)
       return dispatches && parent.status === "running" && freeSlots(after) === 0 ? "counted" : "other";

@@ -17,7 +17,7 @@
  */
 import { config } from "../config";
 import type { WorkflowDefinition } from "../definition/types";
-import { ExpressionError, InvalidInputError } from "../errors";
+import { ConcurrencyKeyBusyError, ExpressionError, InvalidInputError } from "../errors";
 import { evaluateTemplate } from "../expression";
 import { type EventType, eventPut } from "../store/events";
 import { keys } from "../store/keys";
@@ -117,6 +117,29 @@ export function acquireOrWait(
   return { acquired: false, holder: lock.holder, write };
 }
 
+/**
+ * What a run that ended and starts again (a redrive) writes to hold its key again: nothing but a
+ * check if it still holds it, the lock if it is free; another run holding it is `ConcurrencyKeyBusy`.
+ */
+export async function retake(run: RunRecord): Promise<TxItem[]> {
+  if (run.concurrencyKey === undefined) return [];
+  const lock = await readLock(run.workflow, run.concurrencyKey);
+  if (lock?.holder && lock.holder !== run.runId)
+    throw new ConcurrencyKeyBusyError(run.concurrencyKey, lock.holder);
+  if (!lock?.holder) return [acquireOrWait(lock, run.workflow, run.concurrencyKey, run.runId).write];
+  return [
+    {
+      ConditionCheck: {
+        TableName: config.tableName(),
+        Key: keys.lock(run.workflow, run.concurrencyKey),
+        // closes: restarting a run whose key passed on since it was read (two runs would share it)
+        ConditionExpression: "holder = :run",
+        ExpressionAttributeValues: { ":run": run.runId },
+      },
+    },
+  ];
+}
+
 /** A waiting run that got the lock: started (its tasks to send), or now `pending` for a trigger. */
 export interface Promoted {
   run: RunRecord;
@@ -207,9 +230,15 @@ export async function releaseWhenIdle(run: RunRecord, now = new Date()): Promise
         TableName: config.tableName(),
         Key: keys.run(run.runId),
         UpdateExpression: "REMOVE sweepShard, sweepAt",
+        // closes: a late wind-down giving away the key of a run a redrive restarted meanwhile
+        ConditionExpression: "#status <> :running",
+        ExpressionAttributeNames: { "#status": "status" },
+        ExpressionAttributeValues: { ":running": "running" },
       },
     };
-    if ((await transact([...plan.writes, leaveSweep])).ok) return plan.promoted;
+    const outcome = await transact([...plan.writes, leaveSweep]);
+    if (outcome.ok) return plan.promoted;
+    if (outcome.reasons.at(-1)?.code === "ConditionalCheckFailed") return undefined; // redriven: it keeps its key
     // the lock moved (a run joined its queue): read it again
   }
   throw new Error(`could not give back the concurrency-key lock of run ${run.runId}: it kept moving`);

@@ -6,6 +6,7 @@ import { point } from "./interleave";
 import { GIVE_BACK_RETRIES, giveBack, sendGranted } from "./slot";
 import {
   addSeconds,
+  attemptsMade,
   type ErrorInfo,
   QUEUED_SWEEP_SECONDS,
   retryDelaySeconds,
@@ -34,7 +35,7 @@ export async function settle(
   now = new Date(),
 ): Promise<SettleOutcome> {
   const { runId, task, item, attempt } = record;
-  const retry = !result.ok && result.retryable && attempt < record.retry.maxAttempts;
+  const retry = !result.ok && result.retryable && attemptsMade(record) < record.retry.maxAttempts;
   const names: Record<string, string> = { "#status": "status" };
   const values: Record<string, unknown> = {
     ":running": "running",
@@ -50,7 +51,7 @@ export async function settle(
     Object.assign(values, { ":succeeded": "succeeded", ":output": result.output ?? null });
     outcome = { kind: "succeeded" };
   } else if (retry) {
-    const seconds = retryDelaySeconds(record.retry, attempt);
+    const seconds = retryDelaySeconds(record.retry, attemptsMade(record));
     const notBefore = addSeconds(now, seconds).toISOString();
     // the message itself waits for the retry; the sweeper only steps in if it got lost
     const sweepAt = addSeconds(now, seconds + QUEUED_SWEEP_SECONDS).toISOString();

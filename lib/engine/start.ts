@@ -29,7 +29,7 @@ export interface RunStart {
   writes: TxItem[];
 }
 
-function startFields(runId: string, workflow: WorkflowVersion, now: Date): StartFields {
+export function startFields(runId: string, workflow: WorkflowVersion, now: Date): StartFields {
   const timeout = workflow.definition.timeoutSeconds;
   const deadline = timeout ? addSeconds(now, timeout).toISOString() : undefined;
   const check = addSeconds(now, RUN_SWEEP_SECONDS).toISOString();

@@ -21,8 +21,10 @@ export interface TaskRecord {
   /** The with-items index; undefined for a plain task. */
   item?: number;
   status: ExecutionStatus;
-  /** The current (or last) attempt; 0 until the first claim. */
+  /** The current (or last) attempt; 0 until the first claim. Attempt numbers go on across a redrive. */
   attempt: number;
+  /** Attempts made before the run's last redrive: the retry policy counts from here. */
+  attemptBase?: number;
   action: string;
   input?: unknown;
   /** Set when the input template failed to evaluate: the first attempt fails with it. */
@@ -71,6 +73,10 @@ export interface FanOutRecord {
   /** More failed items than this fail the task (from `toleratedFailurePercentage`). */
   maxFailures: number;
   version: number;
+  /** Items a redrive put back (they failed or were cancelled), queued before the fresh ones. */
+  redo?: number[];
+  /** The run's redrive that put them back (a new SQS dedup generation for their messages). */
+  redriveCount?: number;
   /** Set when the items could not be evaluated. */
   error?: ErrorInfo;
   createdAt: string;
@@ -124,5 +130,9 @@ export function retryDelaySeconds(retry: RetryPolicy, attempt: number): number {
   const base = Math.min(retry.intervalSeconds * retry.backoffRate ** (attempt - 1), cap);
   return Math.min(base * (1 + Math.random() * 0.2), cap);
 }
+
+/** Attempts made since the run's last redrive (what the retry policy counts). */
+export const attemptsMade = (record: Pick<TaskRecord, "attempt" | "attemptBase">) =>
+  record.attempt - (record.attemptBase ?? 0);
 
 export const addSeconds = (date: Date, seconds: number) => new Date(date.getTime() + seconds * 1000);

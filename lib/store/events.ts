@@ -10,6 +10,7 @@ export type EventType =
   | "RunSucceeded"
   | "RunFailed"
   | "RunCancelled"
+  | "Redriven"
   | "TaskQueued"
   | "TaskStarted"
   | "TaskSucceeded"

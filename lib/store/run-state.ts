@@ -24,6 +24,9 @@ export interface RunRecord {
   createdAt: string;
   startedAt?: string;
   endedAt?: string;
+  /** How many times the run was redriven, and when last. */
+  redriveCount?: number;
+  redrivenAt?: string;
   /** From the workflow's `timeoutSeconds`: past it the run fails with `RunTimedOut`. */
   deadline?: string;
   /** Sparse index for the sweeper while the run is running (deadline, or a periodic re-check). */

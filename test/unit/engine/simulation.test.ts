@@ -51,7 +51,8 @@ const GUARDS: {
   },
   {
     guard: "countdown: each item counted once (F1, I4)",
-    condition: "attribute_not_exists(counted) AND #status IN (:succeeded, :failed, :cancelled)",
+    condition:
+      "attribute_not_exists(counted) AND #status IN (:succeeded, :failed, :cancelled) AND attempt = :attempt",
     mode: "duplicate",
     caught: /I4|I3/,
   },

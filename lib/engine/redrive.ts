@@ -1,0 +1,184 @@
+/**
+ * Redrive: a failed run starts again from what failed, keeping everything that succeeded. One
+ * transaction, conditional on the run still being `failed` (and on its redrive count), takes the
+ * run back to `running` with a new deadline and puts every failed or cancelled execution back:
+ *
+ *   run                 failed -> running, redriveCount += 1     if status = failed AND redriveCount as read
+ *   plain task          failed|cancelled -> queued              if status and attempt as read
+ *   with-items task     failed|cancelled -> running, its failed and cancelled items in `redo`
+ *                                                               if version as read (fill queues them again)
+ *   with-items task whose items could not be evaluated: deleted, so that it starts afresh
+ *
+ * Attempt numbers go on (a redriven execution's next attempt is its last one + 1, so a zombie of an
+ * old attempt stays fenced out, I8); the retry policy counts again from the redrive (`attemptBase`).
+ * Tasks that succeeded, and items that succeeded, never run again. Executions still running (a run
+ * that timed out winds down first) make the redrive wait: 409 until they ended.
+ */
+import { config } from "../config";
+import { RunNotRedrivableError } from "../errors";
+import { eventPut } from "../store/events";
+import { keys } from "../store/keys";
+import { queryRunItems, type RunRecord } from "../store/run-state";
+import type { TxItem } from "../store/transaction";
+import type { WorkflowVersion } from "../workflows";
+import { startFields } from "./start";
+import {
+  addSeconds,
+  type FanOutRecord,
+  isFanOut,
+  QUEUED_SWEEP_SECONDS,
+  sweepShard,
+  type TaskItem,
+  type TaskRecord,
+} from "./task-record";
+
+/** The run item and its history event, plus one write per execution put back: under DynamoDB's 100. */
+const MAX_TASKS_PUT_BACK = 96;
+
+export interface RedrivePlan {
+  redriveCount: number;
+  writes: TxItem[];
+  /** Plain tasks put back in the queue: their messages go out once the transaction committed. */
+  queued: string[];
+}
+
+const putBack = (status: string) => status === "failed" || status === "cancelled";
+
+export async function planRedrive(
+  run: RunRecord,
+  tasks: TaskItem[],
+  workflow: WorkflowVersion,
+  now = new Date(),
+): Promise<RedrivePlan> {
+  if (run.status !== "failed") throw new RunNotRedrivableError(run.runId, run.status);
+  const busy = tasks.filter((t) =>
+    isFanOut(t) ? t.active > 0 : t.status === "queued" || t.status === "running",
+  );
+  if (busy.length > 0) {
+    throw new RunNotRedrivableError(
+      run.runId,
+      run.status,
+      `tasks ${busy.map((t) => t.task).join(", ")} of the run are still winding down; try again shortly`,
+    );
+  }
+  const redriveCount = (run.redriveCount ?? 0) + 1;
+  const back = tasks.filter((t) => putBack(t.status));
+  if (back.length > MAX_TASKS_PUT_BACK) {
+    throw new RunNotRedrivableError(
+      run.runId,
+      run.status,
+      `${back.length} tasks to put back, over ${MAX_TASKS_PUT_BACK}`,
+    );
+  }
+  const sweep = {
+    ":shard": sweepShard(run.runId),
+    ":sweepAt": addSeconds(now, QUEUED_SWEEP_SECONDS).toISOString(),
+  };
+  const writes: TxItem[] = [];
+  const items: Record<string, number> = {};
+  for (const t of back) {
+    if (!isFanOut(t)) writes.push(plainPutBack(t, sweep));
+    else if (t.total === 0 && t.error) writes.push(fanOutRestart(t));
+    else {
+      const redo = await itemsPutBack(t);
+      items[t.task] = redo.length;
+      writes.push(fanOutPutBack(t, redo, redriveCount, sweep));
+    }
+  }
+  const fields = startFields(run.runId, workflow, now);
+  writes.unshift(
+    {
+      Update: {
+        TableName: config.tableName(),
+        Key: keys.run(run.runId),
+        UpdateExpression:
+          "SET #status = :running, redriveCount = :count, redrivenAt = :now, sweepShard = :shard, sweepAt = :sweepAt" +
+          `${fields.deadline ? ", deadline = :deadline" : ""} REMOVE #error, endedAt`,
+        // closes: two redrives of one run both restarting it, and a redrive racing another one's end
+        ConditionExpression:
+          "#status = :failed AND (attribute_not_exists(redriveCount) OR redriveCount = :seen)",
+        ExpressionAttributeNames: { "#status": "status", "#error": "error" },
+        ExpressionAttributeValues: {
+          ":running": "running",
+          ":failed": "failed",
+          ":count": redriveCount,
+          ":seen": redriveCount - 1,
+          ":now": now.toISOString(),
+          ":shard": fields.sweepShard,
+          ":sweepAt": fields.sweepAt,
+          ...(fields.deadline ? { ":deadline": fields.deadline } : {}),
+        },
+        ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+      },
+    },
+    eventPut(run.runId, "Redriven", {
+      detail: { redriveCount, tasks: back.map((t) => t.task), items, previousError: run.error },
+    }),
+  );
+  return { redriveCount, writes, queued: back.filter((t) => !isFanOut(t)).map((t) => t.task) };
+}
+
+function plainPutBack(t: TaskRecord, sweep: Record<string, string>): TxItem {
+  return {
+    Update: {
+      TableName: config.tableName(),
+      Key: keys.task(t.runId, t.task),
+      UpdateExpression:
+        "SET #status = :queued, attemptBase = attempt, sweepShard = :shard, sweepAt = :sweepAt REMOVE #error, endedAt",
+      // closes: putting back an execution that moved since it was read (a late worker, a second redrive)
+      ConditionExpression: "#status = :seen AND attempt = :attempt",
+      ExpressionAttributeNames: { "#status": "status", "#error": "error" },
+      ExpressionAttributeValues: { ":queued": "queued", ":seen": t.status, ":attempt": t.attempt, ...sweep },
+    },
+  };
+}
+
+/** Items of a with-items task that failed or were cancelled (and were counted down), in index order. */
+async function itemsPutBack(t: FanOutRecord): Promise<TaskRecord[]> {
+  const items = (await queryRunItems(t.runId, keys.itemPrefix(t.task))) as unknown as TaskRecord[];
+  return items.filter((i) => putBack(i.status) && i.counted);
+}
+
+function fanOutPutBack(
+  t: FanOutRecord,
+  back: TaskRecord[],
+  redriveCount: number,
+  sweep: Record<string, string>,
+): TxItem {
+  const count = (status: string) => back.filter((i) => i.status === status).length;
+  return {
+    Update: {
+      TableName: config.tableName(),
+      Key: keys.task(t.runId, t.task),
+      UpdateExpression:
+        "SET #status = :running, redo = :redo, redriveCount = :count, version = :next, failedItems = :failed, " +
+        "cancelledItems = :cancelled, sweepShard = :shard, sweepAt = :sweepAt REMOVE #error, endedAt",
+      // closes: putting items back while the task's counters moved (a late count, a second redrive)
+      ConditionExpression: "version = :version",
+      ExpressionAttributeNames: { "#status": "status", "#error": "error" },
+      ExpressionAttributeValues: {
+        ":running": "running",
+        ":redo": back.map((i) => i.item as number),
+        ":count": redriveCount,
+        ":version": t.version,
+        ":next": t.version + 1,
+        ":failed": t.failedItems - count("failed"),
+        ":cancelled": (t.cancelledItems ?? 0) - count("cancelled"),
+        ...sweep,
+      },
+    },
+  };
+}
+
+/** A with-items task whose items could not be evaluated starts afresh (advance evaluates them again). */
+function fanOutRestart(t: FanOutRecord): TxItem {
+  return {
+    Delete: {
+      TableName: config.tableName(),
+      Key: keys.task(t.runId, t.task),
+      // closes: deleting a task that moved since it was read
+      ConditionExpression: "version = :version",
+      ExpressionAttributeValues: { ":version": t.version },
+    },
+  };
+}

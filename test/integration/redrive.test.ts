@@ -1,0 +1,115 @@
+/**
+ * Redrive, on the local stack: a failed run starts again from its failed tasks and items, with new
+ * attempt numbers; nothing that succeeded runs again; of concurrent redrives one wins.
+ */
+import { describe, expect, it } from "vitest";
+import { eventsOf, register, waitForRun } from "../helpers/runs";
+import { useSink } from "../helpers/sink";
+import { useLocalStack } from "../helpers/stack";
+
+const stack = useLocalStack();
+const sinkFixture = useSink();
+const sink = () => sinkFixture.sink;
+
+const call = (path: string, body: unknown) => ({
+  action: "core.http",
+  input: { url: `${sink().url}${path}`, body },
+  retry: { maxAttempts: 1 },
+});
+
+describe("redrive", () => {
+  it("after a failing item, only that item and what follows it run again", async () => {
+    await register(stack, {
+      name: "redrive-items",
+      tasks: {
+        before: { ...call("/before", {}), next: [{ do: ["fan"] }] },
+        fan: {
+          ...call("/item/{% item %}", { item: "{% item %}" }),
+          withItems: "{% [0..4] %}",
+          next: [{ do: ["after"] }],
+        },
+        after: call("/after", "{% tasks.fan.output %}"),
+      },
+    });
+    sink().reset();
+    sink().respond("/item/2", [400, 200]); // fails once (not retryable), then accepts
+    const { body: created } = await stack.api("POST", "/workflows/redrive-items/runs", {});
+    const failed = await waitForRun(stack, created.runId);
+    expect(failed.status).toBe("failed");
+    expect(failed.tasks.fan.items).toMatchObject({ total: 5, succeeded: 4, failed: 1 });
+    expect(sink().requestsTo("/after")).toHaveLength(0);
+
+    const redriven = await stack.api("POST", `/runs/${created.runId}/redrive`);
+    expect(redriven.status).toBe(202);
+    expect(redriven.body).toEqual({ runId: created.runId, status: "running", redriveCount: 1 });
+    const run = await waitForRun(stack, created.runId);
+    expect(run.status).toBe("succeeded");
+    expect(run.redriveCount).toBe(1);
+    expect(run.tasks.fan.items).toMatchObject({ total: 5, succeeded: 5, failed: 0 });
+
+    // each call once, except item 2: twice, its second call a new attempt of the same execution
+    expect(sink().requestsTo("/before")).toHaveLength(1);
+    for (const item of [0, 1, 3, 4]) expect(sink().requestsTo(`/item/${item}`)).toHaveLength(1);
+    const item2 = sink().requestsTo("/item/2");
+    expect(item2.map((r) => r.headers["x-onceflow-attempt"])).toEqual(["1", "2"]);
+    expect(new Set(item2.map((r) => r.headers["idempotency-key"])).size).toBe(1);
+    const after = sink().requestsTo("/after");
+    expect(after).toHaveLength(1);
+    // the successor sees every item's output, the redriven one's included
+    expect(after[0]?.json).toEqual([0, 1, 2, 3, 4].map(() => ({ status: 200, body: { ok: true } })));
+
+    const events = await eventsOf(stack, created.runId);
+    const redrive = events.find((e) => e.type === "Redriven");
+    expect(redrive?.detail).toMatchObject({ redriveCount: 1, tasks: ["fan"], items: { fan: 1 } });
+    expect(events.filter((e) => e.type === "RunFailed")).toHaveLength(1);
+    expect(events.at(-1)?.type).toBe("RunSucceeded");
+  }, 60_000);
+
+  it("a failed plain task runs again with its retry policy counted afresh; concurrent redrives: one wins", async () => {
+    await register(stack, {
+      name: "redrive-plain",
+      tasks: {
+        flaky: {
+          ...call("/flaky", {}),
+          retry: { maxAttempts: 2, intervalSeconds: 0 },
+          next: [{ do: ["last"] }],
+        },
+        last: call("/last", {}),
+      },
+    });
+    sink().reset();
+    sink().respond("/flaky", [500, 500, 500, 200]); // two attempts fail, then a redrive: 500, 200
+    const { body: created } = await stack.api("POST", "/workflows/redrive-plain/runs", {});
+    expect((await waitForRun(stack, created.runId)).status).toBe("failed");
+
+    const answers = await Promise.all(
+      Array.from({ length: 5 }, () => stack.api("POST", `/runs/${created.runId}/redrive`)),
+    );
+    expect(answers.map((a) => a.status).sort()).toEqual([202, 409, 409, 409, 409]);
+    expect(answers.find((a) => a.status === 409)?.body.error.code).toBe("RunNotRedrivable");
+    const run = await waitForRun(stack, created.runId);
+    expect(run.status).toBe("succeeded");
+    expect(run.tasks.flaky.attempts).toBe(4);
+    expect(
+      sink()
+        .requestsTo("/flaky")
+        .map((r) => r.headers["x-onceflow-attempt"]),
+    ).toEqual(["1", "2", "3", "4"]);
+    expect(sink().requestsTo("/last")).toHaveLength(1);
+  }, 60_000);
+
+  it("only a failed run can be redriven", async () => {
+    await register(stack, { name: "redrive-ok", tasks: { a: { action: "core.noop" } } });
+    const { body: created } = await stack.api("POST", "/workflows/redrive-ok/runs", {});
+    expect((await waitForRun(stack, created.runId)).status).toBe("succeeded");
+    const answer = await stack.api("POST", `/runs/${created.runId}/redrive`);
+    expect(answer.status).toBe(409);
+    expect(answer.body.error).toMatchObject({ code: "RunNotRedrivable", status: "succeeded" });
+    expect((await stack.api("POST", "/runs/no-such-run/redrive")).status).toBe(404);
+    const { body: pending } = await stack.api("POST", "/workflows/redrive-ok/runs", { start: false });
+    expect((await stack.api("POST", `/runs/${pending.runId}/redrive`)).body.error).toMatchObject({
+      code: "RunNotRedrivable",
+      status: "pending",
+    });
+  });
+});
