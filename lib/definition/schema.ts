@@ -40,6 +40,7 @@ export const workflowDefinitionSchema: SchemaObject = {
       type: "object",
       additionalProperties: false,
       properties: {
+        maxRunning: { type: "integer", minimum: 1, maximum: MAX_RUNNING_LIMIT },
         actions: {
           type: "object",
           additionalProperties: {

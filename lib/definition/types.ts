@@ -44,6 +44,11 @@ export interface WorkflowDefinition {
 }
 
 export interface Limits {
+  /**
+   * At most this many executions of the workflow's runs are running at once, counting those of
+   * actions that have no limit of their own in `actions`.
+   */
+  maxRunning?: number;
   /** Per action: at most `maxRunning` executions of it are running at once, across all runs. */
   actions?: Record<string, { maxRunning: number }>;
 }

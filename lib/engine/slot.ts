@@ -1,6 +1,8 @@
 /**
  * Concurrency limits (F4, I4): `limits.actions.NAME.maxRunning` caps how many executions of an
- * action run at once across every run of the workflow. One item per (workflow, action) holds the
+ * action run at once across every run of the workflow, and `limits.maxRunning` how many of the
+ * workflow's executions run at once (those of actions without a limit of their own: an execution
+ * is subject to one limit, its action's or else the workflow's, `*`). One item per limit holds the
  * slot counter `active`, the executions `waiting` for a slot in the order they queued, and per run
  * the slots it holds (`held#{runId}`) and has been given so far (`served#{runId}`, for fairness). A slot is held from the claim until the
  * execution's terminal (or retry) transition, and every change to the counter is written in the
@@ -33,9 +35,13 @@ import { addSeconds, QUEUED_SWEEP_SECONDS, sweepShard, type TaskRecord } from ".
 /** The limit an execution is subject to, carried on its record (a worker never reads the definition). */
 export interface SlotLimit {
   workflow: string;
+  /** The limited action, or `*` for the workflow-wide limit. */
   action: string;
   maxRunning: number;
 }
+
+/** The `action` of the workflow-wide limit. */
+export const WHOLE_WORKFLOW = "*";
 
 export interface LimitRecord {
   active: number;
@@ -47,8 +53,10 @@ export interface LimitRecord {
 
 /** The limit on `action` in `definition`, if any. */
 export function limitOf(definition: WorkflowDefinition, action: string): SlotLimit | undefined {
-  const limit = definition.limits?.actions?.[action];
-  return limit ? { workflow: definition.name, action, maxRunning: limit.maxRunning } : undefined;
+  const own = definition.limits?.actions?.[action];
+  if (own) return { workflow: definition.name, action, maxRunning: own.maxRunning };
+  const whole = definition.limits?.maxRunning;
+  return whole ? { workflow: definition.name, action: WHOLE_WORKFLOW, maxRunning: whole } : undefined;
 }
 
 export function readLimit(limit: Pick<SlotLimit, "workflow" | "action">): Promise<LimitRecord | undefined> {

@@ -33,13 +33,18 @@ export interface LimitedRunsOptions {
   maxRunning: number;
   /** How long the sink takes to answer each call. */
   delayMs: number;
+  /** The limit on `core.http` (default), or the workflow-wide `limits.maxRunning`. */
+  scope?: "action" | "workflow";
 }
 
-/** A workflow whose with-items task calls the sink under `limits.actions["core.http"]`, then a final step. */
+/** A workflow whose with-items task calls the sink under a limit, then a final step. */
 export function limitedWorkflow(sink: Sink, o: LimitedRunsOptions) {
   return {
     name: o.name,
-    limits: { actions: { "core.http": { maxRunning: o.maxRunning } } },
+    limits:
+      o.scope === "workflow"
+        ? { maxRunning: o.maxRunning }
+        : { actions: { "core.http": { maxRunning: o.maxRunning } } },
     tasks: {
       fan: {
         action: "core.http",
@@ -76,7 +81,7 @@ export async function runLimited(stack: LocalStackFixture, sink: Sink, o: Limite
   expect(new Set(seen).size, "an item was called twice").toBe(seen.length);
   expect(calls).toHaveLength(o.runs * o.items);
 
-  const limit = await readLimit({ workflow: o.name, action: "core.http" });
+  const limit = await readLimit({ workflow: o.name, action: o.scope === "workflow" ? "*" : "core.http" });
   expect(limit).toMatchObject({ active: 0, waiting: [] });
   expect(Object.keys(limit ?? {}).filter((k) => k.includes("#"))).toEqual([]);
   expect(peakOverlap(calls)).toBe(o.maxRunning);

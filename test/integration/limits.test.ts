@@ -39,6 +39,17 @@ describe("concurrency limits", () => {
     );
   }, 240_000);
 
+  it("a workflow-wide limit caps every execution of its runs: 2 at once", async () => {
+    await runLimited(stack, sink(), {
+      name: "whole",
+      runs: 5,
+      items: 6,
+      maxRunning: 2,
+      delayMs: 100,
+      scope: "workflow",
+    });
+  }, 120_000);
+
   it("shows a task waiting for a slot, and a plain task's place in the queue", async () => {
     await register(stack, {
       name: "one-slot",
