@@ -2,6 +2,7 @@ import { config } from "./config";
 import { canonicalJson, sha256 } from "./definition/hash";
 import { validateRunInput } from "./definition/input-schema";
 import { advance, launch, launchPromoted, windDown } from "./engine/advance";
+import { isSuspended } from "./engine/callback-token";
 import { lockKept } from "./engine/end-run";
 import { acquireOrWait, concurrencyKeyOf, readLock, release } from "./engine/lock";
 import { planStart, startTransition } from "./engine/start";
@@ -265,11 +266,16 @@ export interface TaskView {
     failed: number;
     cancelled?: number;
   };
+  /** A callback task waiting for its token: until when it holds (next heartbeat due, or its timeout). */
+  waitingFor?: { callback: true; until?: string };
 }
 
 function taskView(t: TaskItem): TaskView {
   const error = t.error ? { error: t.error } : {};
-  if (!isFanOut(t)) return { status: t.status, attempts: t.attempt, ...error };
+  if (!isFanOut(t)) {
+    const waiting = isSuspended(t) ? { waitingFor: { callback: true as const, until: t.leaseUntil } } : {};
+    return { status: t.status, attempts: t.attempt, ...error, ...waiting };
+  }
   const notStarted = t.total - t.nextIndex;
   const items: NonNullable<TaskView["items"]> = {
     total: t.total,

@@ -10,12 +10,14 @@ const STATUS_BY_CODE: Record<string, number> = {
   InputTooLarge: 400,
   WorkflowNotFound: 404,
   RunNotFound: 404,
+  CallbackNotFound: 404,
   RouteNotFound: 404,
   MethodNotAllowed: 405,
   IdempotencyKeyReused: 409,
   RunAlreadyStarted: 409,
   RunAlreadyEnded: 409,
   ConcurrencyKeyBusy: 409,
+  CallbackAlreadyCompleted: 409,
 };
 
 export function json(

@@ -1,4 +1,5 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
+import { completeCallback, heartbeatCallback } from "../../lib/engine/callback";
 import { MalformedBodyError } from "../../lib/errors";
 import { cancelRun, createRun, getRunEvents, getRunView, triggerRun } from "../../lib/runs";
 import { getLatestWorkflow, registerWorkflow } from "../../lib/workflows";
@@ -54,6 +55,10 @@ export const routes: Record<string, Route> = {
   "POST /runs/{runId}/cancel": async (_event, { runId }) => json(202, await cancelRun(runId as string)),
   "GET /runs/{runId}": async (_event, { runId }) => json(200, await getRunView(runId as string)),
   "GET /runs/{runId}/events": async (_event, { runId }) => json(200, await getRunEvents(runId as string)),
+  "POST /callbacks/{token}": async (event, { token }) =>
+    json(200, await completeCallback(token as string, jsonBody(event))),
+  "POST /callbacks/{token}/heartbeat": async (_event, { token }) =>
+    json(200, await heartbeatCallback(token as string)),
 };
 
 const templates = Object.keys(routes).map((key) => {

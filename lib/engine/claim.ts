@@ -4,6 +4,8 @@ import { eventPut } from "../store/events";
 import { keys } from "../store/keys";
 import { readItem } from "../store/run-state";
 import { type TxItem, transact } from "../store/transaction";
+import { claimSuspended } from "./callback";
+import { isSuspended } from "./callback-token";
 import { cancelIdle } from "./cancel";
 import { whileRunning } from "./dispatch";
 import { isSettled } from "./evaluate";
@@ -19,7 +21,9 @@ export type ClaimResult =
   /** Already settled: the completion may need publishing again, nothing may run. */
   | { kind: "settled"; record: TaskRecord }
   /** Nothing to do: no such execution, or it was cancelled with its run. */
-  | { kind: "gone" };
+  | { kind: "gone" }
+  /** A callback task waiting for its token (callback.ts): nothing runs; the notify may need repeating. */
+  | { kind: "suspended"; record: TaskRecord };
 
 const secondsUntil = (iso: string | undefined, now: Date) =>
   iso ? Math.max(0, (Date.parse(iso) - now.getTime()) / 1000) : 0;
@@ -38,6 +42,7 @@ export async function claim(message: TaskMessage, workerId: string, now = new Da
 
 async function claimRecord(record: TaskRecord, workerId: string, now: Date): Promise<ClaimResult> {
   if (isSettled(record.status)) return { kind: "settled", record };
+  if (isSuspended(record)) return claimSuspended(record, now);
   if (record.status === "queued" && secondsUntil(record.notBefore, now) > 0) {
     return { kind: "wait", seconds: secondsUntil(record.notBefore, now) };
   }

@@ -16,6 +16,8 @@ export type EventType =
   | "TaskFailed"
   | "TaskRetrying"
   | "TaskCancelled"
+  | "CallbackIssued"
+  | "CallbackReceived"
   | "LockWaiting"
   | "LockAcquired"
   | "LockReleased";

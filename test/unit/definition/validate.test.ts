@@ -439,7 +439,12 @@ describe("validateDefinition: every problem kind, with its path", () => {
         raw.tasks.b = { action: "core.noop", timeoutSeconds: 121 };
         return raw;
       },
-      [{ path: "tasks.b.timeoutSeconds", message: "must be <= 120" }],
+      [
+        {
+          path: "tasks.b.timeoutSeconds",
+          message: "must be <= 120 (only core.callback tasks may wait longer, up to 604800)",
+        },
+      ],
     ],
     [
       "a fractional task timeout",
