@@ -88,7 +88,7 @@ describe("callback bodies", () => {
       checkCallbackBody(body);
     } catch (error) {
       expect(error).toBeInstanceOf(InvalidRequestError);
-      return (error as InvalidRequestError).details;
+      return (error as InvalidRequestError).details as { path: string; message: string }[];
     }
     throw new Error("expected InvalidRequestError");
   };
