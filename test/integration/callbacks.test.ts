@@ -4,7 +4,12 @@
  * identical callbacks race, a different body is refused (409), unknown and malformed tokens are
  * 404, heartbeats keep it waiting and their absence times it out, and a cancelled run ends it.
  */
+import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { describe, expect, it } from "vitest";
+import { db } from "../../lib/clients";
+import { config } from "../../lib/config";
+import { sendTasks } from "../../lib/queue";
+import { keys } from "../../lib/store/keys";
 import { eventsOf, type RunEventView, register, waitForRun } from "../helpers/runs";
 import { type SinkRequest, useSink } from "../helpers/sink";
 import { useLocalStack } from "../helpers/stack";
@@ -234,5 +239,52 @@ describe("callback tasks", () => {
     const run = await waitForRun(stack, runId);
     expect(run.status).toBe("succeeded");
     expect(run.tasks.wait.attempts).toBe(2);
+  }, 60_000);
+
+  it("a redelivered task message notifies again (same token) only while the notify is not recorded", async () => {
+    await register(stack, waitThenAfter("redelivered"));
+    const runId = await start("redelivered");
+    const token = tokenOf(await notified("redelivered", runId));
+    await waitForRun(stack, runId, (run) => run.tasks.wait?.waitingFor !== undefined);
+    const settle = () => new Promise((resolve) => setTimeout(resolve, 1500));
+    const count = () =>
+      sink()
+        .requestsTo("/notify/redelivered")
+        .filter((r) => (r.json as { runId?: string }).runId === runId).length;
+
+    // notify recorded: a redelivery does nothing
+    await sendTasks([{ runId, task: "wait" }], "redelivery-1");
+    await settle();
+    expect(count()).toBe(1);
+
+    // a worker that died after issuing the token, before recording the notify: notified again
+    await db().send(
+      new UpdateCommand({
+        TableName: config.tableName(),
+        Key: keys.task(runId, "wait"),
+        UpdateExpression: "REMOVE notifiedAt",
+      }),
+    );
+    await sendTasks([{ runId, task: "wait" }], "redelivery-2");
+    const again = await notified("redelivered", runId, 2);
+    expect(tokenOf(again)).toBe(token);
+    expect(again.headers["x-onceflow-attempt"]).toBe("1");
+    expect(ofType(await eventsOf(stack, runId), "CallbackIssued")).toHaveLength(1);
+    expect((await callback(token, { output: "ok" })).status).toBe(200);
+    expect((await waitForRun(stack, runId)).status).toBe("succeeded");
+  }, 60_000);
+
+  it("cancelling a keyed run waiting for a callback passes its concurrency key on at once", async () => {
+    await register(stack, { ...waitThenAfter("keyed"), concurrencyKey: "{% input.repo %}" });
+    const first = await stack.api("POST", "/workflows/keyed/runs", { input: { repo: "r" } });
+    const second = await stack.api("POST", "/workflows/keyed/runs", { input: { repo: "r" } });
+    expect([first.body.status, second.body.status]).toEqual(["running", "waiting"]);
+    await notified("keyed", first.body.runId);
+    expect((await stack.api("POST", `/runs/${first.body.runId}/cancel`)).status).toBe(202);
+    expect((await waitForRun(stack, first.body.runId)).status).toBe("cancelled");
+    // the next run of the key gets it and starts waiting for its own callback
+    const token = tokenOf(await notified("keyed", second.body.runId));
+    expect((await callback(token, { output: 1 })).status).toBe(200);
+    expect((await waitForRun(stack, second.body.runId)).status).toBe("succeeded");
   }, 60_000);
 });
