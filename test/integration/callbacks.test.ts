@@ -287,4 +287,41 @@ describe("callback tasks", () => {
     expect((await callback(token, { output: 1 })).status).toBe(200);
     expect((await waitForRun(stack, second.body.runId)).status).toBe("succeeded");
   }, 60_000);
+
+  it("with-items callback tasks: one token per item, each completed by its own callback", async () => {
+    await register(stack, {
+      name: "per-item",
+      tasks: {
+        each: {
+          action: "core.callback",
+          withItems: ["a", "b", "c"],
+          concurrency: 2,
+          input: { notifyUrl: `${sink().url}/notify/per-item` },
+        },
+      },
+      output: "{% tasks.each.output %}",
+    });
+    const runId = await start("per-item");
+    const first = await notified("per-item", runId, 2);
+    const second = sink()
+      .requestsTo("/notify/per-item")
+      .filter((r) => (r.json as { runId: string }).runId === runId)
+      .find((r) => r !== first) as SinkRequest;
+    const items = [first, second].map((r) => (r.json as { item: number }).item).sort();
+    expect(items).toEqual([0, 1]); // concurrency 2: the third waits for a slot
+    expect(first.headers["idempotency-key"]).toBe(`${runId}/each/${(first.json as { item: number }).item}`);
+    const view = (await stack.api("GET", `/runs/${runId}`)).body;
+    expect(view.tasks.each.items).toMatchObject({ total: 3, running: 2, queued: 1 });
+    for (const r of [first, second]) {
+      const item = (r.json as { item: number }).item;
+      const answer = await callback(tokenOf(r), { output: `done ${item}` });
+      expect(answer.body).toMatchObject({ runId, task: "each", item, status: "succeeded", changed: true });
+    }
+    const third = await notified("per-item", runId, 3);
+    expect((third.json as { item: number }).item).toBe(2);
+    expect((await callback(tokenOf(third), { output: "done 2" })).status).toBe(200);
+    const run = await waitForRun(stack, runId);
+    expect(run.status).toBe("succeeded");
+    expect(run.output).toEqual(["done 0", "done 1", "done 2"]);
+  }, 60_000);
 });
