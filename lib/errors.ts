@@ -137,3 +137,17 @@ export class ActionError extends OnceflowError {
     this.retryable = options?.retryable ?? false;
   }
 }
+
+/** `POST /callbacks/{token}`: a malformed or unknown token, or one that expired (timed out, retried, cancelled). */
+export class CallbackNotFoundError extends OnceflowError {
+  constructor(message = "no callback is waiting for this token") {
+    super("CallbackNotFound", message);
+  }
+}
+
+/** The callback's task was already completed with another body (or a heartbeat came after it). */
+export class CallbackAlreadyCompletedError extends OnceflowError {
+  constructor(message: string, fields: Record<string, unknown>) {
+    super("CallbackAlreadyCompleted", message, { fields });
+  }
+}

@@ -23,6 +23,18 @@ export interface CompletionMessage {
   outcome: "succeeded" | "failed" | "cancelled";
 }
 
+/** The completion of an execution's attempt, as recorded (one shape for every publisher). */
+export const completionOf = (
+  record: { runId: string; task: string; item?: number; attempt: number },
+  outcome: CompletionMessage["outcome"],
+): CompletionMessage => ({
+  runId: record.runId,
+  task: record.task,
+  item: record.item,
+  attempt: record.attempt,
+  outcome,
+});
+
 /**
  * Dedup ids derive from the same key as the conditional put that created the execution, so SQS
  * drops a second send of the same dispatch within its 5-minute window. `generation` distinguishes

@@ -3,6 +3,7 @@
  * concurrency key, a concurrency limit's slot), and its history.
  */
 
+import { isSuspended } from "./engine/callback-token";
 import { unqueued } from "./engine/fanout";
 import { readLock } from "./engine/lock";
 import { limitOf, readLimit } from "./engine/slot";
@@ -29,12 +30,29 @@ export interface TaskView {
    * Why it waits for a slot of its action's concurrency limit: the limit, the slots taken, and how
    * many of its executions are parked in the limit's queue (a plain task: its place in it, 1 = next).
    */
-  waitingFor?: { action: string; maxRunning: number; active: number; waiting: number; position?: number };
+  waitingFor?: SlotWait | CallbackWait;
+}
+
+export interface SlotWait {
+  action: string;
+  maxRunning: number;
+  active: number;
+  waiting: number;
+  position?: number;
+}
+
+/** A callback task waiting for its token: until when it holds (its next heartbeat due, or its timeout). */
+export interface CallbackWait {
+  callback: true;
+  until?: string;
 }
 
 function taskView(t: TaskItem): TaskView {
   const error = t.error ? { error: t.error } : {};
-  if (!isFanOut(t)) return { status: t.status, attempts: t.attempt, ...error };
+  if (!isFanOut(t)) {
+    const waiting = isSuspended(t) ? { waitingFor: { callback: true as const, until: t.leaseUntil } } : {};
+    return { status: t.status, attempts: t.attempt, ...error, ...waiting };
+  }
   const notStarted = unqueued(t);
   const items: NonNullable<TaskView["items"]> = {
     total: t.total,
@@ -80,8 +98,8 @@ async function waitingFor(run: RunRecord): Promise<RunView["waitingFor"]> {
 }
 
 /** For each task of the run waiting for a limit's slot, what it waits for, from the limits' items. */
-async function slotWaits(run: RunRecord, tasks: TaskItem[]): Promise<Map<string, TaskView["waitingFor"]>> {
-  const waits = new Map<string, TaskView["waitingFor"]>();
+async function slotWaits(run: RunRecord, tasks: TaskItem[]): Promise<Map<string, SlotWait>> {
+  const waits = new Map<string, SlotWait>();
   const open = tasks.filter((t) => t.status === "running" || t.status === "queued");
   if (open.length === 0) return waits;
   const { definition } = await getWorkflowVersion(run.workflow, run.version);

@@ -10,6 +10,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   InputTooLarge: 400,
   WorkflowNotFound: 404,
   RunNotFound: 404,
+  CallbackNotFound: 404,
   RouteNotFound: 404,
   MethodNotAllowed: 405,
   IdempotencyKeyReused: 409,
@@ -17,6 +18,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   RunAlreadyEnded: 409,
   ConcurrencyKeyBusy: 409,
   RunNotRedrivable: 409,
+  CallbackAlreadyCompleted: 409,
 };
 
 export function json(

@@ -1,4 +1,5 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
+import { completeCallback, heartbeatCallback } from "../../lib/engine/callback";
 import { MalformedBodyError } from "../../lib/errors";
 import { getRunEvents, getRunView } from "../../lib/run-view";
 import { cancelRun, createRun, redriveRun, triggerRun } from "../../lib/runs";
@@ -56,6 +57,10 @@ export const routes: Record<string, Route> = {
   "POST /runs/{runId}/redrive": async (_event, { runId }) => json(202, await redriveRun(runId as string)),
   "GET /runs/{runId}": async (_event, { runId }) => json(200, await getRunView(runId as string)),
   "GET /runs/{runId}/events": async (_event, { runId }) => json(200, await getRunEvents(runId as string)),
+  "POST /callbacks/{token}": async (event, { token }) =>
+    json(200, await completeCallback(token as string, jsonBody(event))),
+  "POST /callbacks/{token}/heartbeat": async (_event, { token }) =>
+    json(200, await heartbeatCallback(token as string)),
 };
 
 const templates = Object.keys(routes).map((key) => {

@@ -23,3 +23,8 @@ registerAction("core.fail", (input) => {
 });
 
 registerAction("core.http", httpAction);
+
+/** Listed so that definitions validate; the worker suspends such tasks instead (lib/engine/callback.ts). */
+registerAction("core.callback", () => {
+  throw new Error("core.callback is handled by the engine (lib/engine/callback.ts), never run as an action");
+});

@@ -89,7 +89,9 @@ export const workflowDefinitionSchema: SchemaObject = {
         concurrency: { type: "integer", minimum: 1 },
         toleratedFailurePercentage: { type: "number", minimum: 0, maximum: 100 },
         retry: { $ref: "#/definitions/retry" },
-        timeoutSeconds: { type: "integer", minimum: 1, maximum: MAX_TASK_TIMEOUT_SECONDS },
+        // the maximum depends on the action (core.callback waits longer): checked in validate.ts
+        timeoutSeconds: { type: "integer", minimum: 1 },
+        heartbeatSeconds: { type: "integer", minimum: 1 },
       },
       dependencies: {
         concurrency: ["withItems"],

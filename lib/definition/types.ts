@@ -25,6 +25,8 @@ export interface TaskDefinition {
   toleratedFailurePercentage?: number;
   retry?: RetryPolicy;
   timeoutSeconds?: number;
+  /** `core.callback` only: the waiting task times out unless a heartbeat comes this often. */
+  heartbeatSeconds?: number;
 }
 
 export interface WorkflowDefinition {

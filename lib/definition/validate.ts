@@ -6,12 +6,14 @@
 import Ajv from "ajv";
 import { InvalidWorkflowError, type Problem } from "../errors";
 import { checkTemplate, isExpression } from "../expression";
+import { CALLBACK_ACTION, DEFAULT_CALLBACK_TIMEOUT_SECONDS, MAX_CALLBACK_TIMEOUT_SECONDS } from "./callback";
 import { findCycles } from "./graph";
 import { checkInputSchema } from "./input-schema";
 import { joinPath } from "./problem-path";
 import {
   DEFAULT_RETRY_BACKOFF_RATE,
   DEFAULT_RETRY_INTERVAL_SECONDS,
+  MAX_TASK_TIMEOUT_SECONDS,
   workflowDefinitionSchema,
 } from "./schema";
 import { MESSAGES_KEYWORD, schemaProblems } from "./schema-problems";
@@ -79,6 +81,7 @@ function semanticProblems(raw: Record<string, unknown>, options: ValidationOptio
     if ("input" in task) problems.push(...checkTemplate(task.input, joinPath(path, "input")));
     problems.push(...withItemsProblems(task.withItems, joinPath(path, "withItems")));
     problems.push(...retryProblems(task.retry, joinPath(path, "retry")));
+    problems.push(...timeoutProblems(task, path));
 
     const next = Array.isArray(task.next) ? task.next : [];
     next.forEach((transition: unknown, index) => {
@@ -159,6 +162,38 @@ function retryProblems(retry: unknown, path: string): Problem[] {
     : [];
 }
 
+/** Task timeouts by action: only `core.callback` may wait longer than the worker runs, and have heartbeats. */
+function timeoutProblems(task: Record<string, unknown>, path: string): Problem[] {
+  const callback = task.action === CALLBACK_ACTION;
+  const max = callback ? MAX_CALLBACK_TIMEOUT_SECONDS : MAX_TASK_TIMEOUT_SECONDS;
+  const problems: Problem[] = [];
+  const timeout = task.timeoutSeconds;
+  if (typeof timeout === "number" && timeout > max) {
+    problems.push({
+      path: joinPath(path, "timeoutSeconds"),
+      message: callback
+        ? `must be <= ${max} (7 days) for ${CALLBACK_ACTION}`
+        : `must be <= ${max} (only ${CALLBACK_ACTION} tasks may wait longer, up to ${MAX_CALLBACK_TIMEOUT_SECONDS})`,
+    });
+  }
+  const heartbeat = task.heartbeatSeconds;
+  if (heartbeat !== undefined && !callback) {
+    problems.push({
+      path: joinPath(path, "heartbeatSeconds"),
+      message: `is only allowed on ${CALLBACK_ACTION} tasks`,
+    });
+  } else if (typeof heartbeat === "number") {
+    const effective = typeof timeout === "number" ? timeout : DEFAULT_CALLBACK_TIMEOUT_SECONDS;
+    if (heartbeat > effective) {
+      problems.push({
+        path: joinPath(path, "heartbeatSeconds"),
+        message: `must be <= timeoutSeconds (${effective})`,
+      });
+    }
+  }
+  return problems;
+}
+
 /** A definition that passed validation, before its defaults are filled in. */
 interface RawDefinition extends Omit<WorkflowDefinition, "tasks"> {
   tasks: Record<string, RawTask>;
@@ -202,6 +237,7 @@ function normalizeTask(task: RawTask): TaskDefinition {
     toleratedFailurePercentage: task.toleratedFailurePercentage,
     retry: task.retry && normalizeRetry(task.retry),
     timeoutSeconds: task.timeoutSeconds,
+    heartbeatSeconds: task.heartbeatSeconds,
   });
 }
 

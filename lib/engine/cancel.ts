@@ -3,14 +3,19 @@ import { eventPut } from "../store/events";
 import { keys } from "../store/keys";
 import { readTasks } from "../store/run-state";
 import { transact } from "../store/transaction";
+import { isSuspended } from "./callback-token";
 import { whileEnded } from "./dispatch";
 import { GIVE_BACK_RETRIES, giveBack, sendGranted } from "./slot";
 import { type FanOutRecord, isFanOut, type TaskRecord } from "./task-record";
 
-/** Whether nobody works on the execution: queued, or running under a lease that expired (its worker died). */
+/**
+ * Whether nobody works on the execution: queued, running under a lease that expired (its worker
+ * died), or a callback task waiting for its token (no worker holds it).
+ */
 function idle(record: TaskRecord, now = new Date()): boolean {
   return (
     record.status === "queued" ||
+    isSuspended(record) ||
     (record.status === "running" && record.leaseUntil !== undefined && record.leaseUntil < now.toISOString())
   );
 }
@@ -23,6 +28,7 @@ function idle(record: TaskRecord, now = new Date()): boolean {
  */
 export async function cancelIdle(record: TaskRecord, now = new Date()): Promise<boolean> {
   if (!idle(record, now)) return false;
+  const suspended = isSuspended(record);
   for (let tries = 0; tries < GIVE_BACK_RETRIES; tries++) {
     // a slot it holds is given back with the cancellation; a place in a limit's queue is left to go stale
     const slot = record.slot === "held" ? await giveBack(record, now) : undefined;
@@ -33,16 +39,18 @@ export async function cancelIdle(record: TaskRecord, now = new Date()): Promise<
           Key: keys.execution(record),
           UpdateExpression:
             "SET #status = :cancelled, endedAt = :now REMOVE sweepShard, sweepAt, notBefore, leaseUntil, slot",
-          // closes: a worker claiming (or a late worker settling) the execution while the cancellation sweeps it
-          ConditionExpression:
-            "attempt = :attempt AND (#status = :queued OR (#status = :running AND leaseUntil < :now))",
+          ConditionExpression: suspended
+            ? // closes: a callback (or its timeout) settling the waiting execution while the cancellation sweeps it
+              "attempt = :attempt AND #status = :running AND callbackToken = :token"
+            : // closes: a worker claiming (or a late worker settling) the execution while the cancellation sweeps it
+              "attempt = :attempt AND (#status = :queued OR (#status = :running AND leaseUntil < :now))",
           ExpressionAttributeNames: { "#status": "status" },
           ExpressionAttributeValues: {
             ":cancelled": "cancelled",
-            ":queued": "queued",
             ":running": "running",
             ":attempt": record.attempt,
             ":now": now.toISOString(),
+            ...(suspended ? { ":token": record.callbackToken } : { ":queued": "queued" }),
           },
         },
       },

@@ -4,6 +4,8 @@ import { eventPut } from "../store/events";
 import { keys } from "../store/keys";
 import { readItem } from "../store/run-state";
 import { type TxItem, transact } from "../store/transaction";
+import { claimSuspended } from "./callback";
+import { isSuspended } from "./callback-token";
 import { cancelIdle } from "./cancel";
 import { whileRunning } from "./dispatch";
 import { isSettled } from "./evaluate";
@@ -22,7 +24,9 @@ export type ClaimResult =
   /** Nothing to do: no such execution, or it was cancelled with its run. */
   | { kind: "gone" }
   /** Parked for a slot of its action's concurrency limit: the hand-over of a slot sends a new message. */
-  | { kind: "parked" };
+  | { kind: "parked" }
+  /** A callback task waiting for its token (callback.ts): nothing runs; the notify may need repeating. */
+  | { kind: "suspended"; record: TaskRecord };
 
 const secondsUntil = (iso: string | undefined, now: Date) =>
   iso ? Math.max(0, (Date.parse(iso) - now.getTime()) / 1000) : 0;
@@ -45,6 +49,7 @@ const SLOT_TRIES = 5;
 async function claimRecord(record: TaskRecord, workerId: string, now: Date, tries = 0): Promise<ClaimResult> {
   if (isSettled(record.status)) return { kind: "settled", record };
   if (record.slot === "waiting") return { kind: "parked" };
+  if (isSuspended(record)) return claimSuspended(record, now);
   if (record.status === "queued" && secondsUntil(record.notBefore, now) > 0) {
     return { kind: "wait", seconds: secondsUntil(record.notBefore, now) };
   }

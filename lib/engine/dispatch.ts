@@ -1,4 +1,5 @@
 import { config } from "../config";
+import { CALLBACK_ACTION, DEFAULT_CALLBACK_TIMEOUT_SECONDS } from "../definition/callback";
 import type { WorkflowDefinition } from "../definition/types";
 import { ExpressionError } from "../errors";
 import { evaluateTemplate } from "../expression";
@@ -45,9 +46,12 @@ export async function planTasks(
         status: "queued",
         attempt: 0,
         action: spec.action,
-        timeoutSeconds: spec.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS,
+        timeoutSeconds:
+          spec.timeoutSeconds ??
+          (spec.action === CALLBACK_ACTION ? DEFAULT_CALLBACK_TIMEOUT_SECONDS : DEFAULT_TIMEOUT_SECONDS),
         retry: { ...DEFAULT_RETRY, ...spec.retry },
         limit: limitOf(definition, spec.action),
+        ...(spec.heartbeatSeconds !== undefined ? { heartbeatSeconds: spec.heartbeatSeconds } : {}),
         createdAt: now.toISOString(),
         sweepShard: sweepShard(runId),
         sweepAt: addSeconds(now, QUEUED_SWEEP_SECONDS).toISOString(),

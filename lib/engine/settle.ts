@@ -24,6 +24,14 @@ export type SettleOutcome =
   /** The attempt is no longer current (its lease expired and another attempt took over): nothing written. */
   | { kind: "lost" };
 
+/** A callback settling a waiting `core.callback` execution (callback.ts). */
+export interface CallbackSettle {
+  /** The token the callback came with: it must still be the execution's current one. */
+  token: string;
+  /** sha256 of the callback's canonical body, kept so that a repeat can be told from a conflict. */
+  bodyHash: string;
+}
+
 /**
  * Records the result of the attempt `record.attempt`: the exactly-once terminal transition of an
  * execution (or its return to the queue for a retry). Fenced on the attempt, so a zombie worker
@@ -33,6 +41,7 @@ export async function settle(
   record: TaskRecord,
   result: AttemptResult,
   now = new Date(),
+  callback?: CallbackSettle,
 ): Promise<SettleOutcome> {
   const { runId, task, item, attempt } = record;
   const retry = !result.ok && result.retryable && attemptsMade(record) < record.retry.maxAttempts;
@@ -71,6 +80,13 @@ export async function settle(
     Object.assign(values, { ":failed": "failed", ":error": result.error });
     outcome = { kind: "failed" };
   }
+  let condition = "#status = :running AND attempt = :attempt";
+  if (callback) {
+    update = update.replace(/^SET /, "SET callbackBodyHash = :bodyHash, ");
+    // closes: a callback racing its own expiry (timeout, missed heartbeat), or carrying an older attempt's token
+    condition += " AND callbackToken = :token AND leaseUntil > :now";
+    Object.assign(values, { ":token": callback.token, ":bodyHash": callback.bodyHash });
+  }
   const type = result.ok ? "TaskSucceeded" : retry ? "TaskRetrying" : "TaskFailed";
   // a slot of the action's concurrency limit is given back in this same transition, so exactly once
   if (record.slot === "held") update += ", slot"; // every update above ends with a REMOVE clause
@@ -84,11 +100,14 @@ export async function settle(
           Key: keys.execution(record),
           UpdateExpression: update,
           // closes: a zombie attempt (or a duplicate of this one) writing over the current attempt (I8)
-          ConditionExpression: "#status = :running AND attempt = :attempt",
+          ConditionExpression: condition,
           ExpressionAttributeNames: names,
           ExpressionAttributeValues: values,
         },
       },
+      ...(callback
+        ? [eventPut(runId, "CallbackReceived", { task, item, attempt, detail: { ok: result.ok } })]
+        : []),
       eventPut(runId, type, { task, item, attempt, detail: result.ok ? undefined : { error: result.error } }),
       ...(slot?.writes ?? []),
     ]);

@@ -30,6 +30,8 @@ export interface TaskRecord {
   /** Set when the input template failed to evaluate: the first attempt fails with it. */
   inputError?: ErrorInfo;
   timeoutSeconds: number;
+  /** `core.callback` only: a waiting callback times out unless heartbeated this often. */
+  heartbeatSeconds?: number;
   retry: RetryPolicy;
   output?: unknown;
   error?: ErrorInfo;
@@ -50,6 +52,14 @@ export interface TaskRecord {
   limit?: SlotLimit;
   /** `held`: it holds one of the limit's slots (running, or handed one while queued); `waiting`: parked for one. */
   slot?: "held" | "waiting";
+  /** `core.callback` (callback.ts): the current attempt's task token, while and after it waits. */
+  callbackToken?: string;
+  /** When the waiting attempt times out (`CallbackTimedOut`), from the task's `timeoutSeconds`. */
+  callbackDeadline?: string;
+  /** Set once the token was POSTed to the input's `notifyUrl`. */
+  notifiedAt?: string;
+  /** sha256 of the callback body that settled the execution: a repeat must match it. */
+  callbackBodyHash?: string;
 }
 
 /**

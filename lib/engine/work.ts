@@ -1,8 +1,10 @@
-import { type CompletionMessage, sendCompletion, type TaskMessage } from "../queue";
+import { CALLBACK_ACTION } from "../definition/callback";
+import { type CompletionMessage, completionOf, sendCompletion, type TaskMessage } from "../queue";
 import { runAttempt } from "./attempt";
+import { issue, renotify } from "./callback";
 import { claim } from "./claim";
 import type { OnRenew } from "./lease";
-import { settle } from "./settle";
+import { type AttemptResult, settle } from "./settle";
 import type { TaskRecord } from "./task-record";
 
 /** What the worker adapter should do with the message: delete it, or let it come back later. */
@@ -11,7 +13,9 @@ export type WorkOutcome = { done: true } | { done: false; retryAfterSeconds: num
 /**
  * Handles one task message, re-entrant at every step: claim (conditional), run the action, record
  * the result (conditional on the attempt), publish one completion. A message that arrives again
- * after the result was recorded only publishes the completion again (same dedup id).
+ * after the result was recorded only publishes the completion again (same dedup id). A
+ * `core.callback` attempt runs no action: it waits for its callback (callback.ts), which records
+ * the result and publishes the completion.
  */
 export async function work(message: TaskMessage, workerId: string, onRenew?: OnRenew): Promise<WorkOutcome> {
   const claimed = await claim(message, workerId);
@@ -27,21 +31,25 @@ export async function work(message: TaskMessage, workerId: string, onRenew?: OnR
       await sendCompletion(completionOf(record, record.status as CompletionMessage["outcome"]));
       return { done: true };
     }
+    case "suspended":
+      return record(claimed.record, await renotify(claimed.record));
     case "claimed": {
-      const record = claimed.record;
-      const outcome = await settle(record, await runAttempt(record, onRenew));
-      if (outcome.kind === "retry") return { done: false, retryAfterSeconds: outcome.seconds };
-      if (outcome.kind === "lost") return { done: true };
-      await sendCompletion(completionOf(record, outcome.kind));
-      return { done: true };
+      const claimedRecord = claimed.record;
+      const result =
+        claimedRecord.action === CALLBACK_ACTION
+          ? await issue(claimedRecord)
+          : await runAttempt(claimedRecord, onRenew);
+      return record(claimedRecord, result);
     }
   }
 }
 
-const completionOf = (record: TaskRecord, outcome: CompletionMessage["outcome"]): CompletionMessage => ({
-  runId: record.runId,
-  task: record.task,
-  item: record.item,
-  attempt: record.attempt,
-  outcome,
-});
+/** Records an attempt's result and publishes its completion; undefined: nothing to record (a callback waits). */
+async function record(claimed: TaskRecord, result: AttemptResult | undefined): Promise<WorkOutcome> {
+  if (result === undefined) return { done: true };
+  const outcome = await settle(claimed, result);
+  if (outcome.kind === "retry") return { done: false, retryAfterSeconds: outcome.seconds };
+  if (outcome.kind === "lost") return { done: true };
+  await sendCompletion(completionOf(claimed, outcome.kind));
+  return { done: true };
+}

@@ -17,6 +17,8 @@ export type EventType =
   | "TaskFailed"
   | "TaskRetrying"
   | "TaskCancelled"
+  | "CallbackIssued"
+  | "CallbackReceived"
   | "LockWaiting"
   | "LockAcquired"
   | "LockReleased"

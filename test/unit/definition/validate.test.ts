@@ -439,7 +439,12 @@ describe("validateDefinition: every problem kind, with its path", () => {
         raw.tasks.b = { action: "core.noop", timeoutSeconds: 121 };
         return raw;
       },
-      [{ path: "tasks.b.timeoutSeconds", message: "must be <= 120" }],
+      [
+        {
+          path: "tasks.b.timeoutSeconds",
+          message: "must be <= 120 (only core.callback tasks may wait longer, up to 604800)",
+        },
+      ],
     ],
     [
       "a fractional task timeout",
@@ -667,5 +672,43 @@ describe("validateDefinition: several problems at once", () => {
 
   it("says how many problems in its message", () => {
     expect(invalid({ name: 1, tasks: 2 }).message).toBe("workflow definition has 2 problem(s)");
+  });
+});
+
+describe("validateDefinition: callback tasks (timeoutSeconds by action, heartbeatSeconds)", () => {
+  const withCallback = new Set([...actions, "core.callback"]);
+  const task = (spec: Record<string, unknown>) => ({ name: "wf", tasks: { a: spec } });
+  const problems = (raw: unknown) => definitionProblems(raw, { actions: withCallback });
+
+  it("lets core.callback wait up to 7 days, with heartbeats up to its timeout", () => {
+    const spec = { action: "core.callback", timeoutSeconds: 604_800, heartbeatSeconds: 3600 };
+    expect(problems(task(spec))).toEqual([]);
+    expect(validateDefinition(task(spec), { actions: withCallback }).tasks.a).toEqual(spec);
+    expect(problems(task({ action: "core.callback", heartbeatSeconds: 86_400 }))).toEqual([]); // default 1 day
+  });
+
+  it("refuses a callback timeout over 7 days, and a heartbeat longer than the timeout", () => {
+    expect(problems(task({ action: "core.callback", timeoutSeconds: 604_801 }))).toEqual([
+      { path: "tasks.a.timeoutSeconds", message: "must be <= 604800 (7 days) for core.callback" },
+    ]);
+    expect(problems(task({ action: "core.callback", timeoutSeconds: 60, heartbeatSeconds: 61 }))).toEqual([
+      { path: "tasks.a.heartbeatSeconds", message: "must be <= timeoutSeconds (60)" },
+    ]);
+    expect(problems(task({ action: "core.callback", heartbeatSeconds: 86_401 }))).toEqual([
+      { path: "tasks.a.heartbeatSeconds", message: "must be <= timeoutSeconds (86400)" },
+    ]);
+    expect(problems(task({ action: "core.callback", heartbeatSeconds: 0 }))).toEqual([
+      { path: "tasks.a.heartbeatSeconds", message: "must be >= 1" },
+    ]);
+  });
+
+  it("keeps other actions at 120 s and refuses heartbeatSeconds on them", () => {
+    expect(problems(task({ action: "core.http", timeoutSeconds: 3600, heartbeatSeconds: 10 }))).toEqual([
+      {
+        path: "tasks.a.timeoutSeconds",
+        message: "must be <= 120 (only core.callback tasks may wait longer, up to 604800)",
+      },
+      { path: "tasks.a.heartbeatSeconds", message: "is only allowed on core.callback tasks" },
+    ]);
   });
 });

@@ -338,6 +338,7 @@ describe("least privilege", () => {
       [key(getAtt("ApiLogGroup"))]: logActions,
       [key(table)]: tableActions,
       [key(getAtt("TasksQueue"))]: ["sqs:SendMessage"],
+      [key(getAtt("CompletionsQueue"))]: ["sqs:SendMessage"],
     },
     worker: {
       [key(getAtt("WorkerLogGroup"))]: logActions,
