@@ -1,7 +1,8 @@
 import { config } from "../config";
+import { completionOf, sendCompletion } from "../queue";
 import { eventPut } from "../store/events";
 import { keys } from "../store/keys";
-import { readTasks } from "../store/run-state";
+import { queryRunItems, readTasks } from "../store/run-state";
 import { transact } from "../store/transaction";
 import { isSuspended } from "./callback-token";
 import { whileEnded } from "./dispatch";
@@ -75,11 +76,11 @@ export async function cancelIdle(record: TaskRecord, now = new Date()): Promise<
 /**
  * The run was cancelled: a running with-items task becomes cancelled, so no slot is refilled.
  * Its queued items are cancelled when their messages arrive (the claim holds only while the run
- * runs); its running items finish and are recorded.
+ * runs); its running items finish and are recorded. Returns whether this call cancelled it.
  */
-export async function cancelFanOut(parent: FanOutRecord, now = new Date()): Promise<void> {
-  if (parent.status !== "running") return;
-  await transact([
+export async function cancelFanOut(parent: FanOutRecord, now = new Date()): Promise<boolean> {
+  if (parent.status !== "running") return false;
+  const outcome = await transact([
     {
       Update: {
         TableName: config.tableName(),
@@ -100,9 +101,25 @@ export async function cancelFanOut(parent: FanOutRecord, now = new Date()): Prom
     eventPut(parent.runId, "TaskCancelled", { task: parent.task }),
     whileEnded(parent.runId),
   ]);
+  return outcome.ok;
+}
+
+/**
+ * Items no message will come for: parked for a limit's slot, or waiting for their callback. They
+ * are cancelled (and counted down, through their completion) by the call that cancelled their
+ * task; should that call die first, a hand-over of the slot or the callback's timeout does it.
+ */
+async function cancelWaitingItems(parent: FanOutRecord, now: Date): Promise<void> {
+  const items = (await queryRunItems(parent.runId, keys.itemPrefix(parent.task))) as unknown as TaskRecord[];
+  for (const item of items.filter((i) => i.slot === "waiting" || isSuspended(i))) {
+    if (await cancelIdle(item, now)) await sendCompletion(completionOf(item, "cancelled"));
+  }
 }
 
 /** After the run ended early (cancelled, timed out): nothing queued runs, no slot is refilled. */
-export async function cancelRemaining(runId: string): Promise<void> {
-  for (const task of await readTasks(runId)) await (isFanOut(task) ? cancelFanOut(task) : cancelIdle(task));
+export async function cancelRemaining(runId: string, now = new Date()): Promise<void> {
+  for (const task of await readTasks(runId)) {
+    if (!isFanOut(task)) await cancelIdle(task, now);
+    else if (await cancelFanOut(task, now)) await cancelWaitingItems(task, now);
+  }
 }

@@ -324,4 +324,33 @@ describe("callback tasks", () => {
     expect(run.status).toBe("succeeded");
     expect(run.output).toEqual(["done 0", "done 1", "done 2"]);
   }, 60_000);
+
+  it("cancelling a run whose with-items callbacks wait cancels them at once, and their tokens 404", async () => {
+    await register(stack, {
+      name: "per-item-cancel",
+      concurrencyKey: "{% 'one' %}",
+      tasks: {
+        each: {
+          action: "core.callback",
+          withItems: ["a", "b"],
+          input: { notifyUrl: `${sink().url}/notify/pic` },
+        },
+      },
+    });
+    const runId = await start("per-item-cancel");
+    const notifies = [await notified("pic", runId, 2)].concat(
+      sink()
+        .requestsTo("/notify/pic")
+        .filter((r) => (r.json as { runId: string }).runId === runId),
+    );
+    const next = await stack.api("POST", "/workflows/per-item-cancel/runs", {});
+    expect(next.body.status).toBe("waiting");
+    expect((await stack.api("POST", `/runs/${runId}/cancel`)).status).toBe(202);
+    const run = await waitForRun(stack, runId);
+    expect(run.status).toBe("cancelled");
+    expect(run.tasks.each.items).toMatchObject({ total: 2, running: 0, cancelled: 2 });
+    for (const r of notifies) expect((await callback(tokenOf(r), { output: 1 })).status).toBe(404);
+    // nothing of the cancelled run waits any more: its key passed on without any timeout
+    await waitForRun(stack, next.body.runId, (v) => v.status !== "waiting", 10_000);
+  }, 60_000);
 });

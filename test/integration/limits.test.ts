@@ -88,6 +88,13 @@ describe("concurrency limits", () => {
     await held;
     const b = await stack.api("POST", "/workflows/cancel-limited/runs", { input: { run: 1, items } });
     await waitForRun(stack, b.body.runId, (r) => r.tasks.fan?.waitingFor?.waiting === 6);
+    // a run cancelled while its items are parked: they are cancelled at once, and leave the queue
+    const c = await stack.api("POST", "/workflows/cancel-limited/runs", { input: { run: 2, items } });
+    await waitForRun(stack, c.body.runId, (r) => r.tasks.fan?.waitingFor?.waiting === 6);
+    expect((await stack.api("POST", `/runs/${c.body.runId}/cancel`)).status).toBe(202);
+    const rc = await waitForRun(stack, c.body.runId, (r) => r.tasks.fan?.items?.running === 0, 10_000);
+    expect(rc.tasks.fan.items).toMatchObject({ cancelled: 6 });
+    expect(rc.tasks.fan.waitingFor).toBeUndefined();
     expect((await stack.api("POST", `/runs/${a.body.runId}/cancel`)).status).toBe(202);
     sink().release(); // a's two running calls finish; its slots go to b
     const [ra, rb] = await Promise.all([a, b].map((c) => waitForRun(stack, c.body.runId, undefined, 60_000)));
