@@ -18,6 +18,7 @@ import { keys } from "../../lib/store/keys";
 import { queryRunItems, readTasks } from "../../lib/store/run-state";
 import type { Sink, SinkRequest } from "../helpers/sink";
 import { callApi } from "../helpers/stack";
+import { callbacksCompleteOnce } from "./callbacks";
 import { randomShape, type Shape, sinkCall, transientFailures } from "./workflows";
 
 export interface CheckResult {
@@ -208,6 +209,8 @@ export async function runChecker(options: {
   }
   log("runs sharing concurrency keys (I5)");
   violations.push(...(await sharedKeysNeverOverlap(stack, sink, seed)));
+  log("callback tasks completed once");
+  violations.push(...(await callbacksCompleteOnce(stack, sink, seed)));
   log("re-sending every message of the ended runs (I7)");
   const resent = Date.now();
   violations.push(...(await duplicatesChangeNothing([...finals.keys()])));
