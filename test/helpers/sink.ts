@@ -226,3 +226,20 @@ async function readRequest(request: IncomingMessage): Promise<SinkRequest> {
     at,
   };
 }
+
+/** The most calls the sink was inside of at any instant. */
+export function peakOverlap(requests: SinkRequest[]): number {
+  const edges = requests.flatMap((r) => [
+    { at: r.at, step: 1 },
+    { at: r.answeredAt ?? Number.POSITIVE_INFINITY, step: -1 },
+  ]);
+  // an answer and an arrival at the same millisecond: the answer first (the slot was given back)
+  edges.sort((a, b) => a.at - b.at || a.step - b.step);
+  let inside = 0;
+  let peak = 0;
+  for (const edge of edges) {
+    inside += edge.step;
+    peak = Math.max(peak, inside);
+  }
+  return peak;
+}

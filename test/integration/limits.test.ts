@@ -4,9 +4,9 @@
  * are handed one fairly across runs as slots free, and the counters end at 0.
  */
 import { describe, expect, it } from "vitest";
-import { limitedWorkflow, peakOverlap, runLimited } from "../helpers/limited-runs";
+import { limitedWorkflow, runLimited } from "../helpers/limited-runs";
 import { eventsOf, register, waitForRun } from "../helpers/runs";
-import { useSink } from "../helpers/sink";
+import { peakOverlap, useSink } from "../helpers/sink";
 import { useLocalStack } from "../helpers/stack";
 
 const stack = useLocalStack({ pollerConcurrency: { worker: 20, advance: 4 } });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { eventsOf, register, waitForRun } from "../helpers/runs";
-import { useSink } from "../helpers/sink";
+import { peakOverlap, useSink } from "../helpers/sink";
 import { useLocalStack } from "../helpers/stack";
 
 const ROUNDS = Number(process.env.F1_ROUNDS ?? 30);
@@ -117,18 +117,7 @@ describe("with-items fan-out and fan-in", () => {
     expect(run.status).toBe("succeeded");
     const calls = sink().requestsTo("/item");
     expect(calls).toHaveLength(20);
-    // the peak number of calls in flight at once (an arrival while others are unanswered)
-    const edges = calls.flatMap((c) => [
-      { at: c.at, delta: 1 },
-      { at: c.answeredAt ?? Number.POSITIVE_INFINITY, delta: -1 },
-    ]);
-    edges.sort((a, b) => a.at - b.at || a.delta - b.delta);
-    let inFlight = 0;
-    let peak = 0;
-    for (const edge of edges) {
-      inFlight += edge.delta;
-      peak = Math.max(peak, inFlight);
-    }
+    const peak = peakOverlap(calls);
     expect(peak).toBeLessThanOrEqual(4);
     expect(peak).toBeGreaterThanOrEqual(2); // it does run items in parallel
     expect(run.output).toHaveLength(20);
