@@ -32,11 +32,14 @@ export async function cancelIdle(record: TaskRecord, now = new Date()): Promise<
           Key: keys.execution(record),
           UpdateExpression:
             "SET #status = :cancelled, endedAt = :now REMOVE sweepShard, sweepAt, notBefore, leaseUntil, slot",
-          // closes: a worker claiming (or a late worker settling) the execution while the cancellation sweeps it
+          // closes: a worker claiming (or a late worker settling) the execution while the cancellation sweeps it,
+          // and a slot handed to it since it was read (cancelled as parked, that slot would never come back)
           ConditionExpression:
-            "attempt = :attempt AND (#status = :queued OR (#status = :running AND leaseUntil < :now))",
+            "attempt = :attempt AND (#status = :queued OR (#status = :running AND leaseUntil < :now)) AND " +
+            (record.slot ? "slot = :slot" : "attribute_not_exists(slot)"),
           ExpressionAttributeNames: { "#status": "status" },
           ExpressionAttributeValues: {
+            ...(record.slot ? { ":slot": record.slot } : {}),
             ":cancelled": "cancelled",
             ":queued": "queued",
             ":running": "running",

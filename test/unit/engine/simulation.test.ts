@@ -32,7 +32,7 @@ describe("deterministic simulation: every invariant holds", () => {
 /** The engine's guards, by their exact condition expressions, and a fault mode that needs them. */
 const GUARDS: {
   guard: string;
-  condition: string | string[];
+  condition: string | RegExp | (string | RegExp)[];
   mode: FaultMode;
   caught: RegExp;
   schedules?: number;
@@ -80,6 +80,33 @@ const GUARDS: {
     condition: "attribute_not_exists(holder)",
     mode: "none",
     caught: /I5/,
+  },
+  {
+    guard: "limit: a claim takes a slot only if one is free and nobody waits (F4, I4)",
+    condition:
+      "(attribute_not_exists(active) OR active < :max) AND (attribute_not_exists(waiting) OR size(waiting) = :zero)",
+    mode: "none",
+    caught: /I4/,
+  },
+  {
+    guard: "limit: a give-back as read, the list and counts unmoved (F4, I4)",
+    // built per call: `waiting[i] = :wi` for each entry it drops or hands over, `#held = :heldSeen`,
+    // and `active > :zero AND size(waiting) = :size` when nobody waits
+    condition: /= :w\d+|= :heldSeen|= :size/,
+    mode: "duplicate",
+    caught: /I4|I6/,
+  },
+  {
+    guard: "limit: park only behind a slot that is taken (F4, I4)",
+    condition: "attribute_exists(active) AND (active >= :max OR size(waiting) > :zero)",
+    mode: "all",
+    caught: /I4|I6/,
+  },
+  {
+    guard: "limit: a slot handed only to an execution still parked (F4, I4)",
+    condition: "#status = :queued AND slot = :waiting AND attempt = :attempt",
+    mode: "all",
+    caught: /I4|I6/,
   },
 ];
 
