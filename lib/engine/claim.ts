@@ -91,11 +91,14 @@ async function claimRecord(record: TaskRecord, workerId: string, now: Date, trie
         UpdateExpression:
           "SET #status = :running, attempt = :attempt, startedAt = :now, leaseUntil = :lease, " +
           `workerId = :worker, sweepAt = :lease${record.limit ? ", slot = :held" : ""} REMOVE notBefore`,
-        // closes: N workers claiming the same attempt; a claim of an expired lease racing its worker
+        // closes: N workers claiming the same attempt; a claim of an expired lease racing its worker;
+        // and, for a limited action, a claim whose slot (none, parked, held) moved since it was read
         ConditionExpression:
-          "attempt = :seen AND (#status = :queued OR (#status = :running AND leaseUntil < :now))",
+          "attempt = :seen AND (#status = :queued OR (#status = :running AND leaseUntil < :now))" +
+          (record.limit ? (record.slot ? " AND slot = :slotSeen" : " AND attribute_not_exists(slot)") : ""),
         ExpressionAttributeNames: { "#status": "status" },
         ExpressionAttributeValues: {
+          ...(record.limit && record.slot ? { ":slotSeen": record.slot } : {}),
           ":running": "running",
           ":queued": "queued",
           ":attempt": attempt,
