@@ -416,7 +416,7 @@ export function compile(expressions: Expressions, placeholders: Placeholders): C
       }
       // `REMOVE waiting[3], waiting[0]`: both indices name elements of the list as it was read
       for (const [name, indices] of removed)
-        after[name] = (item?.[name] as unknown[]).filter((_, k) => !indices.has(k));
+        after[name] = ((item?.[name] ?? []) as unknown[]).filter((_, k) => !indices.has(k));
       return after;
     },
   };

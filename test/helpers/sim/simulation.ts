@@ -324,10 +324,15 @@ class World {
    */
   private checkLimits(writes: Write[], commit: number): void {
     const touched = new Set<LimitWatch>();
+    // `SIM_TRACE=1 npm run sim -- --schedules 1 --seed N --faults MODE`: the commit log of limits, executions and events
     if (process.env.SIM_TRACE)
-      for (const { key, after } of writes)
-        if (String(key.pk).startsWith("LIMIT#") || after.limit || after.type)
-          console.log(commit, actors.getStore()?.kind, actors.getStore()?.id, key.pk, key.sk, JSON.stringify(after.limit ? { status: after.status, attempt: after.attempt, slot: after.slot } : after.type ? {type: after.type, task: after.task, item: after.item, attempt: after.attempt} : after));
+      for (const { key, after } of writes) {
+        const { status, attempt, slot, type, task, item } = after;
+        const shown = String(key.pk).startsWith("LIMIT#")
+          ? after
+          : { status, attempt, slot, type, task, item };
+        console.log(commit, key.pk, key.sk, JSON.stringify(shown));
+      }
     for (const { key, before, after } of writes) {
       const sk = String(key.sk);
       if (String(key.pk).startsWith("LIMIT#")) {
@@ -341,7 +346,14 @@ class World {
       const pk = keys.limit(limit.workflow, limit.action).pk;
       let watch = this.limits.get(pk);
       if (!watch) {
-        watch = { pk, max: limit.maxRunning, held: new Map(), waiting: new Map(), spans: [], open: new Map() };
+        watch = {
+          pk,
+          max: limit.maxRunning,
+          held: new Map(),
+          waiting: new Map(),
+          spans: [],
+          open: new Map(),
+        };
         this.limits.set(pk, watch);
       }
       touched.add(watch);
@@ -377,7 +389,8 @@ class World {
       for (const name of Object.keys(item ?? {}).filter((k) => k.startsWith("held#")))
         if (!heldByRun.has(name.slice(5))) heldByRun.set(name.slice(5), 0);
       for (const [runId, n] of heldByRun)
-        if ((item?.[`held#${runId}`] ?? 0) !== n) v(`held#${runId} is ${item?.[`held#${runId}`]}, yet ${n} of its executions hold a slot`);
+        if ((item?.[`held#${runId}`] ?? 0) !== n)
+          v(`held#${runId} is ${item?.[`held#${runId}`]}, yet ${n} of its executions hold a slot`);
       const queued = new Set(item?.waiting ?? []);
       for (const execution of watch.waiting.keys())
         if (!queued.has(execution)) v(`${execution} is parked but not in the waiting list`);
@@ -573,7 +586,9 @@ function checkLimitsAtEnd(w: World): void {
     const { watch, span } = found;
     if (call.commit <= span.from || call.commit > span.to) {
       if (!call.actor.stalledUntil)
-        v(`I4: ${call.key} attempt ${call.attempt} ran at commit ${call.commit}, outside its span ${span.from}-${span.to}`);
+        v(
+          `I4: ${call.key} attempt ${call.attempt} ran at commit ${call.commit}, outside its span ${span.from}-${span.to}`,
+        );
       continue;
     }
     inside.set(watch, [...(inside.get(watch) ?? []), { span, at: call.commit }]);
@@ -582,7 +597,9 @@ function checkLimitsAtEnd(w: World): void {
     for (const { at } of calls) {
       const open = new Set(calls.filter(({ span }) => span.from < at && at <= span.to).map((c) => c.span));
       if (open.size > watch.max) {
-        v(`I4: ${open.size} invocations under limit ${watch.pk} at once at commit ${at}, maxRunning ${watch.max}`);
+        v(
+          `I4: ${open.size} invocations under limit ${watch.pk} at once at commit ${at}, maxRunning ${watch.max}`,
+        );
         break;
       }
     }

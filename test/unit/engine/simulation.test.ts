@@ -39,7 +39,12 @@ const GUARDS: {
 }[] = [
   {
     guard: "claim: one worker per attempt (F3, I2)",
-    condition: "attempt = :seen AND (#status = :queued OR (#status = :running AND leaseUntil < :now))",
+    // a limited action's claim also fences on its slot as read: that condition goes too
+    condition: [
+      "attempt = :seen AND (#status = :queued OR (#status = :running AND leaseUntil < :now))",
+      "attempt = :seen AND (#status = :queued OR (#status = :running AND leaseUntil < :now)) AND slot = :slotSeen",
+      "attempt = :seen AND (#status = :queued OR (#status = :running AND leaseUntil < :now)) AND attribute_not_exists(slot)",
+    ],
     mode: "duplicate",
     caught: /I2|I3/,
   },
