@@ -7,7 +7,12 @@
  */
 import { DynamoDBClient, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import { SQSClient } from "@aws-sdk/client-sqs";
-import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import {
+  DynamoDBDocumentClient,
+  GetCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+} from "@aws-sdk/lib-dynamodb";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { type CreatedTable, createResources } from "../../infra/local/resources";
@@ -114,6 +119,28 @@ describe("the in-memory table answers as DynamoDB Local does", () => {
         ExpressionAttributeValues: { ":one": 1, ":zero": 0, ":n": 1 },
       }),
       new GetCommand({ TableName: SIM_TABLE, Key: key }),
+      // a zombie's give-back: `#served + :one` on a count that is gone, next to its own condition that fails
+      new TransactWriteCommand({
+        TransactItems: [
+          {
+            ConditionCheck: {
+              TableName: SIM_TABLE,
+              Key: key,
+              ConditionExpression: "active = :nine",
+              ExpressionAttributeValues: { ":nine": 9 },
+            },
+          },
+          {
+            Update: {
+              TableName: SIM_TABLE,
+              Key: { ...key, sk: "OTHER" },
+              UpdateExpression: "SET #served = #served + :one",
+              ExpressionAttributeNames: { "#served": "served#gone" },
+              ExpressionAttributeValues: { ":one": 1 },
+            },
+          },
+        ],
+      }),
     ];
     const mismatches: string[] = [];
     for (const command of commands) {

@@ -200,6 +200,8 @@ interface LimitWatch {
   spans: RunningSpan[];
   /** The span of each execution running now. */
   open: Map<string, RunningSpan>;
+  /** A violation was reported at some commit: not checked at commits again. */
+  broken?: boolean;
 }
 
 /** The sim action: fails its first attempts as the chaos sink does, `doomed` fails for good. */
@@ -377,9 +379,12 @@ class World {
       }
     }
     for (const watch of touched) {
+      if (watch.broken) continue; // reported once: a broken limit would repeat itself at every commit
       const item = this.table.get(TABLE, { pk: watch.pk, sk: "LIMIT" }) as LimitRecord | undefined;
-      const v = (text: string) =>
+      const v = (text: string) => {
+        watch.broken = true;
         this.violations.push(`I4: limit ${watch.pk} at commit ${commit}: ${text}: ${JSON.stringify(item)}`);
+      };
       const active = item?.active ?? 0;
       if (active < 0 || active > watch.max) v(`active ${active}, maxRunning ${watch.max}`);
       if (active !== watch.held.size) v(`active ${active}, yet ${watch.held.size} executions hold a slot`);

@@ -1,5 +1,5 @@
 /**
- * The deterministic simulation (test/helpers/sim/simulation.ts): 2,000 seeded schedules of the
+ * The deterministic simulation (test/helpers/sim/simulation.ts): 1,330 seeded schedules of the
  * real engine over an in-memory table and queues, each fault alone and all together, checking
  * I1–I4 and I6–I8 on every schedule. Then the same schedules with one guard of the engine taken
  * away at a time (its condition treated as always true): each must be caught, which shows the
@@ -8,13 +8,15 @@
 import { describe, expect, it } from "vitest";
 import { type FaultMode, simulateMany } from "../../helpers/sim/simulation";
 
+// half the schedules now also race several runs for a concurrency limit's slots, which makes them
+// longer: fewer of them keep this file's time about what it was
 const SCHEDULES: Record<FaultMode, number> = {
-  none: 200,
-  duplicate: 360,
-  redeliver: 360,
-  crash: 360,
-  stall: 360,
-  all: 360,
+  none: 130,
+  duplicate: 240,
+  redeliver: 240,
+  crash: 240,
+  stall: 240,
+  all: 240,
 };
 
 describe("deterministic simulation: every invariant holds", () => {
@@ -100,6 +102,9 @@ const GUARDS: {
     condition: /= :w\d+|= :heldSeen|= :size/,
     mode: "duplicate",
     caught: /I4|I6/,
+    // caught in 8 of seeds 1-12 at once; with it taken away some schedules never end (seed 29 of
+    // duplicate runs on past the step limit, not bounded by it): so only these 12
+    schedules: 12,
   },
   {
     guard: "limit: park only behind a slot that is taken (F4, I4)",
@@ -110,7 +115,10 @@ const GUARDS: {
   {
     guard: "limit: a slot handed only to an execution still parked (F4, I4)",
     condition: "#status = :queued AND slot = :waiting AND attempt = :attempt",
-    mode: "all",
+    // needs a cancel between the give-back's read of the parked execution and its write: rare; with
+    // no faults seeds 50, 167 and 347 of the first 400 catch it (the slot handed to a cancelled
+    // execution never comes back, so the runs parked behind it never end)
+    mode: "none",
     caught: /I4|I6/,
   },
 ];
