@@ -40,13 +40,17 @@ export async function cancelIdle(record: TaskRecord, now = new Date()): Promise<
           Key: keys.execution(record),
           UpdateExpression:
             "SET #status = :cancelled, endedAt = :now REMOVE sweepShard, sweepAt, notBefore, leaseUntil, slot",
-          ConditionExpression: suspended
-            ? // closes: a callback (or its timeout) settling the waiting execution while the cancellation sweeps it
-              "attempt = :attempt AND #status = :running AND callbackToken = :token"
-            : // closes: a worker claiming (or a late worker settling) the execution while the cancellation sweeps it
-              "attempt = :attempt AND (#status = :queued OR (#status = :running AND leaseUntil < :now))",
+          // closes (both): a slot handed to it since it was read (cancelled as parked, that slot would never come back)
+          ConditionExpression:
+            (suspended
+              ? // closes: a callback (or its timeout) settling the waiting execution while the cancellation sweeps it
+                "attempt = :attempt AND #status = :running AND callbackToken = :token"
+              : // closes: a worker claiming (or a late worker settling) the execution while the cancellation sweeps it
+                "attempt = :attempt AND (#status = :queued OR (#status = :running AND leaseUntil < :now))") +
+            (record.slot ? " AND slot = :slot" : " AND attribute_not_exists(slot)"),
           ExpressionAttributeNames: { "#status": "status" },
           ExpressionAttributeValues: {
+            ...(record.slot ? { ":slot": record.slot } : {}),
             ":cancelled": "cancelled",
             ":running": "running",
             ":attempt": record.attempt,

@@ -96,13 +96,16 @@ async function claimRecord(record: TaskRecord, workerId: string, now: Date, trie
         UpdateExpression:
           "SET #status = :running, attempt = :attempt, startedAt = :now, leaseUntil = :lease, " +
           `workerId = :worker, sweepAt = :lease${record.limit ? ", slot = :held" : ""} REMOVE notBefore`,
-        // closes: N workers claiming the same attempt; a claim of an expired lease racing its worker
+        // closes: N workers claiming the same attempt; a claim of an expired lease racing its worker (or
+        // its retry: the status as read); for a limited action, a claim whose slot moved since it was read
         ConditionExpression:
-          "attempt = :seen AND (#status = :queued OR (#status = :running AND leaseUntil < :now))",
+          `attempt = :seen AND ${record.status === "queued" ? "#status = :queued" : "#status = :running AND leaseUntil < :now"}` +
+          (record.limit ? (record.slot ? " AND slot = :slotSeen" : " AND attribute_not_exists(slot)") : ""),
         ExpressionAttributeNames: { "#status": "status" },
         ExpressionAttributeValues: {
+          ...(record.limit && record.slot ? { ":slotSeen": record.slot } : {}),
           ":running": "running",
-          ":queued": "queued",
+          ...(record.status === "queued" ? { ":queued": "queued" } : {}),
           ":attempt": attempt,
           ":seen": record.attempt,
           ":now": now.toISOString(),

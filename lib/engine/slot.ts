@@ -158,7 +158,10 @@ export async function giveBack(record: TaskRecord, now = new Date()): Promise<Gi
   const limit = await readLimit(record.limit as SlotLimit);
   if (!limit) throw new Error(`the limit of ${entryOf(record)} is missing although it holds a slot`);
   const count = (name: string) => limit[name as `held#${string}`] ?? 0;
-  const candidates = limit.waiting.map((entry, index) => ({ entry, index, ...parseEntry(entry) }));
+  // a zombie giving back may find its own execution parked (retried by the attempt that took over): never itself
+  const candidates = limit.waiting
+    .map((entry, index) => ({ entry, index, ...parseEntry(entry) }))
+    .filter((c) => c.entry !== entryOf(record));
   const stale: typeof candidates = [];
   let chosen: (typeof candidates)[number] | undefined;
   let chosenAttempt = 0;
@@ -185,8 +188,11 @@ export async function giveBack(record: TaskRecord, now = new Date()): Promise<Gi
     values[`:w${c.index}`] = c.entry;
   }
   if (chosen?.runId === record.runId) {
-    sets.push("#served = #served + :one"); // the slot stays with the run
+    // the slot stays with the run (a zombie's give-back may find the count gone: its write then fails on the
+    // execution's condition, but `#served + :one` on nothing would have made the whole request invalid)
+    sets.push("#served = if_not_exists(#served, :zero) + :one");
     names["#served"] = servedName(record.runId);
+    values[":zero"] = 0;
   } else {
     names["#held"] = heldName(record.runId);
     conditions.push("#held = :heldSeen");

@@ -11,6 +11,7 @@ import type { LocalStack } from "../../infra/local/stack";
 import { sqs } from "../../lib/clients";
 import { config } from "../../lib/config";
 import { canonicalJson } from "../../lib/definition/hash";
+import { readLimit } from "../../lib/engine/slot";
 import { type FanOutRecord, isFanOut, type TaskRecord } from "../../lib/engine/task-record";
 import { type CompletionMessage, completionDedupId, sendTasks } from "../../lib/queue";
 import { listEvents } from "../../lib/store/events";
@@ -23,6 +24,8 @@ import { randomShape, type Shape, sinkCall, transientFailures } from "./workflow
 
 export interface CheckResult {
   runs: number;
+  /** Runs of workflows with a concurrency limit on the sink's action. */
+  limitedRuns: number;
   calls: number;
   faults: { duplicates: number; redeliveries: number; crashes: number };
   violations: string[];
@@ -62,10 +65,18 @@ export async function runChecker(options: {
     return attempt <= transientFailures(key) ? 503 : 200;
   });
 
-  // register the workflows, then create every run at once, each with its own Idempotency-Key
+  // register the workflows, then create every run at once, each with its own Idempotency-Key; some
+  // workflows have a concurrency limit on the sink's action, and some of those get a second run
+  // (the same workflow again), so that runs race for its slots
   const shapes: Shape[] = [];
   for (let i = 0; i < options.runs; i++) {
+    const limited = shapes.filter((s) => s.definition.limits);
+    if (limited.length > 0 && random() < 0.15) {
+      shapes.push(limited[Math.floor(random() * limited.length)] as Shape);
+      continue;
+    }
     const shape = randomShape(random, `chaos-${seed}-${i}`, sinkCall(sink.url));
+    if (random() < 0.3) withLimit(shape, 1 + Math.floor(random() * 3));
     const registered = await persist(stack, "PUT", `/workflows/${shape.definition.name}`, shape.definition);
     if (registered.status >= 300) throw new Error(`registration failed: ${registered.text}`);
     shapes.push(shape);
@@ -207,16 +218,22 @@ export async function runChecker(options: {
       }
     }
   }
+  log("concurrency limits (I4)");
+  violations.push(...(await limitsHeld(shapes, runIds, calls)));
   log("runs sharing concurrency keys (I5)");
   violations.push(...(await sharedKeysNeverOverlap(stack, sink, seed)));
   log("callback tasks completed once");
   violations.push(...(await callbacksCompleteOnce(stack, sink, seed)));
   log("re-sending every message of the ended runs (I7)");
   const resent = Date.now();
+  const limitsBefore = await limitItems(shapes);
   violations.push(...(await duplicatesChangeNothing([...finals.keys()])));
+  if ((await limitItems(shapes)) !== limitsBefore)
+    violations.push("I7: a duplicate message changed a limit item");
   log(`the re-sent messages were handled in ${((Date.now() - resent) / 1000).toFixed(1)} s`);
   return {
     runs: runIds.length,
+    limitedRuns: shapes.filter((s) => s.definition.limits).length,
     calls: sink.requests.length,
     faults: {
       duplicates: report.duplicates,
@@ -225,6 +242,69 @@ export async function runChecker(options: {
     },
     violations,
   };
+}
+
+/** The action every task of a random shape calls: the sink's. */
+const SINK_ACTION = "core.http";
+
+function withLimit(shape: Shape, maxRunning: number): void {
+  shape.definition.limits = { actions: { [SINK_ACTION]: { maxRunning } } };
+}
+
+/**
+ * I4 for concurrency limits, from the sink's record: the calls of each limited workflow's runs
+ * (every task calls the sink, and each call names its run in its Idempotency-Key) never overlap
+ * more than maxRunning at any instant (an answer and an arrival at the same millisecond: the
+ * answer first); and each limit item ends with `active` 0, nobody waiting and no per-run count.
+ */
+async function limitsHeld(
+  shapes: Shape[],
+  runIds: string[],
+  calls: Map<string, SinkRequest[]>,
+): Promise<string[]> {
+  const violations: string[] = [];
+  const workflows = new Map<string, { max: number; runs: Set<string> }>();
+  for (const [i, shape] of shapes.entries()) {
+    const max = shape.definition.limits?.actions?.[SINK_ACTION]?.maxRunning;
+    if (max === undefined) continue;
+    const entry = workflows.get(shape.definition.name) ?? { max, runs: new Set<string>() };
+    entry.runs.add(runIds[i] as string);
+    workflows.set(shape.definition.name, entry);
+  }
+  for (const [workflow, { max, runs }] of workflows) {
+    const requests = [...calls.entries()]
+      .filter(([key]) => runs.has(key.split("/")[0] as string))
+      .flatMap(([, made]) => made);
+    const edges = requests
+      .flatMap((r) => [
+        { at: r.at, d: 1 },
+        { at: r.answeredAt ?? Number.POSITIVE_INFINITY, d: -1 },
+      ])
+      .sort((a, b) => a.at - b.at || a.d - b.d);
+    let open = 0;
+    let peak = 0;
+    for (const edge of edges) {
+      open += edge.d;
+      peak = Math.max(peak, open);
+    }
+    if (peak > max)
+      violations.push(
+        `I4: ${workflow} (${runs.size} runs) had ${peak} sink calls at once, maxRunning ${max}`,
+      );
+    const limit = await readLimit({ workflow, action: SINK_ACTION });
+    const counts = Object.keys(limit ?? {}).filter((k) => k.startsWith("held#") || k.startsWith("served#"));
+    if (limit && (limit.active !== 0 || limit.waiting.length > 0 || counts.length > 0))
+      violations.push(`I4: the limit of ${workflow} ended as ${JSON.stringify(limit)}`);
+  }
+  return violations;
+}
+
+/** The limit items of the limited workflows, as canonical JSON. */
+async function limitItems(shapes: Shape[]): Promise<string> {
+  const names = [...new Set(shapes.filter((s) => s.definition.limits).map((s) => s.definition.name))];
+  return canonicalJson(
+    await Promise.all(names.map((workflow) => readLimit({ workflow, action: SINK_ACTION }))),
+  );
 }
 
 /** Every item of the run's partition, by sort key, as canonical JSON. */

@@ -46,7 +46,7 @@ try {
       (byCommand.get(`${c.fn} ${c.when} ${c.command}`) ?? 0) + 1,
     );
   console.log(
-    `\nchaos check: ${result.runs} runs, ${result.calls} calls, seed ${seed}, faults "${values.faults}", ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    `\nchaos check: ${result.runs} runs (${result.limitedRuns} under a concurrency limit), ${result.calls} calls, seed ${seed}, faults "${values.faults}", ${((Date.now() - started) / 1000).toFixed(1)} s`,
   );
   console.table({
     "duplicated deliveries": result.faults.duplicates,

@@ -3,7 +3,7 @@
  * table: condition and key-condition expressions (comparisons, `IN`, `BETWEEN`, `AND`/`OR`/`NOT`,
  * `attribute_exists`, `attribute_not_exists`, `begins_with`, `size`) and update expressions
  * (`SET a = b`, `a + b`, `a - b`, `if_not_exists`, `list_append`, `REMOVE` (of an attribute, or of
- * one list element `a[0]`), `ADD` of a number). Top-level attributes and list elements only.
+ * list elements `a[3], a[0]`, whose indices refer to the list before the update), `ADD` of a number). Top-level attributes and list elements only.
  * Anything else is refused loudly rather than guessed, and so are names and
  * values that the expression does not use (DynamoDB refuses those too).
  */
@@ -366,6 +366,11 @@ export function compile(expressions: Expressions, placeholders: Placeholders): C
   const updatedPaths = actions.map((a) => a.path);
   if (new Set(updatedPaths).size !== updatedPaths.length)
     throw new ExpressionValidationError("two update actions on one attribute path");
+  // DynamoDB: "Two document paths overlap" (a list and one of its elements in one update)
+  const whole = new Set(updatedPaths.filter((path) => parsePath(path).index === undefined));
+  for (const path of updatedPaths)
+    if (parsePath(path).index !== undefined && whole.has(parsePath(path).name))
+      throw new ExpressionValidationError(`two document paths overlap: ${path}`);
 
   return {
     updatedPaths,
@@ -374,15 +379,16 @@ export function compile(expressions: Expressions, placeholders: Placeholders): C
       (!keyCondition || holds(keyCondition, item, placeholders)),
     apply: (item, key) => {
       const after: Item = { ...(item ?? {}), ...key };
+      /** List elements to remove, by list: their indices refer to the list before the update. */
+      const removed = new Map<string, Set<number>>();
       for (const action of actions) {
         const { name, index } = parsePath(action.path);
         if (name in key) throw new ExpressionValidationError(`cannot update key attribute ${action.path}`);
         if (index !== undefined) {
           // one element of a list: only REMOVE is used (the list closes up, as in DynamoDB)
-          const list = after[name];
-          if (action.kind !== "remove" || !Array.isArray(list))
+          if (action.kind !== "remove" || !Array.isArray(item?.[name]))
             throw new ExpressionValidationError(`${action.path}: only REMOVE of a list element is supported`);
-          after[name] = list.filter((_, k) => k !== index);
+          removed.set(name, (removed.get(name) ?? new Set()).add(index));
           continue;
         }
         if (action.kind === "remove") {
@@ -408,6 +414,9 @@ export function compile(expressions: Expressions, placeholders: Placeholders): C
           throw new ExpressionValidationError(`SET ${action.path}: ${action.op} needs two numbers`);
         after[action.path] = action.op === "+" ? value + right : value - right;
       }
+      // `REMOVE waiting[3], waiting[0]`: both indices name elements of the list as it was read
+      for (const [name, indices] of removed)
+        after[name] = ((item?.[name] ?? []) as unknown[]).filter((_, k) => !indices.has(k));
       return after;
     },
   };

@@ -55,13 +55,14 @@ export class MemoryTable {
   /**
    * @param indexes Global secondary indexes, projecting keys only (as the engine's `sweep`).
    * @param weakened For mutation tests of the engine: condition expressions equal to one of these
-   *   are treated as always true, as if the engine did not have that guard.
+   *   (or matching it, for a pattern: conditions built per call) are treated as always true, as if
+   *   the engine did not have that guard.
    * @param log When given, every call answered is appended to it, with its answer.
    */
   constructor(
     private readonly keySchema: IndexSchema = { hash: "pk", range: "sk" },
     private readonly indexes: Record<string, IndexSchema> = {},
-    private readonly weakened: string[] = [],
+    private readonly weakened: (string | RegExp)[] = [],
     private readonly log?: TableCall[],
   ) {}
 
@@ -232,7 +233,10 @@ export class MemoryTable {
         },
         { names: op.ExpressionAttributeNames, values: op.ExpressionAttributeValues },
       );
-      const weak = op.ConditionExpression !== undefined && this.weakened.includes(op.ConditionExpression);
+      const condition = op.ConditionExpression;
+      const weak =
+        condition !== undefined &&
+        this.weakened.some((w) => (typeof w === "string" ? w === condition : w.test(condition)));
       const failed = !weak && !compiled.holds(before);
       let after: Item | undefined;
       if (!failed && entry.Put) after = copy(entry.Put.Item as Item);

@@ -24,6 +24,7 @@ import { registerAction } from "../../../lib/actions/registry";
 import { useClients } from "../../../lib/clients";
 import { canonicalJson } from "../../../lib/definition/hash";
 import { advance } from "../../../lib/engine/advance";
+import type { LimitRecord, SlotLimit } from "../../../lib/engine/slot";
 import { sweep } from "../../../lib/engine/sweep";
 import { type FanOutRecord, isFanOut, type TaskRecord } from "../../../lib/engine/task-record";
 import { type WorkOutcome, work } from "../../../lib/engine/work";
@@ -81,7 +82,7 @@ export async function simulateMany(
   mode: FaultMode,
   count: number,
   firstSeed: number,
-  weakened?: string[],
+  weakened?: (string | RegExp)[],
 ): Promise<ModeSummary> {
   const clock = installVirtualClock();
   const started = performance.now();
@@ -122,7 +123,9 @@ export interface ScheduleOptions {
   /** Steps after which the schedule is declared stuck. */
   maxSteps?: number;
   /** Mutation tests: condition expressions taken as always true (see MemoryTable). */
-  weakened?: string[];
+  weakened?: (string | RegExp)[];
+  /** Always add the limited workflow (several runs racing for its action's slots): default 1 in 2 schedules. */
+  limited?: boolean;
   /** When given, every call the in-memory table answered is appended, with its answer. */
   tableLog?: TableCall[];
 }
@@ -178,6 +181,29 @@ interface Invocation {
   commit: number;
 }
 
+/** One attempt's running span, in commits: claimed at commit `from`, left running at commit `to`. */
+interface RunningSpan {
+  execution: string;
+  attempt: number;
+  from: number;
+  to: number;
+}
+
+/** What the simulation knows of one concurrency limit, from the executions subject to it. */
+interface LimitWatch {
+  pk: string;
+  max: number;
+  /** Executions holding a slot, and their run. */
+  held: Map<string, string>;
+  /** Executions parked for a slot, and their run. */
+  waiting: Map<string, string>;
+  spans: RunningSpan[];
+  /** The span of each execution running now. */
+  open: Map<string, RunningSpan>;
+  /** A violation was reported at some commit: not checked at commits again. */
+  broken?: boolean;
+}
+
 /** The sim action: fails its first attempts as the chaos sink does, `doomed` fails for good. */
 const SIM_ACTION = "sim.call";
 const simCall: TaskCall = (task, options = {}) => ({
@@ -218,6 +244,8 @@ class World {
   readonly commits: { writes: Write[]; actor?: Actor }[] = [];
   readonly violations: string[] = [];
   readonly injected = { duplicates: 0, redeliveries: 0, crashes: 0, stalls: 0 };
+  /** Concurrency limits (slot.ts), followed commit by commit: see `checkLimits`. */
+  readonly limits = new Map<string, LimitWatch>();
   private nextActor = 1;
   /** The schedule is over: clients stop trying. */
   closed = false;
@@ -226,7 +254,7 @@ class World {
     readonly random: () => number,
     readonly faults: Faults,
     readonly clock: Clock,
-    weakened: string[] = [],
+    weakened: (string | RegExp)[] = [],
     tableLog?: TableCall[],
   ) {
     this.table = new MemoryTable(
@@ -239,6 +267,7 @@ class World {
     this.table.onCommit((writes) => {
       this.commits.push({ writes, actor: actors.getStore() });
       this.checkSlots(writes);
+      this.checkLimits(writes, this.commits.length - 1);
     });
   }
 
@@ -286,6 +315,92 @@ class World {
         },
       );
     });
+  }
+
+  /**
+   * I4 for concurrency limits, at every commit: from the executions written, which hold a slot of
+   * their action's limit (`slot = "held"`), which are parked (`slot = "waiting"`) and which attempt
+   * runs since which commit; then on every limit touched: `active` between 0 and maxRunning and
+   * equal to the executions holding a slot, each run's `held#` equal to its executions holding
+   * one, every parked execution in `waiting`, and nobody waiting while a slot is free.
+   */
+  private checkLimits(writes: Write[], commit: number): void {
+    const touched = new Set<LimitWatch>();
+    // `SIM_TRACE=1 npm run sim -- --schedules 1 --seed N --faults MODE`: the commit log of limits, executions and events
+    if (process.env.SIM_TRACE)
+      for (const { key, after } of writes) {
+        const { status, attempt, slot, type, task, item } = after;
+        const shown = String(key.pk).startsWith("LIMIT#")
+          ? after
+          : { status, attempt, slot, type, task, item };
+        console.log(commit, key.pk, key.sk, JSON.stringify(shown));
+      }
+    for (const { key, before, after } of writes) {
+      const sk = String(key.sk);
+      if (String(key.pk).startsWith("LIMIT#")) {
+        const watch = this.limits.get(String(key.pk));
+        if (watch) touched.add(watch);
+        else this.violations.push(`I4: limit ${key.pk} written, yet no execution names it`);
+        continue;
+      }
+      if (!(sk.startsWith("TASK#") || sk.startsWith("ITEM#")) || after.fanOut || !after.limit) continue;
+      const limit = after.limit as SlotLimit;
+      const pk = keys.limit(limit.workflow, limit.action).pk;
+      let watch = this.limits.get(pk);
+      if (!watch) {
+        watch = {
+          pk,
+          max: limit.maxRunning,
+          held: new Map(),
+          waiting: new Map(),
+          spans: [],
+          open: new Map(),
+        };
+        this.limits.set(pk, watch);
+      }
+      touched.add(watch);
+      const execution = `${after.runId}/${after.task}/${after.item ?? "-"}`;
+      if (after.slot === "held") watch.held.set(execution, String(after.runId));
+      else watch.held.delete(execution);
+      if (after.slot === "waiting") watch.waiting.set(execution, String(after.runId));
+      else watch.waiting.delete(execution);
+      // the running span of each attempt: from the commit that claimed it to the one it left running in
+      const was = before?.status === "running" ? Number(before.attempt) : undefined;
+      const is = after.status === "running" ? Number(after.attempt) : undefined;
+      if (was !== undefined && was !== is) {
+        const span = watch.open.get(execution);
+        if (span) span.to = commit;
+        watch.open.delete(execution);
+      }
+      if (is !== undefined && was !== is) {
+        const span: RunningSpan = { execution, attempt: is, from: commit, to: Number.POSITIVE_INFINITY };
+        watch.spans.push(span);
+        watch.open.set(execution, span);
+      }
+    }
+    for (const watch of touched) {
+      if (watch.broken) continue; // reported once: a broken limit would repeat itself at every commit
+      const item = this.table.get(TABLE, { pk: watch.pk, sk: "LIMIT" }) as LimitRecord | undefined;
+      const v = (text: string) => {
+        watch.broken = true;
+        this.violations.push(`I4: limit ${watch.pk} at commit ${commit}: ${text}: ${JSON.stringify(item)}`);
+      };
+      const active = item?.active ?? 0;
+      if (active < 0 || active > watch.max) v(`active ${active}, maxRunning ${watch.max}`);
+      if (active !== watch.held.size) v(`active ${active}, yet ${watch.held.size} executions hold a slot`);
+      if (watch.open.size > watch.max) v(`${watch.open.size} executions running at once`);
+      const heldByRun = new Map<string, number>();
+      for (const runId of watch.held.values()) heldByRun.set(runId, (heldByRun.get(runId) ?? 0) + 1);
+      for (const name of Object.keys(item ?? {}).filter((k) => k.startsWith("held#")))
+        if (!heldByRun.has(name.slice(5))) heldByRun.set(name.slice(5), 0);
+      for (const [runId, n] of heldByRun)
+        if ((item?.[`held#${runId}`] ?? 0) !== n)
+          v(`held#${runId} is ${item?.[`held#${runId}`]}, yet ${n} of its executions hold a slot`);
+      const queued = new Set(item?.waiting ?? []);
+      for (const execution of watch.waiting.keys())
+        if (!queued.has(execution)) v(`${execution} is parked but not in the waiting list`);
+      if (queued.size > 0 && active < watch.max) v("executions wait while a slot is free");
+    }
   }
 
   /** I4 as it happens: a with-items task never has more unsettled items than its concurrency. */
@@ -354,8 +469,17 @@ export async function simulate(options: ScheduleOptions): Promise<ScheduleResult
     for (let i = 0; i < (options.runs ?? 2); i++) {
       const shape = randomShape(random, `sim-${options.seed}-${i}`, simCall);
       if (random() < 0.2) shape.definition.timeoutSeconds = 1 + Math.floor(random() * 60);
+      if (random() < 0.2) limit(shape, random);
       await registerWorkflow(shape.definition.name, JSON.stringify(shape.definition), "application/json");
       runs.push(startRun(w, shape, 0, races));
+    }
+    if (options.limited ?? random() < 0.5) {
+      // two or three runs of one workflow racing for the slots of its action's concurrency limit
+      const shape = randomShape(random, `sim-${options.seed}-limited`, simCall);
+      limit(shape, random);
+      if (random() < 0.2) shape.definition.timeoutSeconds = 1 + Math.floor(random() * 60);
+      await registerWorkflow(shape.definition.name, JSON.stringify(shape.definition), "application/json");
+      for (let i = 2 + Math.floor(random() * 2); i > 0; i--) runs.push(startRun(w, shape, i, races));
     }
     if (random() < 0.5) {
       // three runs of one workflow with a concurrency key, two or three of them sharing it
@@ -363,6 +487,7 @@ export async function simulate(options: ScheduleOptions): Promise<ScheduleResult
       shape.definition.concurrencyKey = "{% input.key %}";
       shape.definition.onConcurrencyConflict = random() < 0.25 ? "reject" : "queue";
       if (random() < 0.2) shape.definition.timeoutSeconds = 1 + Math.floor(random() * 60);
+      if (random() < 0.3) limit(shape, random);
       await registerWorkflow(shape.definition.name, JSON.stringify(shape.definition), "application/json");
       for (let i = 0; i < 3; i++) runs.push(startRun(w, shape, i, races, random() < 0.7 ? "a" : "b"));
     }
@@ -410,6 +535,7 @@ export async function simulate(options: ScheduleOptions): Promise<ScheduleResult
     else {
       check(w, runs);
       checkConcurrencyKeys(w, runs);
+      checkLimitsAtEnd(w);
     }
     outcomes = tally(w, runs);
     await replayEverything(w);
@@ -432,6 +558,57 @@ export async function simulate(options: ScheduleOptions): Promise<ScheduleResult
     outcomes,
     violations: w.violations,
   };
+}
+
+/** Every task of the shape calls the sim action: a limit of 1 to 3 on it. */
+function limit(shape: Shape, random: () => number): void {
+  shape.definition.limits = { actions: { [SIM_ACTION]: { maxRunning: 1 + Math.floor(random() * 3) } } };
+}
+
+/**
+ * I4 for concurrency limits, once everything ended: every limit item back to `active` 0 with
+ * nobody waiting (not even a stale entry: the give-back that brings `active` to 0 drops every
+ * entry left, and an entry goes stale only while a slot is held) and no per-run count left. And
+ * from the invocation log: each invocation of a limited action ran inside its attempt's running
+ * span (unless its worker froze past its lease: a zombie, which the design allows to run the
+ * action again), and never more than maxRunning of those spans held an invocation at once.
+ */
+function checkLimitsAtEnd(w: World): void {
+  const v = (text: string) => w.violations.push(text);
+  const spans = new Map<string, { watch: LimitWatch; span: RunningSpan }>();
+  for (const watch of w.limits.values()) {
+    const item = w.table.get(TABLE, { pk: watch.pk, sk: "LIMIT" }) as LimitRecord | undefined;
+    if (!item) continue; // no execution ever claimed a slot
+    const counts = Object.keys(item).filter((k) => k.startsWith("held#") || k.startsWith("served#"));
+    if (item.active !== 0 || item.waiting.length > 0 || counts.length > 0)
+      v(`I4: limit ${watch.pk} at the end: ${JSON.stringify(item)}`);
+    for (const span of watch.spans) spans.set(`${span.execution}#${span.attempt}`, { watch, span });
+  }
+  const inside = new Map<LimitWatch, { span: RunningSpan; at: number }[]>();
+  for (const call of w.invocations) {
+    const found = spans.get(`${call.key}#${call.attempt}`);
+    if (!found || !call.actor) continue; // not limited, or a replay (I7 reports it)
+    const { watch, span } = found;
+    if (call.commit <= span.from || call.commit > span.to) {
+      if (!call.actor.stalledUntil)
+        v(
+          `I4: ${call.key} attempt ${call.attempt} ran at commit ${call.commit}, outside its span ${span.from}-${span.to}`,
+        );
+      continue;
+    }
+    inside.set(watch, [...(inside.get(watch) ?? []), { span, at: call.commit }]);
+  }
+  for (const [watch, calls] of inside) {
+    for (const { at } of calls) {
+      const open = new Set(calls.filter(({ span }) => span.from < at && at <= span.to).map((c) => c.span));
+      if (open.size > watch.max) {
+        v(
+          `I4: ${open.size} invocations under limit ${watch.pk} at once at commit ${at}, maxRunning ${watch.max}`,
+        );
+        break;
+      }
+    }
+  }
 }
 
 /** How the schedule's runs ended: succeeded, failed, timedOut, cancelled, or refused (409 busy). */

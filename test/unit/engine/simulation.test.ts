@@ -1,5 +1,5 @@
 /**
- * The deterministic simulation (test/helpers/sim/simulation.ts): 2,000 seeded schedules of the
+ * The deterministic simulation (test/helpers/sim/simulation.ts): 1,330 seeded schedules of the
  * real engine over an in-memory table and queues, each fault alone and all together, checking
  * I1–I4 and I6–I8 on every schedule. Then the same schedules with one guard of the engine taken
  * away at a time (its condition treated as always true): each must be caught, which shows the
@@ -8,13 +8,15 @@
 import { describe, expect, it } from "vitest";
 import { type FaultMode, simulateMany } from "../../helpers/sim/simulation";
 
+// half the schedules now also race several runs for a concurrency limit's slots, which makes them
+// longer: fewer of them keep this file's time about what it was
 const SCHEDULES: Record<FaultMode, number> = {
-  none: 200,
-  duplicate: 360,
-  redeliver: 360,
-  crash: 360,
-  stall: 360,
-  all: 360,
+  none: 130,
+  duplicate: 240,
+  redeliver: 240,
+  crash: 240,
+  stall: 240,
+  all: 240,
 };
 
 describe("deterministic simulation: every invariant holds", () => {
@@ -32,14 +34,19 @@ describe("deterministic simulation: every invariant holds", () => {
 /** The engine's guards, by their exact condition expressions, and a fault mode that needs them. */
 const GUARDS: {
   guard: string;
-  condition: string | string[];
+  condition: string | RegExp | (string | RegExp)[];
   mode: FaultMode;
   caught: RegExp;
   schedules?: number;
 }[] = [
   {
     guard: "claim: one worker per attempt (F3, I2)",
-    condition: "attempt = :seen AND (#status = :queued OR (#status = :running AND leaseUntil < :now))",
+    // fenced on the status as read, and a limited action's claim also on its slot as read: every variant goes
+    condition: ["#status = :queued", "#status = :running AND leaseUntil < :now"].flatMap((status) =>
+      ["", " AND slot = :slotSeen", " AND attribute_not_exists(slot)"].map(
+        (slot) => `attempt = :seen AND ${status}${slot}`,
+      ),
+    ),
     mode: "duplicate",
     caught: /I2|I3/,
   },
@@ -81,6 +88,39 @@ const GUARDS: {
     condition: "attribute_not_exists(holder)",
     mode: "none",
     caught: /I5/,
+  },
+  {
+    guard: "limit: a claim takes a slot only if one is free and nobody waits (F4, I4)",
+    condition:
+      "(attribute_not_exists(active) OR active < :max) AND (attribute_not_exists(waiting) OR size(waiting) = :zero)",
+    mode: "none",
+    caught: /I4/,
+  },
+  {
+    guard: "limit: a give-back as read, the list and counts unmoved (F4, I4)",
+    // built per call: `waiting[i] = :wi` for each entry it drops or hands over, `#held = :heldSeen`,
+    // and `active > :zero AND size(waiting) = :size` when nobody waits
+    condition: /= :w\d+|= :heldSeen|= :size/,
+    mode: "duplicate",
+    caught: /I4|I6/,
+    // caught in 8 of seeds 1-12 at once; with it taken away some schedules never end (seed 29 of
+    // duplicate runs on past the step limit, not bounded by it): so only these 12
+    schedules: 12,
+  },
+  {
+    guard: "limit: park only behind a slot that is taken (F4, I4)",
+    condition: "attribute_exists(active) AND (active >= :max OR size(waiting) > :zero)",
+    mode: "all",
+    caught: /I4|I6/,
+  },
+  {
+    guard: "limit: a slot handed only to an execution still parked (F4, I4)",
+    condition: "#status = :queued AND slot = :waiting AND attempt = :attempt",
+    // needs a cancel between the give-back's read of the parked execution and its write: rare; with
+    // no faults seeds 50, 167 and 347 of the first 400 catch it (the slot handed to a cancelled
+    // execution never comes back, so the runs parked behind it never end)
+    mode: "none",
+    caught: /I4|I6/,
   },
 ];
 
