@@ -7,7 +7,14 @@ import { transact } from "../store/transaction";
 import { isSuspended } from "./callback-token";
 import { whileEnded } from "./dispatch";
 import { GIVE_BACK_RETRIES, giveBack, sendGranted } from "./slot";
-import { type FanOutRecord, isFanOut, type TaskRecord } from "./task-record";
+import {
+  addSeconds,
+  type FanOutRecord,
+  isFanOut,
+  QUEUED_SWEEP_SECONDS,
+  sweepShard,
+  type TaskRecord,
+} from "./task-record";
 
 /**
  * Whether nobody works on the execution: queued, running under a lease that expired (its worker
@@ -38,8 +45,14 @@ export async function cancelIdle(record: TaskRecord, now = new Date()): Promise<
         Update: {
           TableName: config.tableName(),
           Key: keys.execution(record),
+          // an item stays in the sweeper's index until its completion is counted: should the completion
+          // be lost (no task message may come for a parked or waiting item), the sweeper's re-sent
+          // message finds it cancelled and publishes it again
           UpdateExpression:
-            "SET #status = :cancelled, endedAt = :now REMOVE sweepShard, sweepAt, notBefore, leaseUntil, slot",
+            record.item === undefined
+              ? "SET #status = :cancelled, endedAt = :now REMOVE sweepShard, sweepAt, notBefore, leaseUntil, slot"
+              : "SET #status = :cancelled, endedAt = :now, sweepShard = :shard, sweepAt = :sweepAt " +
+                "REMOVE notBefore, leaseUntil, slot",
           // closes (both): a slot handed to it since it was read (cancelled as parked, that slot would never come back)
           ConditionExpression:
             (suspended
@@ -56,6 +69,12 @@ export async function cancelIdle(record: TaskRecord, now = new Date()): Promise<
             ":attempt": record.attempt,
             ":now": now.toISOString(),
             ...(suspended ? { ":token": record.callbackToken } : { ":queued": "queued" }),
+            ...(record.item === undefined
+              ? {}
+              : {
+                  ":shard": sweepShard(record.runId),
+                  ":sweepAt": addSeconds(now, QUEUED_SWEEP_SECONDS).toISOString(),
+                }),
           },
         },
       },

@@ -245,7 +245,7 @@ function queueItems(p: FanOutRecord, batch: Batch, now: Date): TxItem[] {
 
 /** The parent's new counters (and, when it ends, its terminal status), conditional on its version. */
 function parentUpdate(before: FanOutRecord, after: FanOutRecord, now: Date): TxItem {
-  const ended = after.status !== "running";
+  const ended = after.status !== before.status;
   const values: Record<string, unknown> = {
     ":version": before.version,
     ":next": after.version,
@@ -350,6 +350,8 @@ export async function countDown(
   }
   let todo = [...byItem.values()];
   let parent: FanOutRecord | undefined;
+  /** The run is not running (or past its deadline): count the items, refill and end nothing. */
+  let stopped = false;
   for (let tries = 0; tries < OPTIMISTIC_RETRIES && todo.length > 0; tries++) {
     parent ??= await readParent(runId, task);
     // a cancelled task still counts its running items' results, and starts nothing
@@ -363,10 +365,13 @@ export async function countDown(
       failedItems: parent.failedItems + count("failed"),
       cancelledItems: (parent.cancelledItems ?? 0) + count("cancelled"),
     };
-    const refill = Math.min(freeSlots(counted), SLOTS_PER_TRANSACTION - todo.length);
+    const refill = stopped ? 0 : Math.min(freeSlots(counted), SLOTS_PER_TRANSACTION - todo.length);
     const { batch, after } = takeItems(counted, refill);
     const ended =
-      parent.status === "running" && after.active === 0 && (failing(after) || unqueued(after) === 0);
+      !stopped &&
+      parent.status === "running" &&
+      after.active === 0 &&
+      (failing(after) || unqueued(after) === 0);
     if (ended) {
       after.status = failing(after) ? "failed" : "succeeded";
       if (failing(after)) {
@@ -385,7 +390,7 @@ export async function countDown(
           Update: {
             TableName: config.tableName(),
             Key: keys.item(runId, task, c.item as number),
-            UpdateExpression: "SET counted = :true",
+            UpdateExpression: "SET counted = :true REMOVE sweepShard, sweepAt",
             // closes: a duplicated or redelivered completion counting its item down twice (F1, I7), and
             // one of an attempt from before a redrive counting the item's new attempt
             ConditionExpression:
@@ -426,7 +431,8 @@ export async function countDown(
     const rest = dispatches ? outcome.reasons.slice(1) : outcome.reasons;
     if (dispatches && outcome.reasons[0]?.code === "ConditionalCheckFailed") {
       // the run ended (or its deadline passed): count without refilling
-      parent = { ...parent, status: "cancelled" };
+      // (the task keeps its status: a run past its deadline is timed out by advance, which cancels it)
+      stopped = true;
       continue;
     }
     const parentMoved = rest[todo.length]?.code !== "None";
