@@ -9,19 +9,10 @@
 import type { LocalStack } from "../../infra/local/stack";
 import { listEvents } from "../../lib/store/events";
 import type { Sink } from "../helpers/sink";
-import { callApi } from "../helpers/stack";
+import { callApi, persist } from "../helpers/stack";
 
 const RUNS = 4;
 const ITEMS = 3;
-
-/** Calls the API until it answers something other than a 5xx: a client retrying with the same body. */
-async function persist(stack: LocalStack, method: string, path: string, body?: unknown) {
-  for (let attempt = 0; ; attempt++) {
-    const response = await callApi(stack.apiUrl, method, path, body);
-    if (response.status < 500 || attempt > 50) return response;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 interface Notify {
   token: string;
@@ -49,11 +40,11 @@ export async function callbacksCompleteOnce(stack: LocalStack, sink: Sink, seed:
       },
     },
   };
-  const registered = await persist(stack, "PUT", `/workflows/${name}`, definition);
+  const registered = await persist(stack.apiUrl, "PUT", `/workflows/${name}`, definition);
   if (registered.status >= 300) throw new Error(`registration failed: ${registered.text}`);
   const runIds = await Promise.all(
     Array.from({ length: RUNS }, async () => {
-      const created = await persist(stack, "POST", `/workflows/${name}/runs`, {});
+      const created = await persist(stack.apiUrl, "POST", `/workflows/${name}/runs`, {});
       return created.body.runId as string;
     }),
   );
@@ -66,11 +57,13 @@ export async function callbacksCompleteOnce(stack: LocalStack, sink: Sink, seed:
   const answer = async ({ token, runId, item }: Notify, n: number) => {
     const path = `/callbacks/${encodeURIComponent(token)}`;
     if (n % 2 === 0) {
-      const beat = await persist(stack, "POST", `${path}/heartbeat`);
+      const beat = await persist(stack.apiUrl, "POST", `${path}/heartbeat`);
       if (![200, 404].includes(beat.status)) violations.push(`callback: heartbeat answered ${beat.status}`);
     }
     const body = { output: { item } };
-    const same = await Promise.all(Array.from({ length: 3 }, () => persist(stack, "POST", path, body)));
+    const same = await Promise.all(
+      Array.from({ length: 3 }, () => persist(stack.apiUrl, "POST", path, body)),
+    );
     for (const r of same) {
       // 404: the token was replaced (its notify failed and the attempt was retried) or expired
       if (r.status !== 200 && r.status !== 404)
@@ -79,7 +72,7 @@ export async function callbacksCompleteOnce(stack: LocalStack, sink: Sink, seed:
         changed.set(`${runId}/${item}`, (changed.get(`${runId}/${item}`) ?? 0) + 1);
     }
     if (same.some((r) => r.status === 200)) {
-      const other = await persist(stack, "POST", path, { output: { item, other: true } });
+      const other = await persist(stack.apiUrl, "POST", path, { output: { item, other: true } });
       if (other.status !== 409)
         violations.push(`callback: a different body for ${runId}/${item} answered ${other.status}`);
     }

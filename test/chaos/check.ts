@@ -18,7 +18,7 @@ import { listEvents } from "../../lib/store/events";
 import { keys } from "../../lib/store/keys";
 import { queryRunItems, readTasks } from "../../lib/store/run-state";
 import type { Sink, SinkRequest } from "../helpers/sink";
-import { callApi } from "../helpers/stack";
+import { callApi, persist } from "../helpers/stack";
 import { callbacksCompleteOnce } from "./callbacks";
 import { randomShape, type Shape, sinkCall, transientFailures } from "./workflows";
 
@@ -29,21 +29,6 @@ export interface CheckResult {
   calls: number;
   faults: { duplicates: number; redeliveries: number; crashes: number };
   violations: string[];
-}
-
-/** Calls the API until it answers something other than a 5xx (a handler may have crashed). */
-async function persist(
-  stack: LocalStack,
-  method: string,
-  path: string,
-  body?: unknown,
-  headers?: Record<string, string>,
-) {
-  for (let attempt = 0; ; attempt++) {
-    const response = await callApi(stack.apiUrl, method, path, body, headers);
-    if (response.status < 500 || attempt > 50) return response;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 export async function runChecker(options: {
@@ -77,7 +62,12 @@ export async function runChecker(options: {
     }
     const shape = randomShape(random, `chaos-${seed}-${i}`, sinkCall(sink.url));
     if (random() < 0.3) withLimit(shape, 1 + Math.floor(random() * 3));
-    const registered = await persist(stack, "PUT", `/workflows/${shape.definition.name}`, shape.definition);
+    const registered = await persist(
+      stack.apiUrl,
+      "PUT",
+      `/workflows/${shape.definition.name}`,
+      shape.definition,
+    );
     if (registered.status >= 300) throw new Error(`registration failed: ${registered.text}`);
     shapes.push(shape);
   }
@@ -86,7 +76,7 @@ export async function runChecker(options: {
     shapes.map(async (shape, i) => {
       const headers = { "idempotency-key": `chaos-${seed}-${i}` };
       const created = await persist(
-        stack,
+        stack.apiUrl,
         "POST",
         `/workflows/${shape.definition.name}/runs`,
         { input: { i } },
@@ -95,7 +85,7 @@ export async function runChecker(options: {
       if (created.status >= 300) throw new Error(`run creation failed: ${created.text}`);
       // the same create again must give the same run (I1)
       const again = await persist(
-        stack,
+        stack.apiUrl,
         "POST",
         `/workflows/${shape.definition.name}/runs`,
         { input: { i } },
@@ -404,13 +394,13 @@ async function sharedKeysNeverOverlap(stack: LocalStack, sink: Sink, seed: numbe
     concurrencyKey: "{% input.repo %}",
     tasks: { first: { ...call(1), next: [{ do: ["second"] }] }, second: call(2) },
   };
-  const registered = await persist(stack, "PUT", `/workflows/${name}`, definition);
+  const registered = await persist(stack.apiUrl, "PUT", `/workflows/${name}`, definition);
   if (registered.status >= 300) throw new Error(`registration failed: ${registered.text}`);
   const repoOf = (n: number) => (n % 2 === 0 ? "even" : "odd");
   const created = await Promise.all(
     Array.from({ length: 6 }, (_, n) =>
       persist(
-        stack,
+        stack.apiUrl,
         "POST",
         `/workflows/${name}/runs`,
         { input: { repo: repoOf(n), n } },

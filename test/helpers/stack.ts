@@ -101,3 +101,18 @@ export async function callApi(
   }
   return { status: response.status, headers: response.headers, body: parsed, text };
 }
+
+/** Calls the API until it answers something other than a 5xx: a client retrying (under chaos a handler may have crashed). */
+export async function persist(
+  baseUrl: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers?: Record<string, string>,
+): Promise<ApiResponse> {
+  for (let attempt = 0; ; attempt++) {
+    const response = await callApi(baseUrl, method, path, body, headers);
+    if (response.status < 500 || attempt > 50) return response;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
