@@ -17,7 +17,7 @@ import { type CompletionMessage, completionDedupId, sendTasks } from "../../lib/
 import { listEvents } from "../../lib/store/events";
 import { keys } from "../../lib/store/keys";
 import { queryRunItems, readTasks } from "../../lib/store/run-state";
-import type { Sink, SinkRequest } from "../helpers/sink";
+import { peakOverlap, type Sink, type SinkRequest } from "../helpers/sink";
 import { callApi, persist } from "../helpers/stack";
 import { callbacksCompleteOnce } from "./callbacks";
 import { randomShape, type Shape, sinkCall, transientFailures } from "./workflows";
@@ -189,23 +189,13 @@ export async function runChecker(options: {
       const items = await queryRunItems(runId, `ITEM#${parent.task}#`);
       if (items.some((item) => !item.counted))
         violations.push(`I4: ${runId}/${parent.task} has items never counted`);
-      const spans = [...calls.entries()]
-        .filter(([key]) => key.startsWith(`${runId}/${parent.task}/`))
-        .flatMap(([, made]) => made.map((r) => [r.at, r.answeredAt ?? r.at] as const));
-      const edges = spans
-        .flatMap(([from, to]) => [
-          { at: from, d: 1 },
-          { at: to, d: -1 },
-        ])
-        .sort((a, b) => a.at - b.at || a.d - b.d);
-      let open = 0;
-      for (const edge of edges) {
-        open += edge.d;
-        if (open > cap) {
-          violations.push(`I4: ${runId}/${parent.task} had ${open} items running at once, over ${cap}`);
-          break;
-        }
-      }
+      const peak = peakOverlap(
+        [...calls.entries()]
+          .filter(([key]) => key.startsWith(`${runId}/${parent.task}/`))
+          .flatMap(([, made]) => made),
+      );
+      if (peak > cap)
+        violations.push(`I4: ${runId}/${parent.task} had ${peak} items running at once, over ${cap}`);
     }
   }
   log("concurrency limits (I4)");
@@ -265,18 +255,7 @@ async function limitsHeld(
     const requests = [...calls.entries()]
       .filter(([key]) => runs.has(key.split("/")[0] as string))
       .flatMap(([, made]) => made);
-    const edges = requests
-      .flatMap((r) => [
-        { at: r.at, d: 1 },
-        { at: r.answeredAt ?? Number.POSITIVE_INFINITY, d: -1 },
-      ])
-      .sort((a, b) => a.at - b.at || a.d - b.d);
-    let open = 0;
-    let peak = 0;
-    for (const edge of edges) {
-      open += edge.d;
-      peak = Math.max(peak, open);
-    }
+    const peak = peakOverlap(requests);
     if (peak > max)
       violations.push(
         `I4: ${workflow} (${runs.size} runs) had ${peak} sink calls at once, maxRunning ${max}`,
