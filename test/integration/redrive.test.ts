@@ -112,4 +112,29 @@ describe("redrive", () => {
       status: "pending",
     });
   });
+
+  it("a keyed run takes its key again: 409 ConcurrencyKeyBusy while another run holds it", async () => {
+    await register(stack, {
+      name: "redrive-keyed",
+      concurrencyKey: "{% input.repo %}",
+      tasks: { step: call("/keyed/{% input.n %}", {}) },
+    });
+    sink().reset();
+    sink().respond("/keyed/1", [400, 200]);
+    const first = await stack.api("POST", "/workflows/redrive-keyed/runs", { input: { repo: "r", n: 1 } });
+    expect((await waitForRun(stack, first.body.runId)).status).toBe("failed");
+    const held = sink().holdNext(1);
+    const second = await stack.api("POST", "/workflows/redrive-keyed/runs", { input: { repo: "r", n: 2 } });
+    await held; // the second run holds the key, its call in flight
+    const busy = await stack.api("POST", `/runs/${first.body.runId}/redrive`);
+    expect(busy.status).toBe(409);
+    expect(busy.body.error).toMatchObject({ code: "ConcurrencyKeyBusy", holder: second.body.runId });
+    sink().release();
+    expect((await waitForRun(stack, second.body.runId)).status).toBe("succeeded");
+    expect((await stack.api("POST", `/runs/${first.body.runId}/redrive`)).status).toBe(202);
+    expect((await waitForRun(stack, first.body.runId)).status).toBe("succeeded");
+    // the key is free again: a third run starts at once
+    const third = await stack.api("POST", "/workflows/redrive-keyed/runs", { input: { repo: "r", n: 3 } });
+    expect(third.body.status).toBe("running");
+  });
 });
