@@ -499,12 +499,15 @@ export async function simulate(options: ScheduleOptions): Promise<ScheduleResult
     const redriving = options.redrive ?? redrivesIn(options.seed);
     const runs: RunHandle[] = [];
     // every run of a redrive schedule has flaky tasks and an API actor redriving it when it fails
-    const startRun = (w: World, shape: Shape, index: number, races: boolean, concurrencyKey?: string) => {
+    const shapeOf = (name: string) => {
+      const shape = randomShape(random, name, simCall);
       if (redriving) flaky(shape);
-      return startRunOf(w, shape, index, races, concurrencyKey, redriving);
+      return shape;
     };
+    const startRun = (w: World, shape: Shape, index: number, races: boolean, concurrencyKey?: string) =>
+      startRunOf(w, shape, index, races, concurrencyKey, redriving);
     for (let i = 0; i < (options.runs ?? 2); i++) {
-      const shape = randomShape(random, `sim-${options.seed}-${i}`, simCall);
+      const shape = shapeOf(`sim-${options.seed}-${i}`);
       if (random() < 0.2) shape.definition.timeoutSeconds = 1 + Math.floor(random() * 60);
       if (random() < 0.2) limit(shape, random);
       await registerWorkflow(shape.definition.name, JSON.stringify(shape.definition), "application/json");
@@ -512,7 +515,7 @@ export async function simulate(options: ScheduleOptions): Promise<ScheduleResult
     }
     if (options.limited ?? random() < 0.5) {
       // two or three runs of one workflow racing for the slots of its action's concurrency limit
-      const shape = randomShape(random, `sim-${options.seed}-limited`, simCall);
+      const shape = shapeOf(`sim-${options.seed}-limited`);
       limit(shape, random);
       if (random() < 0.2) shape.definition.timeoutSeconds = 1 + Math.floor(random() * 60);
       await registerWorkflow(shape.definition.name, JSON.stringify(shape.definition), "application/json");
@@ -520,7 +523,7 @@ export async function simulate(options: ScheduleOptions): Promise<ScheduleResult
     }
     if (random() < 0.5) {
       // three runs of one workflow with a concurrency key, two or three of them sharing it
-      const shape = randomShape(random, `sim-${options.seed}-keyed`, simCall);
+      const shape = shapeOf(`sim-${options.seed}-keyed`);
       shape.definition.concurrencyKey = "{% input.key %}";
       shape.definition.onConcurrencyConflict = random() < 0.25 ? "reject" : "queue";
       if (random() < 0.2) shape.definition.timeoutSeconds = 1 + Math.floor(random() * 60);
