@@ -1041,14 +1041,20 @@ function check(w: World, runs: RunHandle[]): void {
       if (parent.active !== 0) v(`I4: ${runId}/${parent.task} ended with active=${parent.active}`);
       const counted = parent.succeededItems + parent.failedItems + (parent.cancelledItems ?? 0);
       const endedEarly = run?.status === "cancelled" || run?.error?.code === "RunTimedOut";
-      if (!endedEarly && counted !== parent.total)
-        v(`I4: ${runId}/${parent.task} counted ${counted} of ${parent.total}`);
       const items = executions.filter((x) => x.task === parent.task && x.item !== undefined);
+      // a task whose items failed (more than tolerated) ends with the rest never queued, and
+      // with the items a redrive put back (`redo`) not queued again if it failed again
+      const redo = new Set(parent.redo ?? []);
+      const left = items.filter((x) => x.status === "pending").length + redo.size;
+      const failedEarly = parent.status === "failed" && parent.error?.code === "ItemsFailed";
+      if (!endedEarly && counted !== parent.total && !(failedEarly && counted + left === parent.total))
+        v(`I4: ${runId}/${parent.task} counted ${counted} of ${parent.total}, ${left} left`);
       if (items.some((x) => ["succeeded", "failed", "cancelled"].includes(x.status) !== (x.counted === true)))
         v(`I4: ${runId}/${parent.task} has an item settled but not counted, or counted but not settled`);
       // each counter is its items as they ended (a redrive takes its items' counts back): an item
       // counted twice, or counted as an outcome it did not end with, shows here
-      const as = (status: string) => items.filter((x) => x.counted && x.status === status).length;
+      const as = (status: string) =>
+        items.filter((x) => x.counted && x.status === status && !redo.has(x.item as number)).length;
       const counters = [parent.succeededItems, parent.failedItems, parent.cancelledItems ?? 0];
       const statuses = [as("succeeded"), as("failed"), as("cancelled")];
       if (counters.join() !== statuses.join())
