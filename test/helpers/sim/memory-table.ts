@@ -241,7 +241,8 @@ export class MemoryTable {
         );
       // a part of the guard taken away: judged by the weaker condition instead
       const rewrite = this.weakened.find(
-        (w): w is ConditionRewrite => typeof w === "object" && !(w instanceof RegExp) && w.condition === condition,
+        (w): w is ConditionRewrite =>
+          typeof w === "object" && !(w instanceof RegExp) && w.condition === condition,
       );
       const judgedBy = rewrite ? weaker(rewrite.as, op) : compiled;
       const failed = !weak && !judgedBy.holds(before);
@@ -279,7 +280,10 @@ export type Weakening = string | RegExp | ConditionRewrite;
 /** The weaker condition, with only the placeholders it uses (DynamoDB refuses unused ones). */
 function weaker(
   text: string,
-  op: { ExpressionAttributeNames?: Record<string, string>; ExpressionAttributeValues?: Record<string, unknown> },
+  op: {
+    ExpressionAttributeNames?: Record<string, string>;
+    ExpressionAttributeValues?: Record<string, unknown>;
+  },
 ) {
   const used = <T>(placeholders: Record<string, T> | undefined) =>
     placeholders &&

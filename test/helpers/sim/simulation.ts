@@ -948,7 +948,8 @@ function check(w: World, runs: RunHandle[]): void {
       v(`I1: ${runId} has ${count("RunStarted")} RunStarted events`);
     // ended once per incarnation: each redrive takes the run from failed back to running
     const ends = count("RunSucceeded") + count("RunFailed") + count("RunCancelled");
-    if (ends !== count("Redriven") + 1) v(`I6: ${runId} ended ${ends} times, redriven ${count("Redriven")} times`);
+    if (ends !== count("Redriven") + 1)
+      v(`I6: ${runId} ended ${ends} times, redriven ${count("Redriven")} times`);
     let state = "running";
     let redrives = 0;
     for (const e of events) {
@@ -1025,7 +1026,9 @@ function check(w: World, runs: RunHandle[]): void {
             ? "queued"
             : undefined;
       if (!kind) continue;
-      const once = kind.startsWith("started") ? `${id} ${kind}` : `${id} ${kind} (incarnation ${incarnation})`;
+      const once = kind.startsWith("started")
+        ? `${id} ${kind}`
+        : `${id} ${kind} (incarnation ${incarnation})`;
       seen.set(once, (seen.get(once) ?? 0) + 1);
       if (settled.get(id) === "succeeded")
         v(`I2: ${runId} ${id} succeeded, then ${e.type}${e.attempt ? ` attempt ${e.attempt}` : ""}`);
