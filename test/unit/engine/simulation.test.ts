@@ -1,5 +1,5 @@
 /**
- * The deterministic simulation (test/helpers/sim/simulation.ts): 1,000 seeded schedules of the
+ * The deterministic simulation (test/helpers/sim/simulation.ts): 780 seeded schedules of the
  * real engine over an in-memory table and queues, each fault alone and all together, checking
  * I1–I4 and I6–I8 on every schedule. Then the same schedules with one guard of the engine taken
  * away at a time (its condition treated as always true): each must be caught, which shows the
@@ -13,12 +13,12 @@ import { type FaultMode, simulateMany } from "../../helpers/sim/simulation";
 // failed runs (up to four times each), which makes them longer: fewer of them keep this file's
 // time about what it was
 const SCHEDULES: Record<FaultMode, number> = {
-  none: 100,
-  duplicate: 180,
-  redeliver: 180,
-  crash: 180,
-  stall: 180,
-  all: 180,
+  none: 80,
+  duplicate: 140,
+  redeliver: 140,
+  crash: 140,
+  stall: 140,
+  all: 140,
 };
 
 describe("deterministic simulation: every invariant holds", () => {
