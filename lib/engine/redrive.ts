@@ -51,8 +51,11 @@ export async function planRedrive(
   now = new Date(),
 ): Promise<RedrivePlan> {
   if (run.status !== "failed") throw new RunNotRedrivableError(run.runId, run.status);
+  // a with-items task still `running` (its items idle: a run that timed out between two of them)
+  // is cancelled by the run's wind-down: it is busy too, or the wind-down could cancel it after
+  // this read and the redriven run would carry a cancelled task nobody put back (sim seed 2, stall)
   const busy = tasks.filter((t) =>
-    isFanOut(t) ? t.active > 0 : t.status === "queued" || t.status === "running",
+    isFanOut(t) ? t.active > 0 || t.status === "running" : t.status === "queued" || t.status === "running",
   );
   if (busy.length > 0) {
     throw new RunNotRedrivableError(
@@ -145,7 +148,11 @@ function fanOutPutBack(
   redriveCount: number,
   sweep: Record<string, string>,
 ): TxItem {
-  const count = (status: string) => back.filter((i) => i.status === status).length;
+  // items an earlier redrive put back and no fill queued again (the run failed again first) had
+  // their counts taken back then: taking them back again would leave the counters short
+  const already = new Set(t.redo ?? []);
+  const count = (status: string) =>
+    back.filter((i) => i.status === status && !already.has(i.item as number)).length;
   return {
     Update: {
       TableName: config.tableName(),

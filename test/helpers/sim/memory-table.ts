@@ -62,7 +62,7 @@ export class MemoryTable {
   constructor(
     private readonly keySchema: IndexSchema = { hash: "pk", range: "sk" },
     private readonly indexes: Record<string, IndexSchema> = {},
-    private readonly weakened: (string | RegExp)[] = [],
+    private readonly weakened: Weakening[] = [],
     private readonly log?: TableCall[],
   ) {}
 
@@ -236,8 +236,16 @@ export class MemoryTable {
       const condition = op.ConditionExpression;
       const weak =
         condition !== undefined &&
-        this.weakened.some((w) => (typeof w === "string" ? w === condition : w.test(condition)));
-      const failed = !weak && !compiled.holds(before);
+        this.weakened.some((w) =>
+          typeof w === "string" ? w === condition : w instanceof RegExp && w.test(condition),
+        );
+      // a part of the guard taken away: judged by the weaker condition instead
+      const rewrite = this.weakened.find(
+        (w): w is ConditionRewrite =>
+          typeof w === "object" && !(w instanceof RegExp) && w.condition === condition,
+      );
+      const judgedBy = rewrite ? weaker(rewrite.as, op) : compiled;
+      const failed = !weak && !judgedBy.holds(before);
       let after: Item | undefined;
       if (!failed && entry.Put) after = copy(entry.Put.Item as Item);
       if (!failed && entry.Update) after = copy(compiled.apply(before, key));
@@ -258,6 +266,34 @@ export class MemoryTable {
     if (writes.length > 0) this.writeRequests++;
     for (const listener of this.listeners) listener(writes);
   }
+}
+
+/** A guard taken away in part: a condition equal to `condition` is judged as `as` (its placeholders a subset). */
+export interface ConditionRewrite {
+  condition: string;
+  as: string;
+}
+
+/** What a mutation test takes away: a whole condition (exactly, or by pattern), or a part of one. */
+export type Weakening = string | RegExp | ConditionRewrite;
+
+/** The weaker condition, with only the placeholders it uses (DynamoDB refuses unused ones). */
+function weaker(
+  text: string,
+  op: {
+    ExpressionAttributeNames?: Record<string, string>;
+    ExpressionAttributeValues?: Record<string, unknown>;
+  },
+) {
+  const used = <T>(placeholders: Record<string, T> | undefined) =>
+    placeholders &&
+    Object.fromEntries(
+      Object.entries(placeholders).filter(([k]) => new RegExp(`${k}(?![A-Za-z0-9_])`).test(text)),
+    );
+  return compile(
+    { condition: text },
+    { names: used(op.ExpressionAttributeNames), values: used(op.ExpressionAttributeValues) },
+  );
 }
 
 interface Judged {

@@ -1,22 +1,24 @@
 /**
- * The deterministic simulation (test/helpers/sim/simulation.ts): 1,330 seeded schedules of the
+ * The deterministic simulation (test/helpers/sim/simulation.ts): 780 seeded schedules of the
  * real engine over an in-memory table and queues, each fault alone and all together, checking
  * I1–I4 and I6–I8 on every schedule. Then the same schedules with one guard of the engine taken
  * away at a time (its condition treated as always true): each must be caught, which shows the
  * checks can fail and that every guard is needed.
  */
 import { describe, expect, it } from "vitest";
+import type { Weakening } from "../../helpers/sim/memory-table";
 import { type FaultMode, simulateMany } from "../../helpers/sim/simulation";
 
-// half the schedules now also race several runs for a concurrency limit's slots, which makes them
-// longer: fewer of them keep this file's time about what it was
+// half the schedules now also race several runs for a concurrency limit's slots, and half redrive
+// failed runs (up to four times each), which makes them longer: fewer of them keep this file's
+// time about what it was
 const SCHEDULES: Record<FaultMode, number> = {
-  none: 130,
-  duplicate: 240,
-  redeliver: 240,
-  crash: 240,
-  stall: 240,
-  all: 240,
+  none: 80,
+  duplicate: 140,
+  redeliver: 140,
+  crash: 140,
+  stall: 140,
+  all: 140,
 };
 
 describe("deterministic simulation: every invariant holds", () => {
@@ -34,7 +36,7 @@ describe("deterministic simulation: every invariant holds", () => {
 /** The engine's guards, by their exact condition expressions, and a fault mode that needs them. */
 const GUARDS: {
   guard: string;
-  condition: string | RegExp | (string | RegExp)[];
+  condition: Weakening | Weakening[];
   mode: FaultMode;
   caught: RegExp;
   schedules?: number;
@@ -122,6 +124,40 @@ const GUARDS: {
     mode: "none",
     caught: /I4|I6/,
   },
+  {
+    guard: "redrive: only a failed run, of concurrent redrives one (I1, I3)",
+    condition: "#status = :failed AND (attribute_not_exists(redriveCount) OR redriveCount = :seen)",
+    // needs two redrives that read the run before either commits and put back nothing the other
+    // one's writes fence (a run timed out with nothing failed): 13 violations in stall seeds 1-60,
+    // 6 in crash, none in the other modes
+    mode: "stall",
+    caught: /I1|I6/,
+  },
+  {
+    guard: "countdown: a completion of an attempt before a redrive counts nothing (F1, I4)",
+    // only the attempt fence taken away: a late completion of the failed attempt counts the item's
+    // new attempt (as failed); caught in all-faults seed 10 of 1-60 only (none in the single modes)
+    condition: {
+      condition:
+        "attribute_not_exists(counted) AND #status IN (:succeeded, :failed, :cancelled) AND attempt = :attempt",
+      as: "attribute_not_exists(counted) AND #status IN (:succeeded, :failed, :cancelled)",
+    },
+    mode: "all",
+    caught: /I4|I6|I7/,
+  },
+  {
+    guard: "cleanup of an ended run: never once it is redriven (whileEnded)",
+    condition: "#status <> :running",
+    // a late wind-down cancels what the redrive put back: caught in duplicate (7 of seeds 1-60),
+    // redeliver, crash, stall and all
+    mode: "duplicate",
+    caught: /I4|I5|I6/,
+  },
+  // Not caught: endRun's fence on the redrive count it read (`redriveCount = :redrives`, or
+  // `attribute_not_exists(redriveCount)`) taken away alone is caught in no mode in seeds 1-60: it
+  // needs a handler that read the run before it failed to end it after a redrive, and the run's
+  // other guards (a redrive waits until nothing of the run is queued or running) leave no such
+  // handler in these schedules.
 ];
 
 /** Seeds that once found a bug, kept as regressions (their schedules change when the engine's calls do). */
@@ -131,7 +167,39 @@ const FOUND: { seed: number; mode: FaultMode; bug: string }[] = [
     mode: "all",
     bug: "a countdown that found the run past its deadline recorded its with-items task as cancelled, and the run then succeeded without the task's items",
   },
+  {
+    seed: 2,
+    mode: "crash",
+    bug: "a second redrive took the counts of items already put back (redo) back again: failedItems -2",
+  },
+  {
+    seed: 67,
+    mode: "stall",
+    bug: "a redrive read a with-items task still running in a timed-out run, the wind-down cancelled it, and the redriven run succeeded without it",
+  },
 ];
+
+/**
+ * Known, not fixed: with concurrency limits, an execution parked for a slot when its run failed
+ * is cancelled by the wind-down with its entry left in the limit's `waiting` list (stale, by
+ * design); redriven, it parks again (a second entry) or holds a slot while its stale entry is
+ * listed, and the give-back then leaves an entry waiting while a slot is free (crash seed 64:
+ * `active` 0, `waiting` ["run-64-4-…/t0_1/-"], at commit 118), or items queued forever (crash seed
+ * 105). Redrive schedules leave limits out until it is fixed (`limitsWithRedrive`).
+ */
+const KNOWN: { seed: number; mode: FaultMode; bug: string }[] = [
+  { seed: 64, mode: "crash", bug: "a limit's stale waiting entry of a redriven execution" },
+  { seed: 105, mode: "crash", bug: "items of a redriven task parked for a limit never run" },
+];
+
+describe("deterministic simulation: known bugs (redrive with concurrency limits)", () => {
+  for (const { seed, mode, bug } of KNOWN) {
+    it.fails(`seed ${seed} (${mode}): ${bug}`, async () => {
+      const summary = await simulateMany(mode, 1, seed, undefined, { limitsWithRedrive: true });
+      expect(summary.violations).toEqual([]);
+    });
+  }
+});
 
 describe("deterministic simulation: seeds that found bugs", () => {
   for (const { seed, mode, bug } of FOUND) {
