@@ -62,8 +62,11 @@ export function evaluate(
   if (!complete) return { complete: false, ready };
 
   const unhandled = [...fates.keys()].filter(
-    (name) =>
-      statuses.get(name) === "failed" && !outbound(definition, name).some((edge) => edge.when === "failed"),
+    (name) => statuses.get(name) === "failed" && !failureHandled(definition, name),
   );
   return { complete: true, ready: [], status: unhandled.length > 0 ? "failed" : "succeeded", unhandled };
 }
+
+/** Whether a failure of `task` is handled: it has a `when: failed` transition. */
+export const failureHandled = (definition: WorkflowDefinition, task: string) =>
+  outbound(definition, task).some((edge) => edge.when === "failed");

@@ -1,5 +1,6 @@
 /**
- * Redrive: a failed run starts again from what failed, keeping everything that succeeded. One
+ * Redrive: a failed run starts again from what failed, keeping everything that succeeded (and a
+ * failure a `when: failed` transition handled: its handler ran, so it is not put back). One
  * transaction, conditional on the run still being `failed` (and on its redrive count), takes the
  * run back to `running` with a new deadline and puts every failed or cancelled execution back:
  *
@@ -21,6 +22,7 @@ import { keys } from "../store/keys";
 import { queryRunItems, type RunRecord } from "../store/run-state";
 import type { TxItem } from "../store/transaction";
 import type { WorkflowVersion } from "../workflows";
+import { failureHandled } from "./evaluate";
 import { startFields } from "./start";
 import {
   addSeconds,
@@ -65,7 +67,10 @@ export async function planRedrive(
     );
   }
   const redriveCount = (run.redriveCount ?? 0) + 1;
-  const back = tasks.filter((t) => putBack(t.status));
+  // a failure handled by a `when: failed` transition did not fail the run: its handler ran instead
+  const back = tasks.filter(
+    (t) => putBack(t.status) && !(t.status === "failed" && failureHandled(workflow.definition, t.task)),
+  );
   if (back.length > MAX_TASKS_PUT_BACK) {
     throw new RunNotRedrivableError(
       run.runId,

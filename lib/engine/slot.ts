@@ -158,23 +158,26 @@ export async function giveBack(record: TaskRecord, now = new Date()): Promise<Gi
   const limit = await readLimit(record.limit as SlotLimit);
   if (!limit) throw new Error(`the limit of ${entryOf(record)} is missing although it holds a slot`);
   const count = (name: string) => limit[name as `held#${string}`] ?? 0;
-  // a zombie giving back may find its own execution parked (retried by the attempt that took over): never itself
-  const candidates = limit.waiting
-    .map((entry, index) => ({ entry, index, ...parseEntry(entry) }))
-    .filter((c) => c.entry !== entryOf(record));
+  const candidates = limit.waiting.map((entry, index) => ({ entry, index, ...parseEntry(entry) }));
   const stale: typeof candidates = [];
+  /** Its own entry, parked: a zombie's execution retried by the attempt that took over (never handed its own slot). */
+  const skipped: typeof candidates = [];
   let chosen: (typeof candidates)[number] | undefined;
   let chosenAttempt = 0;
   while (!chosen) {
-    const open = candidates.filter((c) => !stale.includes(c));
+    const open = candidates.filter((c) => !stale.includes(c) && !skipped.includes(c));
     if (open.length === 0) break;
     const fewest = Math.min(...open.map((c) => count(servedName(c.runId))));
     const next = open.find((c) => count(servedName(c.runId)) === fewest) as (typeof candidates)[number];
     const execution = await readItem<TaskRecord>(keys.execution(next));
-    if (execution?.status === "queued" && execution.slot === "waiting") {
+    const parked = execution?.status === "queued" && execution.slot === "waiting";
+    // an entry of its own that went stale (parked, cancelled, then redriven) is dropped like any other
+    if (!parked) stale.push(next);
+    else if (next.entry === entryOf(record)) skipped.push(next);
+    else {
       chosen = next;
       chosenAttempt = execution.attempt;
-    } else stale.push(next);
+    }
   }
 
   const names: Record<string, string> = {};

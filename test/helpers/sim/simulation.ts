@@ -134,13 +134,6 @@ export interface ScheduleOptions {
    * what failed): default in 1 schedule in 2, chosen by a dice of its own.
    */
   redrive?: boolean;
-  /**
-   * Keep concurrency limits in redrive schedules. Off by default: a redriven execution that was
-   * parked for a slot when its run failed leaves a stale entry in the limit's `waiting` list,
-   * which the limit then mishandles (a known bug, see simulation.test.ts); the dice are drawn as
-   * if it were on, so turning it on replays the same schedules with their limits.
-   */
-  limitsWithRedrive?: boolean;
 }
 
 export interface ScheduleResult {
@@ -512,9 +505,7 @@ export async function simulate(options: ScheduleOptions): Promise<ScheduleResult
       if (redriving) flaky(shape);
       return shape;
     };
-    const unlimited = redriving && !options.limitsWithRedrive;
     const register = (shape: Shape) => {
-      if (unlimited) delete shape.definition.limits;
       return registerWorkflow(shape.definition.name, JSON.stringify(shape.definition), "application/json");
     };
     const startRun = (w: World, shape: Shape, index: number, races: boolean, concurrencyKey?: string) =>

@@ -177,29 +177,13 @@ const FOUND: { seed: number; mode: FaultMode; bug: string }[] = [
     mode: "stall",
     bug: "a redrive read a with-items task still running in a timed-out run, the wind-down cancelled it, and the redriven run succeeded without it",
   },
+  {
+    seed: 64,
+    mode: "crash",
+    bug: "a give-back skipped its own stale entry (parked, cancelled, then redriven): a slot free with an entry waiting, forever",
+  },
+  { seed: 105, mode: "crash", bug: "items of a redriven task parked behind their own stale entry never ran" },
 ];
-
-/**
- * Known, not fixed: with concurrency limits, an execution parked for a slot when its run failed
- * is cancelled by the wind-down with its entry left in the limit's `waiting` list (stale, by
- * design); redriven, it parks again (a second entry) or holds a slot while its stale entry is
- * listed, and the give-back then leaves an entry waiting while a slot is free (crash seed 64:
- * `active` 0, `waiting` ["run-64-4-…/t0_1/-"], at commit 118), or items queued forever (crash seed
- * 105). Redrive schedules leave limits out until it is fixed (`limitsWithRedrive`).
- */
-const KNOWN: { seed: number; mode: FaultMode; bug: string }[] = [
-  { seed: 64, mode: "crash", bug: "a limit's stale waiting entry of a redriven execution" },
-  { seed: 105, mode: "crash", bug: "items of a redriven task parked for a limit never run" },
-];
-
-describe("deterministic simulation: known bugs (redrive with concurrency limits)", () => {
-  for (const { seed, mode, bug } of KNOWN) {
-    it.fails(`seed ${seed} (${mode}): ${bug}`, async () => {
-      const summary = await simulateMany(mode, 1, seed, undefined, { limitsWithRedrive: true });
-      expect(summary.violations).toEqual([]);
-    });
-  }
-});
 
 describe("deterministic simulation: seeds that found bugs", () => {
   for (const { seed, mode, bug } of FOUND) {
