@@ -13,10 +13,7 @@
  *   through `settle` fenced on the token, so of any number of identical callbacks one settles and
  *   every other answers the same (200, `changed: false`); another body gets 409.
  */
-import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
-import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { httpAction } from "../actions/http";
-import { db } from "../clients";
 import { config } from "../config";
 import { contentHash } from "../definition/hash";
 import {
@@ -27,13 +24,14 @@ import {
   type Problem,
 } from "../errors";
 import { completionOf, sendCompletion } from "../queue";
+import { updateIf } from "../store/conditional";
 import { eventPut } from "../store/events";
 import { keys } from "../store/keys";
 import { readItem, readRun } from "../store/run-state";
 import { transact } from "../store/transaction";
 import { MAX_OUTPUT_BYTES } from "./attempt";
 import { type CallbackKey, decodeToken, encodeToken, sameToken } from "./callback-token";
-import { cancelIdle } from "./cancel";
+import { cancelUnsent } from "./cancel";
 import type { ClaimResult } from "./claim";
 import { isSettled } from "./evaluate";
 import { type AttemptResult, settle } from "./settle";
@@ -131,7 +129,7 @@ export async function issue(record: TaskRecord, now = new Date()): Promise<Attem
   // execution alone: whoever looks second (the cancel at the tasks, or this at the run) cancels it
   const run = await readRun(record.runId);
   if (run?.status !== "running") {
-    if (await cancelIdle(waiting, now)) await sendCompletion(completionOf(waiting, "cancelled"));
+    await cancelUnsent(waiting, now);
     return undefined;
   }
   return notify(waiting, input);
@@ -184,27 +182,21 @@ async function notify(record: TaskRecord, input: CallbackInput): Promise<Attempt
 }
 
 async function markNotified(record: TaskRecord, token: string): Promise<void> {
-  try {
-    await db().send(
-      new UpdateCommand({
-        TableName: config.tableName(),
-        Key: keys.execution(record),
-        UpdateExpression: "SET notifiedAt = :now",
-        // closes: marking a newer attempt (new token) notified, or an execution settled meanwhile
-        ConditionExpression: "#status = :running AND attempt = :attempt AND callbackToken = :token",
-        ExpressionAttributeNames: { "#status": "status" },
-        ExpressionAttributeValues: {
-          ":now": new Date().toISOString(),
-          ":running": "running",
-          ":attempt": record.attempt,
-          ":token": token,
-        },
-      }),
-    );
-  } catch (error) {
-    // the callback came (or the wait expired) before the mark: nothing left to mark
-    if (!(error instanceof ConditionalCheckFailedException)) throw error;
-  }
+  // not written: the callback came (or the wait expired) before the mark, nothing left to mark
+  await updateIf({
+    TableName: config.tableName(),
+    Key: keys.execution(record),
+    UpdateExpression: "SET notifiedAt = :now",
+    // closes: marking a newer attempt (new token) notified, or an execution settled meanwhile
+    ConditionExpression: "#status = :running AND attempt = :attempt AND callbackToken = :token",
+    ExpressionAttributeNames: { "#status": "status" },
+    ExpressionAttributeValues: {
+      ":now": new Date().toISOString(),
+      ":running": "running",
+      ":attempt": record.attempt,
+      ":token": token,
+    },
+  });
 }
 
 /**
@@ -403,30 +395,24 @@ export async function heartbeatCallback(
       });
     }
     const until = holdUntil(record, record.callbackDeadline as string, now);
-    try {
-      await db().send(
-        new UpdateCommand({
-          TableName: config.tableName(),
-          Key: keys.execution(record),
-          UpdateExpression: "SET leaseUntil = :until, sweepAt = :until",
-          // closes: a heartbeat reviving a callback that expired (its timeout being settled), or was settled or cancelled meanwhile
-          ConditionExpression:
-            "#status = :running AND attempt = :attempt AND callbackToken = :token AND leaseUntil > :now",
-          ExpressionAttributeNames: { "#status": "status" },
-          ExpressionAttributeValues: {
-            ":until": until,
-            ":running": "running",
-            ":attempt": record.attempt,
-            ":token": token,
-            ":now": now.toISOString(),
-          },
-        }),
-      );
-      return { heartbeatUntil: until };
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      // settled, cancelled or expired meanwhile: judge again
-    }
+    const beat = await updateIf({
+      TableName: config.tableName(),
+      Key: keys.execution(record),
+      UpdateExpression: "SET leaseUntil = :until, sweepAt = :until",
+      // closes: a heartbeat reviving a callback that expired (its timeout being settled), or was settled or cancelled meanwhile
+      ConditionExpression:
+        "#status = :running AND attempt = :attempt AND callbackToken = :token AND leaseUntil > :now",
+      ExpressionAttributeNames: { "#status": "status" },
+      ExpressionAttributeValues: {
+        ":until": until,
+        ":running": "running",
+        ":attempt": record.attempt,
+        ":token": token,
+        ":now": now.toISOString(),
+      },
+    });
+    if (beat) return { heartbeatUntil: until };
+    // settled, cancelled or expired meanwhile: judge again
   }
   throw new Error(`heartbeat for ${key.runId}/${key.task}: the execution kept changing`);
 }

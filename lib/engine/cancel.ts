@@ -6,7 +6,7 @@ import { queryRunItems, readTasks } from "../store/run-state";
 import { transact } from "../store/transaction";
 import { isSuspended } from "./callback-token";
 import { whileEnded } from "./dispatch";
-import { GIVE_BACK_RETRIES, giveBack, sendGranted } from "./slot";
+import { transactGivingBack } from "./slot";
 import {
   addSeconds,
   type FanOutRecord,
@@ -37,10 +37,10 @@ function idle(record: TaskRecord, now = new Date()): boolean {
 export async function cancelIdle(record: TaskRecord, now = new Date()): Promise<boolean> {
   if (!idle(record, now)) return false;
   const suspended = isSuspended(record);
-  for (let tries = 0; tries < GIVE_BACK_RETRIES; tries++) {
-    // a slot it holds is given back with the cancellation; a place in a limit's queue is left to go stale
-    const slot = record.slot === "held" ? await giveBack(record, now) : undefined;
-    const outcome = await transact([
+  // a slot it holds is given back with the cancellation; a place in a limit's queue is left to go stale
+  const outcome = await transactGivingBack(
+    record,
+    [
       {
         Update: {
           TableName: config.tableName(),
@@ -83,17 +83,11 @@ export async function cancelIdle(record: TaskRecord, now = new Date()): Promise<
         item: record.item,
         attempt: record.attempt,
       }),
-      ...(slot?.writes ?? []),
       whileEnded(record.runId),
-    ]);
-    if (outcome.ok) {
-      await sendGranted(slot?.granted);
-      return true;
-    }
-    const runRestarted = outcome.reasons.at(-1)?.code === "ConditionalCheckFailed";
-    if (!slot || runRestarted || outcome.reasons[0]?.code === "ConditionalCheckFailed") return false;
-  }
-  throw new Error(`could not cancel ${record.runId}/${record.task}: its limit's list kept moving`);
+    ],
+    now,
+  );
+  return outcome.ok;
 }
 
 /**
@@ -134,9 +128,16 @@ export async function cancelFanOut(parent: FanOutRecord, now = new Date()): Prom
  */
 async function cancelWaitingItems(parent: FanOutRecord, now: Date): Promise<void> {
   const items = (await queryRunItems(parent.runId, keys.itemPrefix(parent.task))) as unknown as TaskRecord[];
-  for (const item of items.filter((i) => i.slot === "waiting" || isSuspended(i))) {
-    if (await cancelIdle(item, now)) await sendCompletion(completionOf(item, "cancelled"));
-  }
+  for (const item of items.filter((i) => i.slot === "waiting" || isSuspended(i)))
+    await cancelUnsent(item, now);
+}
+
+/**
+ * Cancels an idle execution that no task message will come for (parked, or waiting for its
+ * callback), and publishes its completion, as a worker's claim does for one whose message came.
+ */
+export async function cancelUnsent(record: TaskRecord, now = new Date()): Promise<void> {
+  if (await cancelIdle(record, now)) await sendCompletion(completionOf(record, "cancelled"));
 }
 
 /** After the run ended early (cancelled, timed out): nothing queued runs, no slot is refilled. */

@@ -1,9 +1,8 @@
 import { config } from "../config";
 import { eventPut } from "../store/events";
 import { keys } from "../store/keys";
-import { transact } from "../store/transaction";
 import { point } from "./interleave";
-import { GIVE_BACK_RETRIES, giveBack, sendGranted } from "./slot";
+import { transactGivingBack } from "./slot";
 import {
   addSeconds,
   attemptsMade,
@@ -91,9 +90,9 @@ export async function settle(
   // a slot of the action's concurrency limit is given back in this same transition, so exactly once
   if (record.slot === "held") update += ", slot"; // every update above ends with a REMOVE clause
   await point("settle:before-write", { runId, task, item, attempt });
-  for (let tries = 0; tries < GIVE_BACK_RETRIES; tries++) {
-    const slot = record.slot === "held" ? await giveBack(record, now) : undefined;
-    const written = await transact([
+  const written = await transactGivingBack(
+    record,
+    [
       {
         Update: {
           TableName: config.tableName(),
@@ -109,14 +108,9 @@ export async function settle(
         ? [eventPut(runId, "CallbackReceived", { task, item, attempt, detail: { ok: result.ok } })]
         : []),
       eventPut(runId, type, { task, item, attempt, detail: result.ok ? undefined : { error: result.error } }),
-      ...(slot?.writes ?? []),
-    ]);
-    if (written.ok) {
-      await sendGranted(slot?.granted);
-      return outcome;
-    }
-    // the execution moved on (I8): nothing written; otherwise the limit's list moved: read it again
-    if (!slot || written.reasons[0]?.code === "ConditionalCheckFailed") return { kind: "lost" };
-  }
-  throw new Error(`could not give back the slot of ${runId}/${task}: the limit kept moving`);
+    ],
+    now,
+  );
+  // not written: the execution moved on (a zombie's attempt, I8)
+  return written.ok ? outcome : { kind: "lost" };
 }

@@ -29,7 +29,7 @@ import { sendTasks, type TaskMessage } from "../queue";
 import { eventPut } from "../store/events";
 import { keys } from "../store/keys";
 import { readItem } from "../store/run-state";
-import type { TxItem } from "../store/transaction";
+import { type TxItem, type TxOutcome, transact } from "../store/transaction";
 import { addSeconds, QUEUED_SWEEP_SECONDS, sweepShard, type TaskRecord } from "./task-record";
 
 /** The limit an execution is subject to, carried on its record (a worker never reads the definition). */
@@ -288,4 +288,29 @@ export async function sendGranted(granted: Granted | undefined): Promise<void> {
 }
 
 /** How many transactions a give-back tries when the waiting list keeps moving under it. */
-export const GIVE_BACK_RETRIES = 20;
+const GIVE_BACK_RETRIES = 20;
+
+/**
+ * Runs an execution's own transition (`writes`) and, if it holds a slot, the slot's give-back in
+ * the same transaction, so the slot comes back exactly as often as the transition happens. When
+ * only the give-back's writes failed (the limit's list moved since it was read) it reads the list
+ * again and tries again; when one of `writes` failed, the transition did not happen: that outcome is
+ * returned. Once committed, the execution handed the slot gets its task message.
+ */
+export async function transactGivingBack(
+  record: TaskRecord,
+  writes: TxItem[],
+  now = new Date(),
+): Promise<TxOutcome> {
+  for (let tries = 0; tries < GIVE_BACK_RETRIES; tries++) {
+    const slot = record.slot === "held" ? await giveBack(record, now) : undefined;
+    const outcome = await transact([...writes, ...(slot?.writes ?? [])]);
+    if (outcome.ok) {
+      await sendGranted(slot?.granted);
+      return outcome;
+    }
+    const own = outcome.reasons.slice(0, writes.length);
+    if (!slot || own.some((r) => r.code === "ConditionalCheckFailed")) return outcome;
+  }
+  throw new Error(`could not give back the slot of ${entryOf(record)}: the limit's list kept moving`);
+}
