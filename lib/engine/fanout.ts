@@ -1,11 +1,9 @@
-import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
-import { PutCommand } from "@aws-sdk/lib-dynamodb";
-import { db } from "../clients";
 import { config } from "../config";
 import type { TaskDefinition, WorkflowDefinition } from "../definition/types";
 import { ExpressionError } from "../errors";
 import { evaluateTemplate } from "../expression";
 import { type CompletionMessage, sendTasks } from "../queue";
+import { putIf } from "../store/conditional";
 import { eventPut } from "../store/events";
 import { keys } from "../store/keys";
 import { queryRunItems, readItem } from "../store/run-state";
@@ -144,18 +142,12 @@ async function createItems(
       const item: TaskRecord = { ...(record as TaskRecord), item: index, status: "pending" };
       delete item.sweepShard;
       delete item.sweepAt;
-      try {
-        await db().send(
-          new PutCommand({
-            TableName: config.tableName(),
-            Item: { ...keys.item(runId, task, index), ...item },
-            // closes: a re-entered fan-out overwriting an item that already ran
-            ConditionExpression: "attribute_not_exists(pk)",
-          }),
-        );
-      } catch (error) {
-        if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      }
+      await putIf({
+        TableName: config.tableName(),
+        Item: { ...keys.item(runId, task, index), ...item },
+        // closes: a re-entered fan-out overwriting an item that already ran
+        ConditionExpression: "attribute_not_exists(pk)",
+      });
     }
   };
   await Promise.all(Array.from({ length: ITEM_WRITE_CONCURRENCY }, writer));

@@ -1,8 +1,6 @@
-import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
-import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { db } from "../clients";
 import { config } from "../config";
 import { ActionError } from "../errors";
+import { updateIf } from "../store/conditional";
 import { keys } from "../store/keys";
 import { addSeconds, leaseSeconds, type TaskRecord } from "./task-record";
 
@@ -20,26 +18,27 @@ export function keepLease(record: TaskRecord, controller: AbortController, onRen
   const seconds = leaseSeconds(record);
   const renew = async () => {
     const leaseUntil = addSeconds(new Date(), seconds).toISOString();
+    let renewed: boolean;
     try {
-      await db().send(
-        new UpdateCommand({
-          TableName: config.tableName(),
-          Key: keys.execution(record),
-          UpdateExpression: "SET leaseUntil = :lease, sweepAt = :lease",
-          // closes: a worker whose lease expired (and was taken over) extending the new attempt's lease
-          ConditionExpression: "#status = :running AND attempt = :attempt AND workerId = :worker",
-          ExpressionAttributeNames: { "#status": "status" },
-          ExpressionAttributeValues: {
-            ":lease": leaseUntil,
-            ":running": "running",
-            ":attempt": record.attempt,
-            ":worker": record.workerId,
-          },
-        }),
-      );
-      await onRenew?.(seconds);
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) return; // try again at the next beat
+      renewed = await updateIf({
+        TableName: config.tableName(),
+        Key: keys.execution(record),
+        UpdateExpression: "SET leaseUntil = :lease, sweepAt = :lease",
+        // closes: a worker whose lease expired (and was taken over) extending the new attempt's lease
+        ConditionExpression: "#status = :running AND attempt = :attempt AND workerId = :worker",
+        ExpressionAttributeNames: { "#status": "status" },
+        ExpressionAttributeValues: {
+          ":lease": leaseUntil,
+          ":running": "running",
+          ":attempt": record.attempt,
+          ":worker": record.workerId,
+        },
+      });
+      if (renewed) await onRenew?.(seconds);
+    } catch {
+      return; // try again at the next beat
+    }
+    if (!renewed) {
       controller.abort(
         new ActionError("LeaseLost", `attempt ${record.attempt} lost its lease`, { retryable: true }),
       );

@@ -1,8 +1,8 @@
-import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
-import { QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { db } from "../clients";
 import { config } from "../config";
 import { sendTasks } from "../queue";
+import { updateIf } from "../store/conditional";
 import { type RunRecord, readItem } from "../store/run-state";
 import { advance } from "./advance";
 import { addSeconds, QUEUED_SWEEP_SECONDS, SWEEP_SHARDS, type TaskRecord } from "./task-record";
@@ -59,24 +59,16 @@ async function resend(key: { pk: string; sk: string }, now: Date): Promise<boole
 }
 
 /** Moves the item's next look forward; false when another sweeper (or the engine) moved it first. */
-async function postpone(key: { pk: string; sk: string }, seen: string, next: string): Promise<boolean> {
-  try {
-    await db().send(
-      new UpdateCommand({
-        TableName: config.tableName(),
-        Key: { pk: key.pk, sk: key.sk },
-        UpdateExpression: "SET sweepAt = :next",
-        // closes: two sweepers (or a sweeper and a claim) acting on the same overdue execution
-        ConditionExpression: "sweepAt = :seen",
-        ExpressionAttributeValues: {
-          ":seen": seen,
-          ":next": next,
-        },
-      }),
-    );
-    return true;
-  } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return false;
-    throw error;
-  }
+function postpone(key: { pk: string; sk: string }, seen: string, next: string): Promise<boolean> {
+  return updateIf({
+    TableName: config.tableName(),
+    Key: { pk: key.pk, sk: key.sk },
+    UpdateExpression: "SET sweepAt = :next",
+    // closes: two sweepers (or a sweeper and a claim) acting on the same overdue execution
+    ConditionExpression: "sweepAt = :seen",
+    ExpressionAttributeValues: {
+      ":seen": seen,
+      ":next": next,
+    },
+  });
 }
