@@ -346,7 +346,9 @@ describe("callback tasks", () => {
     const next = await stack.api("POST", "/workflows/per-item-cancel/runs", {});
     expect(next.body.status).toBe("waiting");
     expect((await stack.api("POST", `/runs/${runId}/cancel`)).status).toBe(202);
-    const run = await waitForRun(stack, runId);
+    // the run ends first; its waiting items are cancelled by the same call and counted through
+    // their completions, so the counts follow within moments (no timeout is waited for)
+    const run = await waitForRun(stack, runId, (r) => r.tasks.each.items.cancelled === 2, 10_000);
     expect(run.status).toBe("cancelled");
     expect(run.tasks.each.items).toMatchObject({ total: 2, running: 0, cancelled: 2 });
     for (const r of notifies) expect((await callback(tokenOf(r), { output: 1 })).status).toBe(404);
