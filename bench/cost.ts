@@ -8,7 +8,7 @@
  */
 import { type AttributeValue, GetItemCommand } from "@aws-sdk/client-dynamodb";
 import { attachMeter, itemSize, type LabelledFigures, Meter } from "../lib/metering";
-import { fanoutOnce, registerFanout } from "./fanout";
+import { fanoutOnce, noopLimit, registerFanout } from "./fanout";
 import { round } from "./figures";
 import { type PerTask, PRICES, stepFunctionsStandardUsdPerMillion, usdPerMillionTasks } from "./prices";
 import {
@@ -26,6 +26,8 @@ export interface CostOptions {
   concurrency: number;
   plainRuns: number;
   workers: number;
+  /** A concurrency limit on `bench.noop`, the action of both shapes; none when absent. */
+  maxRunning?: number;
 }
 
 /** Calls made for the benchmark itself, not by the workflow: registering, polling runs. */
@@ -148,10 +150,11 @@ export async function runCost(
   const meter = new Meter(() => invocationLabel.getStore(), sizeOf);
   const detach = attachMeter(meter, [bench.stack.clients.sqs]);
   try {
-    await registerFanout(bench, options.concurrency);
+    await registerFanout(bench, options.concurrency, options.maxRunning);
     await expectStatus(
       bench.api("PUT", "/workflows/bench-plain", {
         name: "bench-plain",
+        ...noopLimit(options.maxRunning),
         tasks: { only: { action: "bench.noop" } },
       }),
       200,

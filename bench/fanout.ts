@@ -13,6 +13,8 @@ export interface FanoutOptions {
   concurrency: number;
   runs: number;
   workers: number;
+  /** A concurrency limit on the items' action (`limits.actions`), none when absent. */
+  maxRunning?: number;
 }
 
 /** One measured run of the fan-out workflow. */
@@ -27,10 +29,20 @@ export interface FanoutRun {
 
 export const FANOUT_WORKFLOW = "bench-fanout";
 
-export async function registerFanout(bench: BenchStack, concurrency: number): Promise<void> {
+/** The definition's `limits` for a limit of `maxRunning` on `bench.noop`; none when absent. */
+export const noopLimit = (maxRunning?: number) =>
+  maxRunning ? { limits: { actions: { "bench.noop": { maxRunning } } } } : {};
+
+/** Registers the fan-out workflow; `maxRunning` limits its items' action (the successor's too). */
+export async function registerFanout(
+  bench: BenchStack,
+  concurrency: number,
+  maxRunning?: number,
+): Promise<void> {
   await expectStatus(
     bench.api("PUT", `/workflows/${FANOUT_WORKFLOW}`, {
       name: FANOUT_WORKFLOW,
+      ...noopLimit(maxRunning),
       tasks: {
         each: {
           action: "bench.noop",
@@ -76,12 +88,13 @@ export async function fanoutOnce(bench: BenchStack, items: number): Promise<Fano
 }
 
 /** The scenario's figures over its runs. */
-export function fanoutFigures(items: number, concurrency: number, runs: FanoutRun[]) {
+export function fanoutFigures(items: number, concurrency: number, runs: FanoutRun[], maxRunning?: number) {
   const seconds = runs.reduce((sum, r) => sum + r.seconds, 0);
   const latencies = runs.map((r) => r.fanInLatencyMs);
   return {
     items,
     concurrency,
+    maxRunning: maxRunning ?? null,
     runs: runs.length,
     itemsPerSecond: round((items * runs.length) / seconds, 1),
     fanInLatencyMs: {
@@ -103,7 +116,7 @@ export async function runFanout(
 ): Promise<FanoutFigures> {
   const bench = await startBenchStack(emulators, { workers: options.workers });
   try {
-    await registerFanout(bench, options.concurrency);
+    await registerFanout(bench, options.concurrency, options.maxRunning);
     const runs: FanoutRun[] = [];
     for (let i = 0; i < options.runs; i++) {
       const run = await fanoutOnce(bench, options.items);
@@ -114,7 +127,7 @@ export async function runFanout(
       );
       runs.push(run);
     }
-    return fanoutFigures(options.items, options.concurrency, runs);
+    return fanoutFigures(options.items, options.concurrency, runs, options.maxRunning);
   } finally {
     await bench.stop();
   }

@@ -30,6 +30,7 @@ const { values, positionals } = parseArgs({
     runs: { type: "string", default: "5" },
     "peer-runs": { type: "string", default: "3" },
     "plain-runs": { type: "string", default: "100" },
+    "max-running": { type: "string" },
     help: { type: "boolean", default: false },
   },
 });
@@ -37,8 +38,9 @@ const { values, positionals } = parseArgs({
 if (values.help) {
   console.log(`npm run bench -- [${SCENARIOS.join("|")}...] [--json FILE] [--large]
   efficiency  --tasks 320 --task-seconds 1,0.1 --workers 16
-  fanout      --items 1000 (10000 with --large) --concurrency 100 --runs 5 --workers 16
-  cost        --items 1000 --concurrency 100 --plain-runs 100 --workers 16
+  fanout      --items 1000 (10000 with --large) --concurrency 100 --runs 5 --workers 16 [--max-running N]
+  cost        --items 1000 --concurrency 100 --plain-runs 100 --workers 16 [--max-running N]
+              --max-running: a concurrency limit (limits.actions) on the items' action
   peer        --items 1000 --peer-runs 3 --workers 16 (BullMQ on a local redis-server)`);
   process.exit(0);
 }
@@ -57,6 +59,9 @@ const workers = positive("workers", values.workers);
 const concurrency = positive("concurrency", values.concurrency);
 const fanoutItems = positive("items", values.items ?? (values.large ? "10000" : "1000"));
 const peerItems = positive("items", values.items ?? "1000");
+const maxRunning =
+  values["max-running"] === undefined ? undefined : positive("max-running", values["max-running"]);
+const limited = maxRunning ? `, maxRunning ${maxRunning}` : "";
 
 const log = (line: string) => console.log(line);
 const rows: Row[] = [];
@@ -104,9 +109,13 @@ try {
       report.efficiency = results;
     } else if (scenario === "fanout") {
       const runs = positive("runs", values.runs);
-      const figures = await runFanout(emulators, { items: fanoutItems, concurrency, runs, workers }, log);
+      const figures = await runFanout(
+        emulators,
+        { items: fanoutItems, concurrency, runs, workers, maxRunning },
+        log,
+      );
       report.fanout = figures;
-      const at = `fanout (${fanoutItems} items, concurrency ${concurrency}, ${runs} runs)`;
+      const at = `fanout (${fanoutItems} items, concurrency ${concurrency}${limited}, ${runs} runs)`;
       rows.push(
         ...figureRows(at, {
           itemsPerSecond: figures.itemsPerSecond,
@@ -125,11 +134,12 @@ try {
         concurrency,
         plainRuns: positive("plain-runs", values["plain-runs"]),
         workers,
+        maxRunning,
       };
       const figures = await runCost(emulators, options, log);
       report.cost = figures;
       for (const shape of figures.shapes) {
-        const at = `cost per task (${shape.shape === "plain" ? "runs of one task" : `fan-out of ${options.items}`})`;
+        const at = `cost per task (${shape.shape === "plain" ? "runs of one task" : `fan-out of ${options.items}`}${limited})`;
         rows.push(
           ...figureRows(at, {
             readUnits: shape.readUnits,

@@ -26,6 +26,7 @@
 import { config } from "../config";
 import type { WorkflowDefinition } from "../definition/types";
 import { sendTasks, type TaskMessage } from "../queue";
+import { backoff } from "../store/backoff";
 import { eventPut } from "../store/events";
 import { keys } from "../store/keys";
 import { readItem } from "../store/run-state";
@@ -197,16 +198,21 @@ export async function giveBack(record: TaskRecord, now = new Date()): Promise<Gi
     names["#served"] = servedName(record.runId);
     values[":zero"] = 0;
   } else {
+    // conditioned on which case it is, not on the count read: the run's other executions taking and
+    // giving back slots meanwhile (a run of many items, all at once) must not make this one try again
     names["#held"] = heldName(record.runId);
-    conditions.push("#held = :heldSeen");
-    values[":heldSeen"] = count(heldName(record.runId));
     const leftover = candidates.some((c) => c.runId === record.runId && !stale.includes(c));
-    if (count(heldName(record.runId)) > 1) sets.push("#held = #held - :one");
-    else if (leftover) removes.push("#held");
-    else {
-      // the run's last slot, and none of it waits: it leaves no trace on the limit
-      names["#served"] = servedName(record.runId);
-      removes.push("#held", "#served");
+    if (count(heldName(record.runId)) > 1) {
+      sets.push("#held = #held - :one");
+      conditions.push("#held > :one");
+    } else {
+      conditions.push("#held = :one");
+      if (leftover) removes.push("#held");
+      else {
+        // the run's last slot, and none of it waits: it leaves no trace on the limit
+        names["#served"] = servedName(record.runId);
+        removes.push("#held", "#served");
+      }
     }
   }
   const gone = new Set(stale.map((c) => c.runId));
@@ -287,8 +293,11 @@ export async function sendGranted(granted: Granted | undefined): Promise<void> {
   await sendTasks([message], `slot/${attempt}`);
 }
 
-/** How many transactions a give-back tries when the waiting list keeps moving under it. */
-const GIVE_BACK_RETRIES = 20;
+/**
+ * How many transactions a give-back tries when the limit keeps moving under it (every execution of
+ * the limited action takes and gives back slots on the one limit item), with a backoff between.
+ */
+const GIVE_BACK_TRIES = 30;
 
 /**
  * Runs an execution's own transition (`writes`) and, if it holds a slot, the slot's give-back in
@@ -302,7 +311,8 @@ export async function transactGivingBack(
   writes: TxItem[],
   now = new Date(),
 ): Promise<TxOutcome> {
-  for (let tries = 0; tries < GIVE_BACK_RETRIES; tries++) {
+  for (let tries = 0; tries < GIVE_BACK_TRIES; tries++) {
+    if (tries > 0) await backoff(tries - 1);
     const slot = record.slot === "held" ? await giveBack(record, now) : undefined;
     const outcome = await transact([...writes, ...(slot?.writes ?? [])]);
     if (outcome.ok) {

@@ -2,6 +2,7 @@ import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import { TransactWriteCommand, type TransactWriteCommandInput } from "@aws-sdk/lib-dynamodb";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
 import { db } from "../clients";
+import { backoff } from "./backoff";
 
 export type TxItem = NonNullable<TransactWriteCommandInput["TransactItems"]>[number];
 
@@ -42,7 +43,7 @@ export async function transact(items: TxItem[]): Promise<TxOutcome> {
       const failed = reasons.filter((r) => r.code !== "None");
       const conflictOnly = failed.length > 0 && failed.every((r) => r.code === "TransactionConflict");
       if (conflictOnly && attempt < CONFLICT_RETRIES) {
-        await new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * 2 ** attempt));
+        await backoff(attempt);
         continue;
       }
       if (failed.some((r) => r.code !== "ConditionalCheckFailed" && r.code !== "TransactionConflict")) {

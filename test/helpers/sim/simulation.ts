@@ -32,6 +32,7 @@ import { ActionError, OnceflowError } from "../../../lib/errors";
 import { useIdSource } from "../../../lib/ids";
 import type { CompletionMessage, TaskMessage } from "../../../lib/queue";
 import { cancelRun, createRun, redriveRun, triggerRun } from "../../../lib/runs";
+import { useSleep } from "../../../lib/store/backoff";
 import { keys } from "../../../lib/store/keys";
 import type { RunRecord } from "../../../lib/store/run-state";
 import { registerWorkflow } from "../../../lib/workflows";
@@ -486,6 +487,8 @@ export async function simulate(options: ScheduleOptions): Promise<ScheduleResult
   const restoreClients = useClients({ db: w.client(w.table), sqs: w.client(w.queues) });
   let created = 0;
   const restoreIds = useIdSource(() => `run-${options.seed}-${++created}-${Math.floor(random() * 1e9)}`);
+  // a backoff takes no real time: the schedule, not the machine, decides who goes next
+  const restoreSleep = useSleep(() => Promise.resolve());
   const env = { TABLE_NAME: TABLE, TASKS_QUEUE_URL: TASKS_QUEUE, COMPLETIONS_QUEUE_URL: COMPLETIONS_QUEUE };
   const previousEnv = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
   Object.assign(process.env, env);
@@ -589,6 +592,7 @@ export async function simulate(options: ScheduleOptions): Promise<ScheduleResult
     Math.random = previousRandom;
     restoreClients();
     restoreIds();
+    restoreSleep();
     for (const [k, v] of Object.entries(previousEnv)) {
       if (v === undefined) delete process.env[k];
       else process.env[k] = v;

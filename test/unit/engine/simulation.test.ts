@@ -100,9 +100,9 @@ const GUARDS: {
   },
   {
     guard: "limit: a give-back as read, the list and counts unmoved (F4, I4)",
-    // built per call: `waiting[i] = :wi` for each entry it drops or hands over, `#held = :heldSeen`,
-    // and `active > :zero AND size(waiting) = :size` when nobody waits
-    condition: /= :w\d+|= :heldSeen|= :size/,
+    // built per call: `waiting[i] = :wi` for each entry it drops or hands over, `#held > :one` (or
+    // `= :one` for the run's last slot), and `active > :zero AND size(waiting) = :size` when nobody waits
+    condition: /= :w\d+|#held [>=] :one|= :size/,
     mode: "duplicate",
     caught: /I4|I6/,
     // caught in 8 of seeds 1-12 at once; with it taken away some schedules never end (seed 29 of
