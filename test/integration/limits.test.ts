@@ -4,6 +4,8 @@
  * are handed one fairly across runs as slots free, and the counters end at 0.
  */
 import { describe, expect, it } from "vitest";
+import { type InterleavingPoint, onPoint } from "../../lib/engine/interleave";
+import { readLimit } from "../../lib/engine/slot";
 import { limitedWorkflow, runLimited } from "../helpers/limited-runs";
 import { eventsOf, register, waitForRun } from "../helpers/runs";
 import { peakOverlap, useSink } from "../helpers/sink";
@@ -12,6 +14,31 @@ import { useLocalStack } from "../helpers/stack";
 const stack = useLocalStack({ pollerConcurrency: { worker: 20, advance: 4 } });
 const sinkFixture = useSink();
 const sink = () => sinkFixture.sink;
+
+/**
+ * Holds the handlers reaching `name` and lets them go together: when `count` are there, or 300 ms
+ * after the first (a worker's batch is handled one message at a time, so `count` may never come).
+ */
+function gather(name: InterleavingPoint, count: number): () => void {
+  let held: (() => void)[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  const go = () => {
+    clearTimeout(timer);
+    for (const resume of held) resume();
+    held = [];
+  };
+  const remove = onPoint(name, () => {
+    return new Promise<void>((resume) => {
+      held.push(resume);
+      if (held.length === 1) timer = setTimeout(go, 300);
+      if (held.length >= count) go();
+    });
+  });
+  return () => {
+    remove();
+    go();
+  };
+}
 
 describe("concurrency limits", () => {
   it("a limit of 3 on an action used by 10 concurrent runs of 20 items: 3 at once, each item once, counters at 0", async () => {
@@ -37,6 +64,40 @@ describe("concurrency limits", () => {
     expect(events.filter((e) => e.type === "SlotAcquired").length).toBe(
       events.filter((e) => e.type === "SlotWaiting").length,
     );
+  }, 240_000);
+
+  it("20 executions of one run giving their slots back at the same instant: none gives up", async () => {
+    // the give-backs race on the one limit item: hand-overs to the same head of the queue while
+    // items wait, then decrements of the run's count; none may give up (its message would come back
+    // only after the queue's visibility timeout, 15 min, and the run would stall)
+    const maxRunning = 20;
+    await register(
+      stack,
+      limitedWorkflow(sink(), { name: "same-instant", runs: 1, items: 0, maxRunning, delayMs: 0 }),
+    );
+    const release = gather("settle:before-write", maxRunning);
+    try {
+      for (let round = 0; round < 3; round++) {
+        sink().reset();
+        const items = Array.from({ length: 2 * maxRunning }, (_, k) => k);
+        const { body } = await stack.api("POST", "/workflows/same-instant/runs", {
+          input: { run: round, items },
+        });
+        const run = await waitForRun(stack, body.runId, undefined, 60_000);
+        expect(run.status).toBe("succeeded");
+        const calls = sink().requestsTo("/limited");
+        expect(new Set(calls.map((r) => JSON.stringify(r.json))).size).toBe(items.length);
+        expect(calls).toHaveLength(items.length);
+        expect(await readLimit({ workflow: "same-instant", action: "core.http" })).toEqual({
+          pk: expect.any(String),
+          sk: "LIMIT",
+          active: 0,
+          waiting: [],
+        });
+      }
+    } finally {
+      release();
+    }
   }, 240_000);
 
   it("a workflow-wide limit caps every execution of its runs: 2 at once", async () => {
@@ -100,9 +161,7 @@ describe("concurrency limits", () => {
     const [ra, rb] = await Promise.all([a, b].map((c) => waitForRun(stack, c.body.runId, undefined, 60_000)));
     expect(ra.status).toBe("cancelled");
     expect(rb.status).toBe("succeeded");
-    const limit = await import("../../lib/engine/slot").then((m) =>
-      m.readLimit({ workflow: "cancel-limited", action: "core.http" }),
-    );
+    const limit = await readLimit({ workflow: "cancel-limited", action: "core.http" });
     expect(limit).toMatchObject({ active: 0, waiting: [] });
   }, 90_000);
 });
