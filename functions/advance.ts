@@ -2,8 +2,10 @@ import { processPartialResponse, SqsFifoPartialProcessorAsync } from "@aws-lambd
 import { Logger } from "@aws-lambda-powertools/logger";
 import middy from "@middy/core";
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
+import { config } from "../lib/config";
 import { advance } from "../lib/engine/advance";
 import type { CompletionMessage } from "../lib/queue";
+import { retrySoon } from "./visibility";
 
 const logger = new Logger({ serviceName: "onceflow-advance" });
 
@@ -22,8 +24,12 @@ async function advanceBatch(event: SQSEvent, context: Context): Promise<SQSBatch
       const completions = event.Records.map((r) => JSON.parse(r.body) as CompletionMessage).filter(
         (c) => c.runId === runId,
       );
-      await advance(runId, completions).catch((error: unknown) => {
-        logger.error("completion failed; SQS will deliver it again", { runId, error: error as Error });
+      await advance(runId, completions).catch(async (error: unknown) => {
+        logger.error("completion failed; SQS will deliver it again shortly", {
+          runId,
+          error: error as Error,
+        });
+        await retrySoon(config.completionsQueueUrl(), record, event.Records);
         throw error;
       });
       advanced.add(runId);
