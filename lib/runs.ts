@@ -3,6 +3,7 @@ import { canonicalJson, sha256 } from "./definition/hash";
 import { validateRunInput } from "./definition/input-schema";
 import { advance, launch, launchPromoted, windDown } from "./engine/advance";
 import { lockKept } from "./engine/end-run";
+import { point } from "./engine/interleave";
 import { acquireOrWait, concurrencyKeyOf, readLock, release, retake } from "./engine/lock";
 import { planRedrive } from "./engine/redrive";
 import { planStart, startTransition } from "./engine/start";
@@ -270,6 +271,7 @@ export async function redriveRun(runId: string): Promise<RunSummary & { redriveC
     const plan = await planRedrive(run, tasks, workflow);
     const outcome = await transact([...plan.writes, ...(await retake(run))]);
     if (!outcome.ok) continue; // the run, a task or the key moved: look again
+    await point("redrive:after-commit", { runId, redriveCount: plan.redriveCount });
     await sendTasks(
       plan.queued.map((task) => ({ runId, task })),
       `redrive/${plan.redriveCount}`,

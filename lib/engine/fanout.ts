@@ -348,6 +348,11 @@ export async function countDown(
     parent ??= await readParent(runId, task);
     // a cancelled task still counts its running items' results, and starts nothing
     if (parent?.status !== "running" && parent?.status !== "cancelled") return "other";
+    // an item a redrive put back is counted until a fill queues it again: a completion of it now is a
+    // late duplicate (counting it would fail), and the refill below may queue that very item
+    const redo = new Set(parent.redo ?? []);
+    todo = todo.filter((c) => !redo.has(c.item as number));
+    if (todo.length === 0) break;
     const count = (outcome: CompletionMessage["outcome"]) => todo.filter((c) => c.outcome === outcome).length;
     const counted: FanOutRecord = {
       ...parent,

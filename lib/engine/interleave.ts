@@ -7,7 +7,8 @@ export type InterleavingPoint =
   | "claim:after-read"
   | "countdown:before-commit"
   | "advance:before-dispatch"
-  | "settle:before-write";
+  | "settle:before-write"
+  | "redrive:after-commit";
 
 type Hook = (detail: Record<string, unknown>) => Promise<void> | void;
 

@@ -3,6 +3,8 @@
  * attempt numbers; nothing that succeeded runs again; of concurrent redrives one wins.
  */
 import { describe, expect, it } from "vitest";
+import { advance } from "../../lib/engine/advance";
+import { onPoint } from "../../lib/engine/interleave";
 import { eventsOf, register, waitForRun } from "../helpers/runs";
 import { useSink } from "../helpers/sink";
 import { useLocalStack } from "../helpers/stack";
@@ -64,6 +66,44 @@ describe("redrive", () => {
     expect(events.filter((e) => e.type === "RunFailed")).toHaveLength(1);
     expect(events.at(-1)?.type).toBe("RunSucceeded");
   }, 60_000);
+
+  it("a late duplicate of a put-back item's completion, between the redrive and its fill, counts nothing", async () => {
+    // the item is in the task's `redo` list (counted) until a fill queues it again; the duplicate's
+    // countdown must not count it, nor write it twice in one transaction with the fill it triggers
+    await register(stack, {
+      name: "redrive-late",
+      tasks: { fan: { ...call("/late/{% item %}", { item: "{% item %}" }), withItems: "{% [0..2] %}" } },
+    });
+    sink().reset();
+    sink().respond("/late/1", [400, 200]);
+    const { body: created } = await stack.api("POST", "/workflows/redrive-late/runs", {});
+    const runId = created.runId as string;
+    expect((await waitForRun(stack, runId)).status).toBe("failed");
+    const failed = (await eventsOf(stack, runId)).find((e) => e.type === "TaskFailed" && e.item === 1);
+    const duplicate = {
+      runId,
+      task: "fan",
+      item: 1,
+      attempt: failed?.attempt as number,
+      outcome: "failed" as const,
+    };
+    let lateAdvance: Promise<unknown> | undefined;
+    const remove = onPoint("redrive:after-commit", async () => {
+      lateAdvance = advance(runId, [duplicate]);
+      await lateAdvance;
+    });
+    try {
+      expect((await stack.api("POST", `/runs/${runId}/redrive`)).status).toBe(202);
+    } finally {
+      remove();
+    }
+    await expect(lateAdvance).resolves.toBeDefined();
+    const run = await waitForRun(stack, runId);
+    expect(run.status).toBe("succeeded");
+    expect(run.tasks.fan.items).toMatchObject({ total: 3, succeeded: 3, failed: 0 });
+    expect(sink().requestsTo("/late/1")).toHaveLength(2);
+    for (const item of [0, 2]) expect(sink().requestsTo(`/late/${item}`)).toHaveLength(1);
+  });
 
   it("a failed plain task runs again with its retry policy counted afresh; concurrent redrives: one wins", async () => {
     await register(stack, {
