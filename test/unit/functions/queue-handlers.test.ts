@@ -40,7 +40,7 @@ const hidden = () =>
   }));
 
 describe("worker: a task message whose handling failed", () => {
-  it("comes back in 2^receives seconds with the rest of its group; other groups go on", async () => {
+  it("comes back in 2^(receives - 1) seconds with the rest of its group; other groups go on", async () => {
     const throttled = Object.assign(new Error("rate exceeded"), { name: "ThrottlingException" });
     dynamo.on(GetCommand).callsFake((input) => {
       if (input.Key.sk === "TASK#a") throw throttled;
@@ -57,23 +57,23 @@ describe("worker: a task message whose handling failed", () => {
     const response = (await workerHandler(event, lambdaContext)) as SQSBatchResponse;
     expect(response.batchItemFailures.map((f) => f.itemIdentifier)).toEqual(["m0", "m1"]);
     expect(hidden()).toEqual([
-      { handle: "rh0", seconds: 8 },
-      { handle: "rh1", seconds: 8 },
+      { handle: "rh0", seconds: 4 },
+      { handle: "rh1", seconds: 4 },
     ]);
   });
 
-  it("waits at most 60 s however often it failed, and a failed hide leaves the queue's timeout", async () => {
+  it("waits at most 10 s however often it failed, and a failed hide leaves the queue's timeout", async () => {
     dynamo.on(GetCommand).rejects(new Error("down"));
     const event = batch([{ runId: "r1", task: "a" }], 12);
     queue.on(ChangeMessageVisibilityCommand).rejects(new Error("sqs down too"));
     const response = (await workerHandler(event, lambdaContext)) as SQSBatchResponse;
     expect(response.batchItemFailures.map((f) => f.itemIdentifier)).toEqual(["m0"]);
-    expect(hidden()).toEqual([{ handle: "rh0", seconds: 60 }]);
+    expect(hidden()).toEqual([{ handle: "rh0", seconds: 10 }]);
   });
 });
 
 describe("advance: a completion whose run could not be advanced", () => {
-  it("comes back in 2 s with the rest of its group", async () => {
+  it("comes back in 1 s with the rest of its group", async () => {
     dynamo.on(QueryCommand).rejects(new Error("down"));
     dynamo.on(GetCommand).rejects(new Error("down"));
     const completion = (item: number) => ({
@@ -87,8 +87,8 @@ describe("advance: a completion whose run could not be advanced", () => {
     const response = (await advanceHandler(event, lambdaContext)) as SQSBatchResponse;
     expect(response.batchItemFailures.map((f) => f.itemIdentifier)).toEqual(["m0", "m1"]);
     expect(hidden()).toEqual([
-      { handle: "rh0", seconds: 2 },
-      { handle: "rh1", seconds: 2 },
+      { handle: "rh0", seconds: 1 },
+      { handle: "rh1", seconds: 1 },
     ]);
   });
 });
