@@ -7,14 +7,7 @@ import { transact } from "../store/transaction";
 import { isSuspended } from "./callback-token";
 import { whileEnded } from "./dispatch";
 import { transactGivingBack } from "./slot";
-import {
-  addSeconds,
-  type FanOutRecord,
-  isFanOut,
-  QUEUED_SWEEP_SECONDS,
-  sweepShard,
-  type TaskRecord,
-} from "./task-record";
+import { type FanOutRecord, isFanOut, sweepValues, type TaskRecord } from "./task-record";
 
 /**
  * Whether nobody works on the execution: queued, running under a lease that expired (its worker
@@ -69,12 +62,7 @@ export async function cancelIdle(record: TaskRecord, now = new Date()): Promise<
             ":attempt": record.attempt,
             ":now": now.toISOString(),
             ...(suspended ? { ":token": record.callbackToken } : { ":queued": "queued" }),
-            ...(record.item === undefined
-              ? {}
-              : {
-                  ":shard": sweepShard(record.runId),
-                  ":sweepAt": addSeconds(now, QUEUED_SWEEP_SECONDS).toISOString(),
-                }),
+            ...(record.item === undefined ? {} : sweepValues(record.runId, now)),
           },
         },
       },

@@ -4,7 +4,7 @@ import { keys } from "../store/keys";
 import type { RunRecord } from "../store/run-state";
 import { transact } from "../store/transaction";
 import { type Promoted, release } from "./lock";
-import { addSeconds, type ErrorInfo, QUEUED_SWEEP_SECONDS, sweepShard } from "./task-record";
+import { type ErrorInfo, sweepValues } from "./task-record";
 
 /** A run's output is stored on the run's item, which must stay under 400 KB. */
 export const MAX_RUN_OUTPUT_BYTES = 128 * 1024;
@@ -93,9 +93,6 @@ export function lockKept(
     return { update: " REMOVE sweepShard, sweepAt", values: {} };
   return {
     update: ", sweepShard = :shard, sweepAt = :sweepAt",
-    values: {
-      ":shard": sweepShard(run.runId),
-      ":sweepAt": addSeconds(now, QUEUED_SWEEP_SECONDS).toISOString(),
-    },
+    values: sweepValues(run.runId, now),
   };
 }

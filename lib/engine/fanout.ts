@@ -16,6 +16,7 @@ import {
   type FanOutRecord,
   QUEUED_SWEEP_SECONDS,
   sweepShard,
+  sweepValues,
   type TaskRecord,
 } from "./task-record";
 
@@ -188,10 +189,7 @@ function takeItems(p: FanOutRecord, count: number): { batch: Batch; after: FanOu
 /** The writes that queue a batch: a fresh item pending -> queued, a redriven one failed|cancelled -> queued. */
 function queueItems(p: FanOutRecord, batch: Batch, now: Date): TxItem[] {
   const writes: TxItem[] = [];
-  const sweep = {
-    ":shard": sweepShard(p.runId),
-    ":sweepAt": addSeconds(now, QUEUED_SWEEP_SECONDS).toISOString(),
-  };
+  const sweep = sweepValues(p.runId, now);
   for (const index of batch.redo) {
     writes.push(
       {

@@ -24,15 +24,7 @@ import type { TxItem } from "../store/transaction";
 import type { WorkflowVersion } from "../workflows";
 import { failureHandled } from "./evaluate";
 import { startFields } from "./start";
-import {
-  addSeconds,
-  type FanOutRecord,
-  isFanOut,
-  QUEUED_SWEEP_SECONDS,
-  sweepShard,
-  type TaskItem,
-  type TaskRecord,
-} from "./task-record";
+import { type FanOutRecord, isFanOut, sweepValues, type TaskItem, type TaskRecord } from "./task-record";
 
 /** The run item and its history event, plus one write per execution put back: under DynamoDB's 100. */
 const MAX_TASKS_PUT_BACK = 96;
@@ -78,10 +70,7 @@ export async function planRedrive(
       `${back.length} tasks to put back, over ${MAX_TASKS_PUT_BACK}`,
     );
   }
-  const sweep = {
-    ":shard": sweepShard(run.runId),
-    ":sweepAt": addSeconds(now, QUEUED_SWEEP_SECONDS).toISOString(),
-  };
+  const sweep = sweepValues(run.runId, now);
   const writes: TxItem[] = [];
   const items: Record<string, number> = {};
   for (const t of back) {

@@ -31,7 +31,7 @@ import { eventPut } from "../store/events";
 import { keys } from "../store/keys";
 import { readItem } from "../store/run-state";
 import { type TxItem, type TxOutcome, transact } from "../store/transaction";
-import { addSeconds, QUEUED_SWEEP_SECONDS, sweepShard, type TaskRecord } from "./task-record";
+import { sweepValues, type TaskRecord } from "./task-record";
 
 /** The limit an execution is subject to, carried on its record (a worker never reads the definition). */
 export interface SlotLimit {
@@ -271,8 +271,7 @@ export async function giveBack(record: TaskRecord, now = new Date()): Promise<Gi
           ":waiting": "waiting",
           ":queued": "queued",
           ":attempt": chosenAttempt,
-          ":shard": sweepShard(chosen.runId),
-          ":sweepAt": addSeconds(now, QUEUED_SWEEP_SECONDS).toISOString(),
+          ...sweepValues(chosen.runId, now),
         },
       },
     },

@@ -127,6 +127,14 @@ export function sweepShard(runId: string): string {
   return String(Math.abs(hash) % SWEEP_SHARDS);
 }
 
+/**
+ * The values `:shard` and `:sweepAt` of an update that puts an item in the sweeper's index, to be
+ * looked at in QUEUED_SWEEP_SECONDS (`SET sweepShard = :shard, sweepAt = :sweepAt`).
+ */
+export function sweepValues(runId: string, now: Date): { ":shard": string; ":sweepAt": string } {
+  return { ":shard": sweepShard(runId), ":sweepAt": addSeconds(now, QUEUED_SWEEP_SECONDS).toISOString() };
+}
+
 export function idempotencyKey(runId: string, task: string, item?: number): string {
   return `${runId}/${task}/${item ?? "-"}`;
 }
