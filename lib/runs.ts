@@ -19,7 +19,7 @@ import {
 } from "./errors";
 import { newRunId } from "./ids";
 import { sendTasks } from "./queue";
-import { eventPut } from "./store/events";
+import { historyEvent } from "./store/events";
 import { keys } from "./store/keys";
 import {
   type RunRecord,
@@ -29,7 +29,7 @@ import {
   readTasks,
   TERMINAL_RUN_STATUSES,
 } from "./store/run-state";
-import { type TxItem, transact } from "./store/transaction";
+import { transact, type Write } from "./store/transaction";
 import { getLatestWorkflow, getWorkflowVersion } from "./workflows";
 
 export const MAX_INPUT_BYTES = 256 * 1024;
@@ -110,10 +110,10 @@ export async function createRun(
     };
     // the history in order: created, the key taken or waited for, then started
     const history = [
-      eventPut(runId, "RunCreated", { detail: { workflow: workflow.name, version: workflow.version } }),
+      historyEvent(runId, "RunCreated", { detail: { workflow: workflow.name, version: workflow.version } }),
       ...(taken
         ? [
-            eventPut(runId, taken.acquired ? "LockAcquired" : "LockWaiting", {
+            historyEvent(runId, taken.acquired ? "LockAcquired" : "LockWaiting", {
               detail: { concurrencyKey, ...(taken.holder ? { holder: taken.holder } : {}) },
             }),
           ]
@@ -121,7 +121,7 @@ export async function createRun(
     ];
     const started = status === "running" ? await planStart(run, workflow, now) : undefined;
     Object.assign(run, started?.fields);
-    const items: TxItem[] = [];
+    const items: Write[] = [];
     if (idempotencyKey) {
       items.push({
         Put: {
@@ -243,7 +243,7 @@ export async function cancelRun(runId: string): Promise<RunSummary> {
           },
         },
       },
-      eventPut(runId, "RunCancelled"),
+      historyEvent(runId, "RunCancelled"),
       ...(lock?.writes ?? []),
     ]);
     if (!outcome.ok) continue; // the run or its lock moved: look again

@@ -25,7 +25,7 @@ import {
 } from "../errors";
 import { completionOf, sendCompletion } from "../queue";
 import { updateIf } from "../store/conditional";
-import { eventPut } from "../store/events";
+import { historyEvent } from "../store/events";
 import { keys } from "../store/keys";
 import { readItem, readRun } from "../store/run-state";
 import { transact } from "../store/transaction";
@@ -111,7 +111,7 @@ export async function issue(record: TaskRecord, now = new Date()): Promise<Attem
         },
       },
     },
-    eventPut(record.runId, "CallbackIssued", {
+    historyEvent(record.runId, "CallbackIssued", {
       task: record.task,
       item: record.item,
       attempt: record.attempt,

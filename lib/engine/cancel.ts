@@ -1,6 +1,6 @@
 import { config } from "../config";
 import { completionOf, sendCompletion } from "../queue";
-import { eventPut } from "../store/events";
+import { historyEvent } from "../store/events";
 import { keys } from "../store/keys";
 import { queryRunItems, readTasks } from "../store/run-state";
 import { transact } from "../store/transaction";
@@ -66,7 +66,7 @@ export async function cancelIdle(record: TaskRecord, now = new Date()): Promise<
           },
         },
       },
-      eventPut(record.runId, "TaskCancelled", {
+      historyEvent(record.runId, "TaskCancelled", {
         task: record.task,
         item: record.item,
         attempt: record.attempt,
@@ -103,7 +103,7 @@ export async function cancelFanOut(parent: FanOutRecord, now = new Date()): Prom
         },
       },
     },
-    eventPut(parent.runId, "TaskCancelled", { task: parent.task }),
+    historyEvent(parent.runId, "TaskCancelled", { task: parent.task }),
     whileEnded(parent.runId),
   ]);
   return outcome.ok;

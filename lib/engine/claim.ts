@@ -1,9 +1,9 @@
 import { config } from "../config";
 import type { TaskMessage } from "../queue";
-import { eventPut } from "../store/events";
+import { historyEvent } from "../store/events";
 import { keys } from "../store/keys";
 import { readItem } from "../store/run-state";
-import { type TxItem, transact } from "../store/transaction";
+import { transact, type Write } from "../store/transaction";
 import { claimSuspended } from "./callback";
 import { isSuspended } from "./callback-token";
 import { cancelIdle } from "./cancel";
@@ -66,10 +66,10 @@ async function claimRecord(record: TaskRecord, workerId: string, now: Date, trie
 
   const attempt = record.attempt + 1;
   const leaseUntil = addSeconds(now, leaseSeconds(record)).toISOString();
-  const events: TxItem[] = [];
+  const events: Write[] = [];
   if (record.status === "running") {
     events.push(
-      eventPut(record.runId, "TaskRetrying", {
+      historyEvent(record.runId, "TaskRetrying", {
         task: record.task,
         item: record.item,
         attempt: record.attempt,
@@ -78,7 +78,7 @@ async function claimRecord(record: TaskRecord, workerId: string, now: Date, trie
     );
   }
   events.push(
-    eventPut(record.runId, "TaskStarted", {
+    historyEvent(record.runId, "TaskStarted", {
       task: record.task,
       item: record.item,
       attempt,
@@ -125,7 +125,7 @@ async function claimRecord(record: TaskRecord, workerId: string, now: Date, trie
     return { kind: "claimed", record: claimed };
   }
   const [runReason, taskReason] = outcome.reasons;
-  const slotReason = outcome.reasons[2 + events.length];
+  const slotReason = outcome.reasons[2];
   if (taskReason?.code === "ConditionalCheckFailed" && taskReason.item) {
     // another worker won: judge from the winner's state, without a second read
     return claimRecord(taskReason.item as unknown as TaskRecord, workerId, now);

@@ -4,9 +4,9 @@ import type { WorkflowDefinition } from "../definition/types";
 import { ExpressionError } from "../errors";
 import { evaluateTemplate } from "../expression";
 import { sendTasks } from "../queue";
-import { eventPut } from "../store/events";
+import { historyEvent } from "../store/events";
 import { keys } from "../store/keys";
-import { type TxItem, transact } from "../store/transaction";
+import { type TxItem, transact, type Write } from "../store/transaction";
 import { limitOf } from "./slot";
 import {
   addSeconds,
@@ -79,8 +79,8 @@ export async function planTasks(
   );
 }
 
-/** The writes that create one execution and record it in the history. */
-export function taskCreation(record: TaskRecord): TxItem[] {
+/** The write that creates one execution, and its history event. */
+export function taskCreation(record: TaskRecord): Write[] {
   return [
     {
       Put: {
@@ -90,7 +90,7 @@ export function taskCreation(record: TaskRecord): TxItem[] {
         ConditionExpression: "attribute_not_exists(pk)",
       },
     },
-    eventPut(record.runId, "TaskQueued", { task: record.task }),
+    historyEvent(record.runId, "TaskQueued", { task: record.task }),
   ];
 }
 
@@ -132,7 +132,7 @@ export function whileEnded(runId: string): TxItem {
   };
 }
 
-const TASKS_PER_TRANSACTION = 49; // 2 items each + the run check: under DynamoDB's 100
+const TASKS_PER_TRANSACTION = 99; // and the run check: DynamoDB's 100
 
 /**
  * Creates the executions (each behind its conditional put, all while the run is running), then
@@ -150,8 +150,8 @@ export async function dispatch(runId: string, records: TaskRecord[]): Promise<st
         break;
       }
       if (outcome.reasons[0]?.code === "ConditionalCheckFailed") return dispatched;
-      // drop the executions that already exist (reason on their Put, at 1 + 2k), try the rest again
-      pending = pending.filter((_, k) => outcome.reasons[1 + 2 * k]?.code !== "ConditionalCheckFailed");
+      // drop the executions that already exist (reason on their Put, at 1 + k), try the rest again
+      pending = pending.filter((_, k) => outcome.reasons[1 + k]?.code !== "ConditionalCheckFailed");
     }
   }
   await sendTasks(dispatched.map((task) => ({ runId, task })));

@@ -1,5 +1,5 @@
 import { config } from "../config";
-import { eventPut } from "../store/events";
+import { historyEvent } from "../store/events";
 import { keys } from "../store/keys";
 import type { RunRecord } from "../store/run-state";
 import { transact } from "../store/transaction";
@@ -67,7 +67,7 @@ export async function endRun(
           },
         },
       },
-      eventPut(run.runId, error || status === "failed" ? "RunFailed" : "RunSucceeded", {
+      historyEvent(run.runId, error || status === "failed" ? "RunFailed" : "RunSucceeded", {
         detail: error ? { error } : undefined,
       }),
       ...(lock?.writes ?? []),

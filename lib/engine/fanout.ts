@@ -4,10 +4,10 @@ import { ExpressionError } from "../errors";
 import { evaluateTemplate } from "../expression";
 import { type CompletionMessage, sendTasks } from "../queue";
 import { putIf } from "../store/conditional";
-import { eventPut } from "../store/events";
+import { historyEvent } from "../store/events";
 import { keys } from "../store/keys";
 import { queryRunItems, readItem } from "../store/run-state";
-import { type TxItem, transact } from "../store/transaction";
+import { type TxItem, transact, type Write } from "../store/transaction";
 import { planTasks, type TemplateContext, whileRunning } from "./dispatch";
 import { point } from "./interleave";
 import {
@@ -87,7 +87,7 @@ export async function startFanOut(
         ConditionExpression: "attribute_not_exists(pk)",
       },
     },
-    eventPut(runId, type, { task, detail: error ? { error } : { items: total } }),
+    historyEvent(runId, type, { task, detail: error ? { error } : { items: total } }),
   ]);
   if (status === "running") await fill(runId, task);
 }
@@ -187,8 +187,8 @@ function takeItems(p: FanOutRecord, count: number): { batch: Batch; after: FanOu
 }
 
 /** The writes that queue a batch: a fresh item pending -> queued, a redriven one failed|cancelled -> queued. */
-function queueItems(p: FanOutRecord, batch: Batch, now: Date): TxItem[] {
-  const writes: TxItem[] = [];
+function queueItems(p: FanOutRecord, batch: Batch, now: Date): Write[] {
+  const writes: Write[] = [];
   const sweep = sweepValues(p.runId, now);
   for (const index of batch.redo) {
     writes.push(
@@ -211,7 +211,7 @@ function queueItems(p: FanOutRecord, batch: Batch, now: Date): TxItem[] {
           },
         },
       },
-      eventPut(p.runId, "TaskQueued", { task: p.task, item: index }),
+      historyEvent(p.runId, "TaskQueued", { task: p.task, item: index }),
     );
   }
   for (const index of batch.fresh) {
@@ -227,7 +227,7 @@ function queueItems(p: FanOutRecord, batch: Batch, now: Date): TxItem[] {
           ExpressionAttributeValues: { ":queued": "queued", ":pending": "pending", ...sweep },
         },
       },
-      eventPut(p.runId, "TaskQueued", { task: p.task, item: index }),
+      historyEvent(p.runId, "TaskQueued", { task: p.task, item: index }),
     );
   }
   return writes;
@@ -405,7 +405,7 @@ export async function countDown(
       ...queueItems(parent, batch, now),
       ...(ended
         ? [
-            eventPut(runId, after.status === "succeeded" ? "TaskSucceeded" : "TaskFailed", {
+            historyEvent(runId, after.status === "succeeded" ? "TaskSucceeded" : "TaskFailed", {
               task,
               detail: {
                 succeeded: after.succeededItems,

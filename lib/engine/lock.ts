@@ -19,10 +19,10 @@ import { config } from "../config";
 import type { WorkflowDefinition } from "../definition/types";
 import { ConcurrencyKeyBusyError, ExpressionError, InvalidInputError } from "../errors";
 import { evaluateTemplate } from "../expression";
-import { type EventType, eventPut } from "../store/events";
+import { type EventType, historyEvent } from "../store/events";
 import { keys } from "../store/keys";
 import { type RunRecord, readItem, readTasks } from "../store/run-state";
-import { type TxItem, transact } from "../store/transaction";
+import { type TxItem, transact, type Write } from "../store/transaction";
 import { getWorkflowVersion, type WorkflowVersion } from "../workflows";
 import { planStart, type RunStart, startTransition } from "./start";
 import { isFanOut } from "./task-record";
@@ -149,7 +149,7 @@ export interface Promoted {
 
 export interface Release {
   /** The writes that go into the ending run's own transaction. */
-  writes: TxItem[];
+  writes: Write[];
   promoted?: Promoted;
 }
 
@@ -164,7 +164,7 @@ export async function release(run: RunRecord, now = new Date()): Promise<Release
   const lock = await readLock(run.workflow, run.concurrencyKey);
   if (!lock) return undefined;
   const event = (type: EventType, runId: string, detail: Record<string, unknown>) =>
-    eventPut(runId, type, { detail: { concurrencyKey: lock.lockKey, ...detail } });
+    historyEvent(runId, type, { detail: { concurrencyKey: lock.lockKey, ...detail } });
   if (lock.holder !== run.runId) {
     const place = lock.waiting.indexOf(run.runId);
     if (place < 0) return undefined;

@@ -17,10 +17,10 @@
  */
 import { config } from "../config";
 import { RunNotRedrivableError } from "../errors";
-import { eventPut } from "../store/events";
+import { historyEvent } from "../store/events";
 import { keys } from "../store/keys";
 import { queryRunItems, type RunRecord } from "../store/run-state";
-import type { TxItem } from "../store/transaction";
+import type { TxItem, Write } from "../store/transaction";
 import type { WorkflowVersion } from "../workflows";
 import { failureHandled } from "./evaluate";
 import { startFields } from "./start";
@@ -31,7 +31,7 @@ const MAX_TASKS_PUT_BACK = 96;
 
 export interface RedrivePlan {
   redriveCount: number;
-  writes: TxItem[];
+  writes: Write[];
   /** Plain tasks put back in the queue: their messages go out once the transaction committed. */
   queued: string[];
 }
@@ -71,7 +71,7 @@ export async function planRedrive(
     );
   }
   const sweep = sweepValues(run.runId, now);
-  const writes: TxItem[] = [];
+  const writes: Write[] = [];
   const items: Record<string, number> = {};
   for (const t of back) {
     if (!isFanOut(t)) writes.push(plainPutBack(t, sweep));
@@ -108,7 +108,7 @@ export async function planRedrive(
         ReturnValuesOnConditionCheckFailure: "ALL_OLD",
       },
     },
-    eventPut(run.runId, "Redriven", {
+    historyEvent(run.runId, "Redriven", {
       detail: { redriveCount, tasks: back.map((t) => t.task), items, previousError: run.error },
     }),
   );

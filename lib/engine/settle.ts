@@ -1,5 +1,5 @@
 import { config } from "../config";
-import { eventPut } from "../store/events";
+import { historyEvent } from "../store/events";
 import { keys } from "../store/keys";
 import { point } from "./interleave";
 import { transactGivingBack } from "./slot";
@@ -105,9 +105,14 @@ export async function settle(
         },
       },
       ...(callback
-        ? [eventPut(runId, "CallbackReceived", { task, item, attempt, detail: { ok: result.ok } })]
+        ? [historyEvent(runId, "CallbackReceived", { task, item, attempt, detail: { ok: result.ok } })]
         : []),
-      eventPut(runId, type, { task, item, attempt, detail: result.ok ? undefined : { error: result.error } }),
+      historyEvent(runId, type, {
+        task,
+        item,
+        attempt,
+        detail: result.ok ? undefined : { error: result.error },
+      }),
     ],
     now,
   );

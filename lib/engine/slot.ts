@@ -27,10 +27,10 @@ import { config } from "../config";
 import type { WorkflowDefinition } from "../definition/types";
 import { sendTasks, type TaskMessage } from "../queue";
 import { backoff } from "../store/backoff";
-import { eventPut } from "../store/events";
+import { historyEvent, isHistoryEvent } from "../store/events";
 import { keys } from "../store/keys";
 import { readItem } from "../store/run-state";
-import { type TxItem, type TxOutcome, transact } from "../store/transaction";
+import { type TxItem, type TxOutcome, transact, type Write } from "../store/transaction";
 import { sweepValues, type TaskRecord } from "./task-record";
 
 /** The limit an execution is subject to, carried on its record (a worker never reads the definition). */
@@ -105,7 +105,7 @@ export function takeSlot(record: TaskRecord): TxItem {
 }
 
 /** The writes that park an execution at the end of the waiting list (no slot was free). */
-export function joinWaiting(record: TaskRecord): TxItem[] {
+export function joinWaiting(record: TaskRecord): Write[] {
   return [
     {
       Update: {
@@ -132,7 +132,7 @@ export function joinWaiting(record: TaskRecord): TxItem[] {
         },
       },
     },
-    eventPut(record.runId, "SlotWaiting", {
+    historyEvent(record.runId, "SlotWaiting", {
       task: record.task,
       item: record.item,
       detail: { action: record.limit?.action, maxRunning: record.limit?.maxRunning },
@@ -145,7 +145,7 @@ export type Granted = TaskMessage & { attempt: number };
 
 export interface GiveBack {
   /** For the transaction of the execution's own terminal (or retry, or cancel) transition. */
-  writes: TxItem[];
+  writes: Write[];
   granted?: Granted;
 }
 
@@ -238,7 +238,7 @@ export async function giveBack(record: TaskRecord, now = new Date()): Promise<Gi
     conditions.push("active > :zero", "size(waiting) = :size");
     Object.assign(values, { ":zero": 0, ":size": limit.waiting.length });
   }
-  const writes: TxItem[] = [
+  const writes: Write[] = [
     {
       Update: {
         TableName: config.tableName(),
@@ -275,7 +275,7 @@ export async function giveBack(record: TaskRecord, now = new Date()): Promise<Gi
         },
       },
     },
-    eventPut(chosen.runId, "SlotAcquired", {
+    historyEvent(chosen.runId, "SlotAcquired", {
       task: chosen.task,
       item: chosen.item,
       detail: { action: record.limit?.action, from: entryOf(record) },
@@ -307,7 +307,7 @@ const GIVE_BACK_TRIES = 30;
  */
 export async function transactGivingBack(
   record: TaskRecord,
-  writes: TxItem[],
+  writes: Write[],
   now = new Date(),
 ): Promise<TxOutcome> {
   for (let tries = 0; tries < GIVE_BACK_TRIES; tries++) {
@@ -318,7 +318,7 @@ export async function transactGivingBack(
       await sendGranted(slot?.granted);
       return outcome;
     }
-    const own = outcome.reasons.slice(0, writes.length);
+    const own = outcome.reasons.slice(0, writes.filter((w) => !isHistoryEvent(w)).length);
     if (!slot || own.some((r) => r.code === "ConditionalCheckFailed")) return outcome;
   }
   throw new Error(`could not give back the slot of ${entryOf(record)}: the limit's list kept moving`);

@@ -5,10 +5,10 @@
 
 import { config } from "../config";
 import { startTasks } from "../definition/graph";
-import { eventPut } from "../store/events";
+import { historyEvent } from "../store/events";
 import { keys } from "../store/keys";
 import type { RunRecord } from "../store/run-state";
-import type { TxItem } from "../store/transaction";
+import type { TxItem, Write } from "../store/transaction";
 import type { WorkflowVersion } from "../workflows";
 import { planTasks, taskCreation } from "./dispatch";
 import { addSeconds, sweepShard, type TaskRecord } from "./task-record";
@@ -26,7 +26,7 @@ export interface RunStart {
   /** The plain start tasks created with it; the others are started by `advance` right after. */
   tasks: TaskRecord[];
   /** The RunStarted event and the start tasks' creation, for the starting transaction. */
-  writes: TxItem[];
+  writes: Write[];
 }
 
 export function startFields(runId: string, workflow: WorkflowVersion, now: Date): StartFields {
@@ -59,7 +59,7 @@ export async function planStart(
   return {
     fields: startFields(run.runId, workflow, now),
     tasks,
-    writes: [eventPut(run.runId, "RunStarted"), ...tasks.flatMap(taskCreation)],
+    writes: [historyEvent(run.runId, "RunStarted"), ...tasks.flatMap(taskCreation)],
   };
 }
 

@@ -1,8 +1,19 @@
+/**
+ * A run's history, kept on the items whose transitions it records: a run's events in the run's
+ * item, an execution's in the execution's item, each appended to the item's `log` by the very
+ * write that makes the transition (`transact` merges them in). So an event exists exactly when its
+ * transition happened, and it costs no write of its own: no item per event, no second item in a
+ * transaction. `GET /runs/{id}/events` reads the run's partition and puts the entries in order.
+ *
+ * An entry is small (its sort id, type, attempt and detail; the task and item are its item's), so
+ * that the few an execution collects (queued, started, succeeded, a retry or two) keep it small:
+ * DynamoDB bills an update by the larger of the item's two images.
+ */
 import { randomBytes } from "node:crypto";
+import { QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { db } from "../clients";
 import { config } from "../config";
-import { keys } from "./keys";
-import { queryRunItems } from "./run-state";
-import type { TxItem } from "./transaction";
+import { type Key, keys } from "./keys";
 
 export type EventType =
   | "RunCreated"
@@ -35,6 +46,28 @@ export interface RunEvent {
   detail?: Record<string, unknown>;
 }
 
+/** One entry of an item's `log`: `s` orders it (its time first), `t` is its type. */
+export interface LogEntry {
+  s: string;
+  t: EventType;
+  a?: number;
+  d?: Record<string, unknown>;
+}
+
+/** The attribute of an item that holds its history entries. */
+export const LOG_ATTRIBUTE = "log";
+
+/**
+ * An event to be recorded with a transition: `transact` appends it to the log of the item at
+ * `key`, which must be written in the same call (a run's event goes on the run, a task's on its
+ * execution).
+ */
+export interface HistoryEvent {
+  history: { key: Key; entry: LogEntry };
+}
+
+export const isHistoryEvent = (value: object): value is HistoryEvent => "history" in value;
+
 let lastMillis = 0;
 let counter = 0;
 
@@ -47,33 +80,92 @@ function sortId(at: Date): string {
 }
 
 /**
- * The Put of one history event, to go into the same transaction as the transition it records: the
- * event exists exactly when the transition happened.
+ * The event `type` of the run (no `task`) or of one of its executions, for the transaction of the
+ * transition it records.
  */
-export function eventPut(
+export function historyEvent(
   runId: string,
   type: EventType,
   fields: Omit<RunEvent, "seq" | "at" | "type"> = {},
   at = new Date(),
-): TxItem {
-  return {
-    Put: {
-      TableName: config.tableName(),
-      Item: { ...keys.event(runId, sortId(at)), type, at: at.toISOString(), ...fields },
+): HistoryEvent {
+  const { task, item, attempt, detail } = fields;
+  const key = task === undefined ? keys.run(runId) : keys.execution({ runId, task, item });
+  const entry: LogEntry = { s: sortId(at), t: type };
+  if (attempt !== undefined) entry.a = attempt;
+  if (detail !== undefined) entry.d = detail;
+  return { history: { key, entry } };
+}
+
+interface LoggedItem {
+  sk: string;
+  task?: string;
+  item?: number;
+  log?: LogEntry[];
+  /** A history event item of the earlier layout (`EVT#...`), written before histories moved onto items. */
+  type?: EventType;
+  at?: string;
+  attempt?: number;
+  detail?: Record<string, unknown>;
+}
+
+/** The events recorded on one item of the run's partition, with the sort id that orders them. */
+export function eventsOfItem(item: LoggedItem): { sortId: string; event: Omit<RunEvent, "seq"> }[] {
+  if (item.sk.startsWith(keys.eventPrefix)) {
+    const { type, at, task, item: index, attempt, detail } = item;
+    return [
+      {
+        sortId: item.sk.slice(keys.eventPrefix.length),
+        event: { at, type, task, item: index, attempt, detail },
+      },
+    ] as { sortId: string; event: RunEvent }[];
+  }
+  const onRun = item.sk === "RUN";
+  return (item.log ?? []).map((e) => ({
+    sortId: e.s,
+    event: {
+      at: e.s.slice(0, e.s.indexOf("#")),
+      type: e.t,
+      task: onRun ? undefined : item.task,
+      item: onRun ? undefined : item.item,
+      attempt: e.a,
+      detail: e.d,
     },
-  };
+  }));
 }
 
 /** The run's history in order; `seq` is the position in it, starting at 1. */
 export async function listEvents(runId: string): Promise<RunEvent[]> {
-  const items = await queryRunItems(runId, keys.eventPrefix);
-  return items.map(({ type, at, task, item, attempt, detail }, index) => ({
-    seq: index + 1,
-    at,
-    type,
-    task,
-    item,
-    attempt,
-    detail,
-  })) as RunEvent[];
+  const found: ReturnType<typeof eventsOfItem> = [];
+  let startKey: Record<string, unknown> | undefined;
+  do {
+    const page = await db().send(
+      new QueryCommand({
+        TableName: config.tableName(),
+        KeyConditionExpression: "pk = :pk",
+        ProjectionExpression: "sk, #task, #item, #log, #type, #at, attempt, detail",
+        ExpressionAttributeNames: {
+          "#task": "task",
+          "#item": "item",
+          "#log": LOG_ATTRIBUTE,
+          "#type": "type",
+          "#at": "at",
+        },
+        ExpressionAttributeValues: { ":pk": keys.runPartition(runId) },
+        ExclusiveStartKey: startKey,
+        ConsistentRead: true,
+      }),
+    );
+    for (const item of page.Items ?? []) found.push(...eventsOfItem(item as LoggedItem));
+    startKey = page.LastEvaluatedKey;
+  } while (startKey);
+  found.sort((a, b) => (a.sortId < b.sortId ? -1 : a.sortId > b.sortId ? 1 : 0));
+  return found.map(({ event }, index) => {
+    const e: RunEvent = { seq: index + 1, at: event.at, type: event.type };
+    if (event.task !== undefined) e.task = event.task;
+    if (event.item !== undefined) e.item = event.item;
+    if (event.attempt !== undefined) e.attempt = event.attempt;
+    if (event.detail !== undefined) e.detail = event.detail;
+    return e;
+  });
 }

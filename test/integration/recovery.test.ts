@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { config } from "../../lib/config";
 import { planTasks, taskCreation } from "../../lib/engine/dispatch";
 import { sweep } from "../../lib/engine/sweep";
-import { eventPut } from "../../lib/store/events";
+import { historyEvent } from "../../lib/store/events";
 import { keys } from "../../lib/store/keys";
 import { transact } from "../../lib/store/transaction";
 import { getLatestWorkflow } from "../../lib/workflows";
@@ -45,7 +45,7 @@ async function runLeftByACrash(patch: Record<string, unknown> = {}): Promise<str
         },
       },
     },
-    eventPut(runId, "RunStarted"),
+    historyEvent(runId, "RunStarted"),
     ...taskCreation({ ...(record as NonNullable<typeof record>), ...patch }),
   ]);
   expect(outcome.ok).toBe(true);

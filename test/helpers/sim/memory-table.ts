@@ -185,7 +185,11 @@ export class MemoryTable {
   private async single(item: TxItem) {
     const [outcome] = this.judge([item]);
     if (outcome?.failed) {
-      throw new ConditionalCheckFailedException({ message: "The conditional request failed", $metadata: {} });
+      throw new ConditionalCheckFailedException({
+        message: "The conditional request failed",
+        $metadata: {},
+        Item: outcome.returnOld && outcome.before ? marshall(outcome.before) : undefined,
+      });
     }
     this.commit([outcome as Judged]);
     return {};

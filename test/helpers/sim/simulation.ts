@@ -33,6 +33,7 @@ import { useIdSource } from "../../../lib/ids";
 import type { CompletionMessage, TaskMessage } from "../../../lib/queue";
 import { cancelRun, createRun, redriveRun, triggerRun } from "../../../lib/runs";
 import { useSleep } from "../../../lib/store/backoff";
+import { eventsOfItem, LOG_ATTRIBUTE } from "../../../lib/store/events";
 import { keys } from "../../../lib/store/keys";
 import type { RunRecord } from "../../../lib/store/run-state";
 import { registerWorkflow } from "../../../lib/workflows";
@@ -893,13 +894,22 @@ function startRunOf(
   return handle;
 }
 
-/** The history events committed for `runId`, in commit order. */
+/**
+ * The history events committed for `runId`, in commit order: the entries each write appended to
+ * its item's log (events.ts), with the task and item of that item.
+ */
 function eventsOf(w: World, runId: string): Item[] {
   return w.commits.flatMap(({ writes }) =>
-    writes
-      .filter((x) => x.key.pk === keys.runPartition(runId) && String(x.key.sk).startsWith(keys.eventPrefix))
-      .map((x) => x.after),
+    writes.filter((x) => x.key.pk === keys.runPartition(runId)).flatMap(eventsWritten),
   );
+}
+
+/** The history events one write recorded: the entries it appended to its item's log. */
+function eventsWritten(write: Write): Item[] {
+  const before = (write.before?.[LOG_ATTRIBUTE] as unknown[] | undefined)?.length ?? 0;
+  const appended = (write.after[LOG_ATTRIBUTE] as unknown[] | undefined)?.slice(before);
+  const item = { ...write.after, [LOG_ATTRIBUTE]: appended } as Parameters<typeof eventsOfItem>[0];
+  return eventsOfItem(item).map(({ event }) => event as unknown as Item);
 }
 
 /** What a run of `shape` must end with when nothing stopped it: every leaf's output. */
@@ -1150,13 +1160,14 @@ function checkConcurrencyKeys(w: World, runs: RunHandle[]): void {
     let created = -1;
     let open: Span | undefined;
     for (const [n, { writes }] of w.commits.entries()) {
-      for (const { key, after } of writes.filter((x) => x.key.pk === keys.runPartition(runId))) {
+      for (const write of writes.filter((x) => x.key.pk === keys.runPartition(runId))) {
+        const { key, after } = write;
         if (key.sk === "RUN" && created < 0) created = n;
         if (key.sk === "RUN" && !open && (after.status === "pending" || after.status === "running")) {
           open = { runId, created, from: n, to: Number.POSITIVE_INFINITY, first: own.length === 0 };
           own.push(open);
         }
-        if (after.type === "LockReleased" && open) {
+        if (open && eventsWritten(write).some((e) => e.type === "LockReleased")) {
           open.to = n;
           open = undefined;
         }
