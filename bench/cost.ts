@@ -4,7 +4,8 @@
  * (`ReturnConsumedCapacity: TOTAL`), SQS requests (the engine's sends and the event source's
  * receives and deletes; empty receives are idle polling and reported apart), Lambda invocations and
  * their GB-seconds, and HTTP API requests. Two shapes: the fan-out of `fanout` (N items and a
- * successor) and `plain` runs of one task. The bench's own reads (GET /runs...) are left out.
+ * successor), `plain` runs of one task, and runs of a `chain of 5` plain tasks (as many tasks as
+ * the plain runs). The bench's own reads (GET /runs...) are left out.
  */
 import { type AttributeValue, GetItemCommand } from "@aws-sdk/client-dynamodb";
 import { attachMeter, itemSize, type LabelledFigures, Meter } from "../lib/metering";
@@ -29,6 +30,9 @@ export interface CostOptions {
   /** A concurrency limit on `bench.noop`, the action of both shapes; none when absent. */
   maxRunning?: number;
 }
+
+/** Tasks in the `chain` shape: plain tasks one after the other, each started by the last one's completion. */
+const CHAIN_LENGTH = 5;
 
 /** Calls made for the benchmark itself, not by the workflow: registering, polling runs. */
 const excluded = (label: string) => label === "api GET" || label === "api PUT";
@@ -160,6 +164,24 @@ export async function runCost(
       200,
       201,
     );
+    const chain = Object.fromEntries(
+      Array.from({ length: CHAIN_LENGTH }, (_, i) => [
+        `t${i + 1}`,
+        {
+          action: "bench.noop",
+          ...(i + 1 < CHAIN_LENGTH ? { next: [{ when: "succeeded", do: [`t${i + 2}`] }] } : {}),
+        },
+      ]),
+    );
+    await expectStatus(
+      bench.api("PUT", "/workflows/bench-chain", {
+        name: "bench-chain",
+        ...noopLimit(options.maxRunning),
+        tasks: chain,
+      }),
+      200,
+      201,
+    );
     const shapes: ShapeCost[] = [];
     // Step Functions: a Map state around the items' Task state, then the successor's Task state
     shapes.push(
@@ -171,6 +193,16 @@ export async function runCost(
       await measure(bench, meter, "plain", options.plainRuns, 0, async () => {
         const runIds = await mapLimit(Array.from({ length: options.plainRuns }), 8, async () => {
           const created = await expectStatus(bench.api("POST", "/workflows/bench-plain/runs", {}), 201);
+          return created.body.runId as string;
+        });
+        await waitForRuns(bench, runIds, 600_000);
+      }),
+    );
+    const chainRuns = Math.max(1, Math.round(options.plainRuns / CHAIN_LENGTH));
+    shapes.push(
+      await measure(bench, meter, `chain of ${CHAIN_LENGTH}`, chainRuns * CHAIN_LENGTH, 0, async () => {
+        const runIds = await mapLimit(Array.from({ length: chainRuns }), 8, async () => {
+          const created = await expectStatus(bench.api("POST", "/workflows/bench-chain/runs", {}), 201);
           return created.body.runId as string;
         });
         await waitForRuns(bench, runIds, 600_000);

@@ -139,7 +139,13 @@ try {
       const figures = await runCost(emulators, options, log);
       report.cost = figures;
       for (const shape of figures.shapes) {
-        const at = `cost per task (${shape.shape === "plain" ? "runs of one task" : `fan-out of ${options.items}`}${limited})`;
+        const name =
+          shape.shape === "plain"
+            ? "runs of one task"
+            : shape.shape.startsWith("fanout")
+              ? `fan-out of ${options.items}`
+              : `runs of a ${shape.shape}`;
+        const at = `cost per task (${name}${limited})`;
         rows.push(
           ...figureRows(at, {
             readUnits: shape.readUnits,

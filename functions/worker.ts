@@ -37,7 +37,7 @@ async function handleRecord(record: SQSRecord, batch: SQSRecord[]): Promise<void
   );
 }
 
-/** tasks.fifo → claim, run, record, publish completion. Failed records (and later ones of their group) are retried by SQS. */
+/** tasks.fifo → claim, run, record, publish the completion (advance the run, for a plain task). Failed records (and later ones of their group) are retried by SQS. */
 export const handler = middy(
   (event: SQSEvent, context: Context): Promise<SQSBatchResponse> =>
     // one processor per invocation: it holds the batch's state, and the local stack runs invocations side by side
