@@ -1,7 +1,13 @@
 import "../../helpers/unit-env";
 import { ConditionalCheckFailedException, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import { SendMessageCommand } from "@aws-sdk/client-sqs";
-import { GetCommand, PutCommand, QueryCommand, TransactWriteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import {
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+} from "@aws-sdk/lib-dynamodb";
 import { marshall } from "@aws-sdk/util-dynamodb";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it, vi } from "vitest";
@@ -52,7 +58,9 @@ describe("work (worker core)", () => {
   it("a duplicate message of a settled plain task advances the run again instead of publishing: no write, no message", async () => {
     dynamo.on(GetCommand).resolves({ Item: record({ status: "succeeded", attempt: 1, output: 1 }) });
     // the run has ended meanwhile: advancing it finds nothing to do
-    dynamo.on(QueryCommand).resolves({ Items: [{ pk: "RUN#r1", sk: "RUN", runId: "r1", status: "succeeded" }] });
+    dynamo
+      .on(QueryCommand)
+      .resolves({ Items: [{ pk: "RUN#r1", sk: "RUN", runId: "r1", status: "succeeded" }] });
     expect(await work({ runId: "r1", task: "a" }, "w1")).toEqual({ done: true });
     expect(action).not.toHaveBeenCalled();
     expect(writes()).toHaveLength(0);
@@ -98,9 +106,11 @@ describe("work (worker core)", () => {
     dynamo.on(TransactWriteCommand).resolves({}); // the claim (with its run check) succeeds
     // the result write (one item: a single conditional update) finds a newer attempt
     const newer = record({ status: "running", attempt: 2 });
-    dynamo.on(UpdateCommand).rejects(
-      new ConditionalCheckFailedException({ message: "failed", $metadata: {}, Item: marshall(newer) }),
-    );
+    dynamo
+      .on(UpdateCommand)
+      .rejects(
+        new ConditionalCheckFailedException({ message: "failed", $metadata: {}, Item: marshall(newer) }),
+      );
     expect(await work({ runId: "r1", task: "a" }, "w1")).toEqual({ done: true });
     expect(action).toHaveBeenCalledTimes(1);
     expect(dynamo.commandCalls(UpdateCommand)).toHaveLength(1);
