@@ -9,6 +9,12 @@ export interface TaskMessage {
   task: string;
   /** The with-items index; absent for a plain task. */
   item?: number;
+  /**
+   * The attempt the execution is at as the sender knows it (absent: 0, a new execution). The worker
+   * claims on it without reading first; if it is out of date the claim's condition fails and the
+   * worker judges from the execution as it is (claim.ts). Never part of the dedup id.
+   */
+  attempt?: number;
 }
 
 /**

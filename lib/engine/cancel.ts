@@ -79,6 +79,44 @@ export async function cancelIdle(record: TaskRecord, now = new Date()): Promise<
 }
 
 /**
+ * An attempt this worker just claimed, found to belong to a run no longer running: cancelled at
+ * once, before its action is invoked. An item stays in the sweeper's index until its completion is
+ * counted, as in `cancelIdle`. Returns false when the attempt moved on meanwhile.
+ */
+export async function cancelClaimed(record: TaskRecord, now = new Date()): Promise<boolean> {
+  const outcome = await transact([
+    {
+      Update: {
+        TableName: config.tableName(),
+        Key: keys.execution(record),
+        UpdateExpression:
+          record.item === undefined
+            ? "SET #status = :cancelled, endedAt = :now REMOVE sweepShard, sweepAt, leaseUntil"
+            : "SET #status = :cancelled, endedAt = :now, sweepShard = :shard, sweepAt = :sweepAt REMOVE leaseUntil",
+        // closes: cancelling an attempt other than the one this worker claimed (its lease lost meanwhile)
+        ConditionExpression: "#status = :running AND attempt = :attempt AND workerId = :worker",
+        ExpressionAttributeNames: { "#status": "status" },
+        ExpressionAttributeValues: {
+          ":cancelled": "cancelled",
+          ":running": "running",
+          ":attempt": record.attempt,
+          ":worker": record.workerId,
+          ":now": now.toISOString(),
+          ...(record.item === undefined ? {} : sweepValues(record.runId, now)),
+        },
+      },
+    },
+    historyEvent(record.runId, "TaskCancelled", {
+      task: record.task,
+      item: record.item,
+      attempt: record.attempt,
+      detail: { reason: "RunNotRunning" },
+    }),
+  ]);
+  return outcome.ok;
+}
+
+/**
  * The run was cancelled: a running with-items task becomes cancelled, so no slot is refilled.
  * Its queued items are cancelled when their messages arrive (the claim holds only while the run
  * runs); its running items finish and are recorded. Returns whether this call cancelled it.

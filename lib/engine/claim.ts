@@ -2,17 +2,17 @@ import { config } from "../config";
 import type { TaskMessage } from "../queue";
 import { historyEvent } from "../store/events";
 import { keys } from "../store/keys";
-import { readItem } from "../store/run-state";
-import { transact, type Write } from "../store/transaction";
+import { readItem, readRun } from "../store/run-state";
+import { type TxItem, transact, type Write } from "../store/transaction";
 import { claimSuspended } from "./callback";
 import { isSuspended } from "./callback-token";
-import { cancelIdle } from "./cancel";
+import { cancelClaimed, cancelIdle } from "./cancel";
 import { whileRunning } from "./dispatch";
 import { isSettled } from "./evaluate";
 import { point } from "./interleave";
 import { settle } from "./settle";
 import { joinWaiting, takeSlot } from "./slot";
-import { addSeconds, attemptsMade, leaseSeconds, type TaskRecord } from "./task-record";
+import { addSeconds, attemptsMade, leaseSeconds, MAX_LEASE_SECONDS, type TaskRecord } from "./task-record";
 
 export type ClaimResult =
   /** This worker holds the lease of `record.attempt` and should run the action. */
@@ -31,22 +31,132 @@ export type ClaimResult =
 const secondsUntil = (iso: string | undefined, now: Date) =>
   iso ? Math.max(0, (Date.parse(iso) - now.getTime()) / 1000) : 0;
 
-/**
- * Claims the execution for one attempt. Claiming is a conditional transition on the attempt the
- * worker saw, so of N workers holding the same message exactly one gets the attempt (I2, F3).
- * An execution whose lease expired (its worker died) is claimed again as its next attempt.
+/*
+ * Timeline of a claim (each arrow one conditional write; `transact` turns a write of one item into
+ * a single UpdateItem):
+ *
+ *   claim    exec: queued -> running, attempt := message's + 1   if queued AND attempt as the message says AND its
+ *            (TaskStarted on the execution's log)                 retry is due AND no concurrency limit
+ *                                                                 -- no read before it; ALL_NEW is the record
+ *   then     run read: not running (cancelled, failed, ended) -> exec: running -> cancelled (that attempt),
+ *            no action invoked, its completion published
+ *   else     the condition failed: judged from the execution as it is (ALL_OLD), without a second read:
+ *            settled, parked, waiting for a callback, not due, leased by a live worker -> nothing;
+ *            a lease expired -> claimed again as the next attempt, fenced on the attempt it found;
+ *            a limited action -> the claim takes its slot in a transaction with the limit (slot.ts)
  */
-export async function claim(message: TaskMessage, workerId: string, now = new Date()): Promise<ClaimResult> {
-  const record = await readItem<TaskRecord>(keys.execution(message));
-  await point("claim:after-read", { ...message });
-  // an item still `pending` has no slot yet: a message for it can only be a stray duplicate
-  return record && record.status !== "pending" ? claimRecord(record, workerId, now) : { kind: "gone" };
-}
 
 /** Claims attempted when a limit's slot was taken, or freed, between the read and the write. */
 const SLOT_TRIES = 5;
 
+/**
+ * Claims the execution for one attempt. Claiming is a conditional transition on the attempt, so of
+ * N workers holding the same message exactly one gets the attempt (I2, F3). An execution whose
+ * lease expired (its worker died) is claimed again as its next attempt. An attempt claimed while
+ * its run is no longer running is cancelled at once, its action never invoked.
+ */
+export async function claim(message: TaskMessage, workerId: string, now = new Date()): Promise<ClaimResult> {
+  await point("claim:before-write", { ...message });
+  const seen = message.attempt ?? 0;
+  // a first claim as the message expects it, with the longest lease (its own is set by the first heartbeat)
+  const outcome = await claimWrite(message, workerId, now, {
+    attempt: seen,
+    // closes: N workers claiming the same attempt (F3, I2); a claim before the retry's time; a limited
+    // action claimed without its slot (it takes the path with the limit's transaction)
+    condition: QUEUED_CLAIM,
+    values: { ":queued": "queued" },
+    lease: addSeconds(now, MAX_LEASE_SECONDS).toISOString(),
+  });
+  if (outcome.ok) return started(outcome.item as unknown as TaskRecord, now);
+  const found = outcome.reasons[0]?.item as TaskRecord | undefined;
+  return found ? claimRecord(found, workerId, now) : { kind: "gone" };
+}
+
+/** The condition of a claim made without a read: the execution queued at the message's attempt, due, unlimited. */
+export const QUEUED_CLAIM =
+  "#status = :queued AND attempt = :seen AND (attribute_not_exists(notBefore) OR notBefore <= :now) AND attribute_not_exists(#limit)";
+/** The condition of a claim judged from the execution as read: its status and attempt unchanged since. */
+export const CLAIM_AS_READ = {
+  queued: "#status = :queued AND attempt = :seen",
+  expired: "#status = :running AND attempt = :seen AND leaseUntil < :now",
+};
+
+interface ClaimWrite {
+  /** The attempt the execution is expected at; the claim makes the next one. */
+  attempt: number;
+  condition: string;
+  values: Record<string, unknown>;
+  lease: string;
+  /** The lease it takes over: the expired attempt is recorded as retrying. */
+  expired?: TaskRecord;
+}
+
+/** One unlimited claim: a single conditional update, answered with the execution as written (or as found). */
+function claimWrite(target: TaskMessage, workerId: string, now: Date, w: ClaimWrite) {
+  const { runId, task, item } = target;
+  const attempt = w.attempt + 1;
+  const retrying = w.expired
+    ? [
+        historyEvent(runId, "TaskRetrying", {
+          task,
+          item,
+          attempt: w.attempt,
+          detail: { error: leaseExpired(w.expired) },
+        }),
+      ]
+    : [];
+  return transact([
+    {
+      Update: {
+        TableName: config.tableName(),
+        Key: keys.execution(target),
+        UpdateExpression:
+          "SET #status = :running, attempt = :attempt, startedAt = :now, leaseUntil = :lease, " +
+          "workerId = :worker, sweepAt = :lease REMOVE notBefore",
+        ConditionExpression: w.condition,
+        ExpressionAttributeNames: {
+          "#status": "status",
+          ...(w.condition.includes("#limit") ? { "#limit": "limit" } : {}),
+        },
+        ExpressionAttributeValues: {
+          ...w.values,
+          ":running": "running",
+          ":attempt": attempt,
+          ":seen": w.attempt,
+          ":now": now.toISOString(),
+          ":lease": w.lease,
+          ":worker": workerId,
+        },
+        ReturnValues: "ALL_NEW",
+      } as NonNullable<TxItem["Update"]>,
+    },
+    ...retrying,
+    historyEvent(runId, "TaskStarted", { task, item, attempt, detail: { workerId } }),
+  ]);
+}
+
+/**
+ * A claim made without its run in the same write: the run is read after it. Still running, the
+ * attempt is this worker's; otherwise (cancelled, failed, timed out) it is cancelled at once and
+ * its completion published like any other, no action invoked. A cancel that committed after this
+ * read finds the execution running under a live lease and leaves it to finish, as before.
+ */
+async function started(record: TaskRecord, now: Date): Promise<ClaimResult> {
+  const run = await readRun(record.runId);
+  if (run?.status === "running") {
+    // held up past its lease before its action even started, this worker is a zombie already
+    // (another may have taken the attempt over): it lets the message come back instead
+    if ((record.leaseUntil ?? "") <= new Date().toISOString()) return { kind: "wait", seconds: 1 };
+    return { kind: "claimed", record };
+  }
+  return (await cancelClaimed(record, now))
+    ? { kind: "settled", record: { ...record, status: "cancelled" } }
+    : { kind: "wait", seconds: 1 };
+}
+
 async function claimRecord(record: TaskRecord, workerId: string, now: Date, tries = 0): Promise<ClaimResult> {
+  // an item still `pending` has no slot yet: a message for it can only be a stray duplicate
+  if (record.status === "pending") return { kind: "gone" };
   if (isSettled(record.status)) return { kind: "settled", record };
   if (record.slot === "waiting") return { kind: "parked" };
   if (isSuspended(record)) return claimSuspended(record, now);
@@ -63,7 +173,32 @@ async function claimRecord(record: TaskRecord, workerId: string, now: Date, trie
       ? { kind: "wait", seconds: 1 }
       : { kind: "settled", record: { ...record, status: "failed" } };
   }
+  if (record.limit) return claimLimited(record, workerId, now, tries);
+  const outcome = await claimWrite(record, workerId, now, {
+    attempt: record.attempt,
+    // closes: N workers claiming the same attempt; a claim of an expired lease racing its worker (or its retry)
+    condition: record.status === "queued" ? CLAIM_AS_READ.queued : CLAIM_AS_READ.expired,
+    values: record.status === "queued" ? { ":queued": "queued" } : {},
+    lease: addSeconds(now, leaseSeconds(record)).toISOString(),
+    expired: record.status === "running" ? record : undefined,
+  });
+  if (outcome.ok) return started(outcome.item as unknown as TaskRecord, now);
+  // another worker won: judge from the winner's state, without a second read
+  const found = outcome.reasons[0]?.item as TaskRecord | undefined;
+  return found ? claimRecord(found, workerId, now, tries) : { kind: "gone" };
+}
 
+/**
+ * The claim of an execution of a limited action: it takes a slot of the limit in the same
+ * transaction (unless it holds one: handed over, or a lease taken over), with the run's status
+ * checked there too.
+ */
+async function claimLimited(
+  record: TaskRecord,
+  workerId: string,
+  now: Date,
+  tries: number,
+): Promise<ClaimResult> {
   const attempt = record.attempt + 1;
   const leaseUntil = addSeconds(now, leaseSeconds(record)).toISOString();
   const events: Write[] = [];
@@ -85,8 +220,7 @@ async function claimRecord(record: TaskRecord, workerId: string, now: Date, trie
       detail: { workerId },
     }),
   );
-  // a limited action takes a slot with the claim, unless it holds one (handed over, or a lease taken over)
-  const slot = record.limit && record.slot !== "held" ? takeSlot(record) : undefined;
+  const slot = record.slot !== "held" ? takeSlot(record) : undefined;
   const outcome = await transact([
     whileRunning(record.runId),
     {
@@ -95,15 +229,15 @@ async function claimRecord(record: TaskRecord, workerId: string, now: Date, trie
         Key: keys.execution(record),
         UpdateExpression:
           "SET #status = :running, attempt = :attempt, startedAt = :now, leaseUntil = :lease, " +
-          `workerId = :worker, sweepAt = :lease${record.limit ? ", slot = :held" : ""} REMOVE notBefore`,
+          "workerId = :worker, sweepAt = :lease, slot = :held REMOVE notBefore",
         // closes: N workers claiming the same attempt; a claim of an expired lease racing its worker (or
-        // its retry: the status as read); for a limited action, a claim whose slot moved since it was read
+        // its retry: the status as read); a claim whose slot moved since it was read
         ConditionExpression:
           `attempt = :seen AND ${record.status === "queued" ? "#status = :queued" : "#status = :running AND leaseUntil < :now"}` +
-          (record.limit ? (record.slot ? " AND slot = :slotSeen" : " AND attribute_not_exists(slot)") : ""),
+          (record.slot ? " AND slot = :slotSeen" : " AND attribute_not_exists(slot)"),
         ExpressionAttributeNames: { "#status": "status" },
         ExpressionAttributeValues: {
-          ...(record.limit && record.slot ? { ":slotSeen": record.slot } : {}),
+          ...(record.slot ? { ":slotSeen": record.slot } : {}),
           ":running": "running",
           ...(record.status === "queued" ? { ":queued": "queued" } : {}),
           ":attempt": attempt,
@@ -111,7 +245,7 @@ async function claimRecord(record: TaskRecord, workerId: string, now: Date, trie
           ":now": now.toISOString(),
           ":lease": leaseUntil,
           ":worker": workerId,
-          ...(record.limit ? { ":held": "held" } : {}),
+          ":held": "held",
         },
         ReturnValuesOnConditionCheckFailure: "ALL_OLD",
       },
@@ -120,15 +254,15 @@ async function claimRecord(record: TaskRecord, workerId: string, now: Date, trie
     ...(slot ? [slot] : []),
   ]);
   if (outcome.ok) {
-    const claimed: TaskRecord = { ...record, status: "running", attempt, leaseUntil, workerId };
-    if (record.limit) claimed.slot = "held";
-    return { kind: "claimed", record: claimed };
+    return {
+      kind: "claimed",
+      record: { ...record, status: "running", attempt, leaseUntil, workerId, slot: "held" },
+    };
   }
-  const [runReason, taskReason] = outcome.reasons;
-  const slotReason = outcome.reasons[2];
+  const [runReason, taskReason, slotReason] = outcome.reasons;
   if (taskReason?.code === "ConditionalCheckFailed" && taskReason.item) {
     // another worker won: judge from the winner's state, without a second read
-    return claimRecord(taskReason.item as unknown as TaskRecord, workerId, now);
+    return claimRecord(taskReason.item as unknown as TaskRecord, workerId, now, tries);
   }
   if (runReason?.code === "ConditionalCheckFailed") {
     // the run ended: the execution is cancelled, and its completion published like any other,

@@ -1,10 +1,10 @@
 /**
  * Named interleaving points: places in the engine where a test can hold a handler, to force the
- * exact race it wants (two workers that both read a queued execution, two countdowns that both
+ * exact race it wants (two workers about to claim the same execution, two countdowns that both
  * read the same counters). Outside tests nothing is registered, and a point costs one Map lookup.
  */
 export type InterleavingPoint =
-  | "claim:after-read"
+  | "claim:before-write"
   | "countdown:before-commit"
   | "advance:before-dispatch"
   | "settle:before-write"

@@ -141,7 +141,7 @@ export function joinWaiting(record: TaskRecord): Write[] {
 }
 
 /** A waiting execution that got a slot: its task message is to be sent once the hand-over committed. */
-export type Granted = TaskMessage & { attempt: number };
+export type Granted = Required<Pick<TaskMessage, "attempt">> & TaskMessage;
 
 export interface GiveBack {
   /** For the transaction of the execution's own terminal (or retry, or cancel) transition. */
@@ -288,8 +288,7 @@ export async function giveBack(record: TaskRecord, now = new Date()): Promise<Gi
 /** Sends the task message of an execution that was handed a slot (a new dedup generation: its first message was sent). */
 export async function sendGranted(granted: Granted | undefined): Promise<void> {
   if (!granted) return;
-  const { attempt, ...message } = granted;
-  await sendTasks([message], `slot/${attempt}`);
+  await sendTasks([granted], `slot/${granted.attempt}`);
 }
 
 /**

@@ -51,10 +51,8 @@ async function resend(key: { pk: string; sk: string }, now: Date): Promise<boole
     await advance(record.runId, [], now);
     return true;
   }
-  await sendTasks(
-    [{ runId: record.runId, task: (record as TaskRecord).task, item: (record as TaskRecord).item }],
-    record.sweepAt,
-  );
+  const { runId, task, item, attempt } = record as TaskRecord;
+  await sendTasks([{ runId, task, item, ...(attempt ? { attempt } : {}) }], record.sweepAt);
   return true;
 }
 

@@ -110,6 +110,12 @@ export const LEASE_MARGIN_SECONDS = 10;
 const MAX_UNRENEWED_SECONDS = 20;
 
 /**
+ * The longest lease: that of a claim made before the execution was read (its `timeoutSeconds`
+ * unknown), until the first heartbeat sets the execution's own.
+ */
+export const MAX_LEASE_SECONDS = MAX_UNRENEWED_SECONDS + LEASE_MARGIN_SECONDS;
+
+/**
  * How long one claim (or heartbeat) holds an execution: short, and renewed while the action runs
  * (lease.ts), so that a worker that died is replaced after seconds, not after the whole timeout.
  */

@@ -24,7 +24,8 @@ export interface TxReason {
   item?: Record<string, unknown>;
 }
 
-export type TxOutcome = { ok: true } | { ok: false; reasons: TxReason[] };
+/** `item`: the item as written, for a single update that asked for it (`ReturnValues: ALL_NEW`). */
+export type TxOutcome = { ok: true; item?: Record<string, unknown> } | { ok: false; reasons: TxReason[] };
 
 const CONFLICT_RETRIES = 8;
 
@@ -51,6 +52,8 @@ export const WRITE_TOKEN_ATTRIBUTE = "w";
 export async function transact(writes: Write[]): Promise<TxOutcome> {
   const items = withHistory(writes);
   if (items.length === 1 && !items[0]?.ConditionCheck) return writeOne(items[0] as TxItem);
+  if (items.some((i) => i.Update && "ReturnValues" in i.Update))
+    throw new Error("transact: ReturnValues is for a single update only");
   for (let attempt = 0; ; attempt++) {
     try {
       await db().send(new TransactWriteCommand({ TransactItems: items }));
@@ -90,7 +93,7 @@ async function writeOne(item: TxItem): Promise<TxOutcome> {
       );
     } else if (item.Update) {
       const { UpdateExpression, ExpressionAttributeNames, ExpressionAttributeValues, ...rest } = item.Update;
-      await db().send(
+      const { Attributes } = await db().send(
         new UpdateCommand({
           ...rest,
           UpdateExpression: addSet(UpdateExpression as string, "#wToken = :wToken"),
@@ -99,6 +102,7 @@ async function writeOne(item: TxItem): Promise<TxOutcome> {
           ReturnValuesOnConditionCheckFailure: "ALL_OLD",
         }),
       );
+      return Attributes ? { ok: true, item: Attributes } : { ok: true };
     } else if (item.Delete) {
       await db().send(new DeleteCommand({ ...item.Delete, ReturnValuesOnConditionCheckFailure: "ALL_OLD" }));
     } else {

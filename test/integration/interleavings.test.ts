@@ -29,7 +29,7 @@ describe("forced interleavings", () => {
     });
     for (let round = 0; round < 5; round++) {
       sink().reset();
-      const allRead = barrier("claim:after-read", 3);
+      const allRead = barrier("claim:before-write", 3);
       const { runId } = (await stack.api("POST", "/workflows/claim-race/runs", { input: { round } })).body;
       // the stack's own worker is the first; two more take the same message
       const direct = [0, 1].map(() => workerHandler(sqsEvent([{ runId, task: "only" }]), lambdaContext));

@@ -192,7 +192,8 @@ export class MemoryTable {
       });
     }
     this.commit([outcome as Judged]);
-    return {};
+    const returnNew = (item.Update as { ReturnValues?: string } | undefined)?.ReturnValues === "ALL_NEW";
+    return returnNew ? { Attributes: copy(outcome?.after) } : {};
   }
 
   private async transact(items: TxItem[]) {

@@ -1049,13 +1049,21 @@ function check(w: World, runs: RunHandle[]): void {
       }
     }
     for (const [id, n] of seen) if (n > 1) v(`I3: ${runId} ${id} ${n} times`);
-    // nothing is dispatched or started once the run is cancelled
+    // nothing is dispatched once the run is cancelled; an attempt claimed after it (the claim reads
+    // the run after its write) is cancelled at once, its action never invoked
     const cancelledAt = events.findIndex((e) => e.type === "RunCancelled");
-    if (
-      cancelledAt >= 0 &&
-      events.slice(cancelledAt).some((e) => e.type === "TaskQueued" || e.type === "TaskStarted")
-    )
-      v(`I3: ${runId} dispatched after it was cancelled`);
+    const afterCancel = cancelledAt >= 0 ? events.slice(cancelledAt) : [];
+    if (afterCancel.some((e) => e.type === "TaskQueued")) v(`I3: ${runId} dispatched after it was cancelled`);
+    for (const e of afterCancel.filter((x) => x.type === "TaskStarted")) {
+      const same = (x: Item) => x.task === e.task && x.item === e.item && x.attempt === e.attempt;
+      const key = `${runId}/${e.task}/${e.item ?? "-"}`;
+      // cancelled by its worker, or, when that worker died first, retried (its lease expired) by an
+      // attempt that is judged the same way
+      if (!afterCancel.some((x) => (x.type === "TaskCancelled" || x.type === "TaskRetrying") && same(x)))
+        v(`I3: ${key} attempt ${e.attempt} started after its run was cancelled, and not cancelled at once`);
+      if (w.invocations.some((c) => c.key === key && c.attempt === e.attempt))
+        v(`I3: ${key} attempt ${e.attempt} claimed after its run was cancelled, and its action ran`);
+    }
 
     // I4: counters back to zero, every settled item counted once
     for (const parent of parentsOf(executions as unknown as Item[])) {

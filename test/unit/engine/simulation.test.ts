@@ -6,6 +6,7 @@
  * checks can fail and that every guard is needed.
  */
 import { describe, expect, it } from "vitest";
+import { CLAIM_AS_READ, QUEUED_CLAIM } from "../../../lib/engine/claim";
 import type { Weakening } from "../../helpers/sim/memory-table";
 import { type FaultMode, simulateMany } from "../../helpers/sim/simulation";
 
@@ -43,12 +44,18 @@ const GUARDS: {
 }[] = [
   {
     guard: "claim: one worker per attempt (F3, I2)",
-    // fenced on the status as read, and a limited action's claim also on its slot as read: every variant goes
-    condition: ["#status = :queued", "#status = :running AND leaseUntil < :now"].flatMap((status) =>
-      ["", " AND slot = :slotSeen", " AND attribute_not_exists(slot)"].map(
-        (slot) => `attempt = :seen AND ${status}${slot}`,
+    // the claim without a read, the claims judged from the execution as read, and a limited action's
+    // claim (also fenced on its slot as read): every variant goes
+    condition: [
+      QUEUED_CLAIM,
+      CLAIM_AS_READ.queued,
+      CLAIM_AS_READ.expired,
+      ...["#status = :queued", "#status = :running AND leaseUntil < :now"].flatMap((status) =>
+        [" AND slot = :slotSeen", " AND attribute_not_exists(slot)"].map(
+          (slot) => `attempt = :seen AND ${status}${slot}`,
+        ),
       ),
-    ),
+    ],
     mode: "duplicate",
     caught: /I2|I3/,
   },
