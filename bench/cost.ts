@@ -11,7 +11,13 @@ import { type AttributeValue, GetItemCommand } from "@aws-sdk/client-dynamodb";
 import { attachMeter, itemSize, type LabelledFigures, Meter } from "../lib/metering";
 import { fanoutOnce, noopLimit, registerFanout } from "./fanout";
 import { round } from "./figures";
-import { type PerTask, PRICES, stepFunctionsStandardUsdPerMillion, usdPerMillionTasks } from "./prices";
+import {
+  FLOORS,
+  type PerTask,
+  PRICES,
+  stepFunctionsStandardUsdPerMillion,
+  usdPerMillionTasks,
+} from "./prices";
 import {
   type BenchStack,
   type Emulators,
@@ -47,6 +53,8 @@ export interface ShapeCost extends PerTask {
   failedWritesPerTask: number;
   emptyReceives: number;
   usdPerMillionTasks: number;
+  /** The floor of the shape on these primitives (prices.ts `FLOORS`), in USD per million tasks. */
+  floorUsdPerMillionTasks: number;
   usdPerMillionTasksByService: ReturnType<typeof usdPerMillionTasks>;
   stepFunctionsStandardUsdPerMillion: number;
   /** Per function: invocations and mean duration, per task; mean queue wait of their messages. */
@@ -66,6 +74,7 @@ async function measure(
   bench: BenchStack,
   meter: Meter,
   shape: string,
+  floor: PerTask,
   tasks: number,
   otherStates: number,
   run: () => Promise<void>,
@@ -121,6 +130,7 @@ async function measure(
     failedWritesPerTask: round(totals.failedWrites / tasks, 3),
     emptyReceives: totals.emptyReceives,
     usdPerMillionTasks: round(usd.total, 2),
+    floorUsdPerMillionTasks: round(usdPerMillionTasks(floor).total, 2),
     usdPerMillionTasksByService: {
       dynamodb: round(usd.dynamodb, 2),
       sqs: round(usd.sqs, 2),
@@ -185,12 +195,20 @@ export async function runCost(
     const shapes: ShapeCost[] = [];
     // Step Functions: a Map state around the items' Task state, then the successor's Task state
     shapes.push(
-      await measure(bench, meter, `fanout ${options.items}`, options.items + 1, 1, async () => {
-        await fanoutOnce(bench, options.items);
-      }),
+      await measure(
+        bench,
+        meter,
+        `fanout ${options.items}`,
+        FLOORS.fanout,
+        options.items + 1,
+        1,
+        async () => {
+          await fanoutOnce(bench, options.items);
+        },
+      ),
     );
     shapes.push(
-      await measure(bench, meter, "plain", options.plainRuns, 0, async () => {
+      await measure(bench, meter, "plain", FLOORS.plain, options.plainRuns, 0, async () => {
         const runIds = await mapLimit(Array.from({ length: options.plainRuns }), 8, async () => {
           const created = await expectStatus(bench.api("POST", "/workflows/bench-plain/runs", {}), 201);
           return created.body.runId as string;
@@ -200,19 +218,27 @@ export async function runCost(
     );
     const chainRuns = Math.max(1, Math.round(options.plainRuns / CHAIN_LENGTH));
     shapes.push(
-      await measure(bench, meter, `chain of ${CHAIN_LENGTH}`, chainRuns * CHAIN_LENGTH, 0, async () => {
-        const runIds = await mapLimit(Array.from({ length: chainRuns }), 8, async () => {
-          const created = await expectStatus(bench.api("POST", "/workflows/bench-chain/runs", {}), 201);
-          return created.body.runId as string;
-        });
-        await waitForRuns(bench, runIds, 600_000);
-      }),
+      await measure(
+        bench,
+        meter,
+        `chain of ${CHAIN_LENGTH}`,
+        FLOORS.chain,
+        chainRuns * CHAIN_LENGTH,
+        0,
+        async () => {
+          const runIds = await mapLimit(Array.from({ length: chainRuns }), 8, async () => {
+            const created = await expectStatus(bench.api("POST", "/workflows/bench-chain/runs", {}), 201);
+            return created.body.runId as string;
+          });
+          await waitForRuns(bench, runIds, 600_000);
+        },
+      ),
     );
     for (const shape of shapes) {
       log(
         `cost ${shape.shape}: per task ${shape.readUnits} RRU, ${shape.writeUnits} WRU, ` +
           `${shape.sqsRequests} SQS requests, ${shape.lambdaInvocations} Lambda invocations: ` +
-          `$${shape.usdPerMillionTasks} per million (Step Functions Standard $${shape.stepFunctionsStandardUsdPerMillion})`,
+          `$${shape.usdPerMillionTasks} per million (floor $${shape.floorUsdPerMillionTasks}, Step Functions Standard $${shape.stepFunctionsStandardUsdPerMillion})`,
       );
     }
     return { prices: PRICES, shapes };

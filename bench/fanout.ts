@@ -7,6 +7,7 @@
 import { executions } from "./actions";
 import { percentile, round } from "./figures";
 import { type BenchStack, type Emulators, expectStatus, startBenchStack, waitForRuns } from "./setup";
+import { measureStoreLimit, type StoreLimit, WRITES_PER_ITEM } from "./store-limit";
 
 export interface FanoutOptions {
   items: number;
@@ -88,15 +89,25 @@ export async function fanoutOnce(bench: BenchStack, items: number): Promise<Fano
 }
 
 /** The scenario's figures over its runs. */
-export function fanoutFigures(items: number, concurrency: number, runs: FanoutRun[], maxRunning?: number) {
+export function fanoutFigures(
+  items: number,
+  concurrency: number,
+  runs: FanoutRun[],
+  maxRunning?: number,
+  storeLimit?: StoreLimit,
+) {
   const seconds = runs.reduce((sum, r) => sum + r.seconds, 0);
   const latencies = runs.map((r) => r.fanInLatencyMs);
+  const itemsPerSecond = round((items * runs.length) / seconds, 1);
   return {
     items,
     concurrency,
     maxRunning: maxRunning ?? null,
     runs: runs.length,
-    itemsPerSecond: round((items * runs.length) / seconds, 1),
+    itemsPerSecond,
+    /** The store's limit measured in the same run (store-limit.ts), and this rate against it. */
+    storeLimit: storeLimit ?? null,
+    storeLimitRatio: storeLimit ? round(itemsPerSecond / storeLimit.itemsPerSecond, 2) : null,
     fanInLatencyMs: {
       p50: round(percentile(latencies, 50) ?? Number.NaN, 1),
       p99: round(percentile(latencies, 99) ?? Number.NaN, 1),
@@ -117,6 +128,11 @@ export async function runFanout(
   const bench = await startBenchStack(emulators, { workers: options.workers });
   try {
     await registerFanout(bench, options.concurrency, options.maxRunning);
+    const storeLimit = await measureStoreLimit(bench);
+    log(
+      `store limit: ${storeLimit.conditionalPutsPerSecond} conditional puts/s from ${storeLimit.clients} clients, ` +
+        `÷ ${WRITES_PER_ITEM} = ${storeLimit.itemsPerSecond} items/s`,
+    );
     const runs: FanoutRun[] = [];
     for (let i = 0; i < options.runs; i++) {
       const run = await fanoutOnce(bench, options.items);
@@ -127,7 +143,7 @@ export async function runFanout(
       );
       runs.push(run);
     }
-    return fanoutFigures(options.items, options.concurrency, runs, options.maxRunning);
+    return fanoutFigures(options.items, options.concurrency, runs, options.maxRunning, storeLimit);
   } finally {
     await bench.stop();
   }

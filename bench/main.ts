@@ -119,6 +119,8 @@ try {
       rows.push(
         ...figureRows(at, {
           itemsPerSecond: figures.itemsPerSecond,
+          "storeLimit itemsPerSecond": figures.storeLimit?.itemsPerSecond ?? "-",
+          storeLimitRatio: figures.storeLimitRatio ?? "-",
           "fanInLatencyMs p50": figures.fanInLatencyMs.p50,
           "fanInLatencyMs p99": figures.fanInLatencyMs.p99,
           successorExecutions: figures.successorExecutions.join(", "),
@@ -153,6 +155,7 @@ try {
             sqsRequests: shape.sqsRequests,
             lambdaInvocations: shape.lambdaInvocations,
             usdPerMillionTasks: shape.usdPerMillionTasks,
+            floorUsdPerMillionTasks: shape.floorUsdPerMillionTasks,
             stepFunctionsStandardUsdPerMillion: shape.stepFunctionsStandardUsdPerMillion,
           }),
         );

@@ -60,3 +60,44 @@ export function stepFunctionsStandardUsdPerMillion(tasks: number, otherStates: n
   const transitionsPerTask = (tasks + otherStates) / tasks;
   return transitionsPerTask * PRICES.stepFunctionsStandardUsdPerThousandTransitions * 1000;
 }
+
+/**
+ * The floor of each shape on these primitives, per task execution: the fewest requests any
+ * exactly-once executor built on DynamoDB, SQS FIFO and Lambda would make, each write a single item
+ * of at most 1 KB. A model, not a measurement; the bench prints it beside what onceflow measured.
+ *
+ * - fan-out item: 3 writes (its creation, its claim, its result) + one fan-in counter update per 10
+ *   items; 2.5 FIFO requests (its send, in batches of 10, its receive and its delete); 0.2 Lambda
+ *   invocations (a worker taking 5 items a batch).
+ * - run of one task: 4 writes (the run with its task, the claim, the result, the run's end); 2.5
+ *   FIFO requests; 2 Lambda invocations and 1 HTTP API request (the API call that starts it, and
+ *   the worker).
+ * - chain of 5: per task 3 writes (its creation, claim and result) and 2 per run (its creation and
+ *   end, so 0.4); 2.5 FIFO requests; 1 worker invocation, and per run 1 API call (0.2).
+ */
+export const FLOORS: Record<"fanout" | "plain" | "chain", PerTask> = {
+  fanout: {
+    readUnits: 0,
+    writeUnits: 3.1,
+    sqsRequests: 2.5,
+    lambdaInvocations: 0.2,
+    lambdaGbSeconds: 0,
+    apiRequests: 0,
+  },
+  plain: {
+    readUnits: 0,
+    writeUnits: 4,
+    sqsRequests: 2.5,
+    lambdaInvocations: 2,
+    lambdaGbSeconds: 0,
+    apiRequests: 1,
+  },
+  chain: {
+    readUnits: 0,
+    writeUnits: 3.4,
+    sqsRequests: 2.5,
+    lambdaInvocations: 1.2,
+    lambdaGbSeconds: 0,
+    apiRequests: 0.2,
+  },
+};

@@ -47,6 +47,21 @@ const READ_COMMANDS = new Set(
 );
 
 const TRANSACT_WRITE = new Set(["TransactWriteItemsCommand", "TransactWriteCommand"]);
+const SINGLE_WRITE = new Set(
+  ["PutItem", "UpdateItem", "DeleteItem", "Put", "Update", "Delete"].map((name) => `${name}Command`),
+);
+
+/** Write units of a single write: 1 per started KB of the larger of the item's two images. */
+export function singleWriteUnits(before: number, after: number): number {
+  return Math.max(1, Math.ceil(Math.max(before, after) / 1024));
+}
+
+/** The key of the item a PutItem, UpdateItem or DeleteItem input writes. */
+function singleWriteKey(input: Record<string, unknown>): Record<string, unknown> {
+  if (input.Key) return input.Key as Record<string, unknown>;
+  const item = input.Item as Record<string, unknown>;
+  return { pk: item.pk, sk: item.sk };
+}
 
 /** Per command: calls, units, failures and time spent waiting for the answer. */
 export interface CommandFigures {
@@ -284,6 +299,9 @@ export function meterMiddleware(meter: Meter, service: "dynamodb" | "sqs") {
     const command = String(context.commandName);
     const metered = service === "dynamodb" && CAPACITY_COMMANDS.has(command);
     if (metered) args.input.ReturnConsumedCapacity = "TOTAL";
+    // DynamoDB Local does not bill a single write by the larger image, as DynamoDB does: it is measured
+    const single = metered && meter.itemSize && SINGLE_WRITE.has(command) ? meter.itemSize : undefined;
+    const before = single ? await single(singleWriteKey(args.input)) : 0;
     const started = performance.now();
     try {
       const result = await next(args);
@@ -296,6 +314,7 @@ export function meterMiddleware(meter: Meter, service: "dynamodb" | "sqs") {
           const sizes = await Promise.all(transactionKeys(args.input).map((key) => measure(key)));
           writeUnits = transactionWriteUnits(sizes);
         }
+        if (single) writeUnits = singleWriteUnits(before, await single(singleWriteKey(args.input)));
         meter.recordDynamoDb(command, args.input, result.output, undefined, ms, writeUnits);
       }
       return result;
