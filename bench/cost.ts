@@ -93,11 +93,13 @@ async function measure(
     if (excluded(label)) continue;
     const fn = label.split(" ")[0] as string;
     lambdaInvocations += f.invocations;
-    lambdaGbSeconds += (f.ms / 1000) * (memory(fn) / 1024);
+    // the meter's own reads (measuring written items) ran inside the invocation: not its duration
+    const ms = Math.max(0, f.ms - meter.overheadMs(label));
+    lambdaGbSeconds += (ms / 1000) * (memory(fn) / 1024);
     if (fn === "api") apiRequests += f.invocations;
     functions[label] = {
       invocationsPerTask: round(f.invocations / tasks, 3),
-      meanMs: round(f.ms / f.invocations, 1),
+      meanMs: round(Math.max(0, f.ms - meter.overheadMs(label)) / f.invocations, 1),
       meanQueueWaitMs: f.firstDeliveries ? round(f.queueWaitMs / f.firstDeliveries, 1) : 0,
     };
   }

@@ -178,6 +178,8 @@ export interface LabelledFigures extends CommandFigures {
 
 export class Meter {
   private readonly figures = new Map<string, LabelledFigures>();
+  /** Per label: milliseconds the meter itself spent measuring items inside that caller's calls. */
+  private readonly overhead = new Map<string, number>();
 
   /**
    * `labelOf` names the caller of the current call (an invocation, a poller), for a breakdown.
@@ -255,6 +257,25 @@ export class Meter {
     }
   }
 
+  /**
+   * Measures an item for the caller of the current call, its time kept apart: the measuring reads
+   * are the meter's, not the caller's, and must not be billed as the caller's Lambda duration.
+   */
+  async measure(key: Record<string, unknown>): Promise<number> {
+    const started = performance.now();
+    try {
+      return this.itemSize ? await this.itemSize(key) : 0;
+    } finally {
+      const label = this.labelOf() ?? "-";
+      this.overhead.set(label, (this.overhead.get(label) ?? 0) + performance.now() - started);
+    }
+  }
+
+  /** Milliseconds spent measuring items within the calls of `label` (to take off its durations). */
+  overheadMs(label: string): number {
+    return this.overhead.get(label) ?? 0;
+  }
+
   /** Every (service, label, command) with its figures. */
   entries(): LabelledFigures[] {
     return [...this.figures.values()];
@@ -287,6 +308,7 @@ export class Meter {
 
   reset(): void {
     this.figures.clear();
+    this.overhead.clear();
   }
 }
 
@@ -300,8 +322,8 @@ export function meterMiddleware(meter: Meter, service: "dynamodb" | "sqs") {
     const metered = service === "dynamodb" && CAPACITY_COMMANDS.has(command);
     if (metered) args.input.ReturnConsumedCapacity = "TOTAL";
     // DynamoDB Local does not bill a single write by the larger image, as DynamoDB does: it is measured
-    const single = metered && meter.itemSize && SINGLE_WRITE.has(command) ? meter.itemSize : undefined;
-    const before = single ? await single(singleWriteKey(args.input)) : 0;
+    const single = metered && meter.itemSize !== undefined && SINGLE_WRITE.has(command);
+    const before = single ? await meter.measure(singleWriteKey(args.input)) : 0;
     const started = performance.now();
     try {
       const result = await next(args);
@@ -310,11 +332,10 @@ export function meterMiddleware(meter: Meter, service: "dynamodb" | "sqs") {
       else if (metered) {
         let writeUnits: number | undefined;
         if (meter.itemSize && TRANSACT_WRITE.has(command)) {
-          const measure = meter.itemSize;
-          const sizes = await Promise.all(transactionKeys(args.input).map((key) => measure(key)));
+          const sizes = await Promise.all(transactionKeys(args.input).map((key) => meter.measure(key)));
           writeUnits = transactionWriteUnits(sizes);
         }
-        if (single) writeUnits = singleWriteUnits(before, await single(singleWriteKey(args.input)));
+        if (single) writeUnits = singleWriteUnits(before, await meter.measure(singleWriteKey(args.input)));
         meter.recordDynamoDb(command, args.input, result.output, undefined, ms, writeUnits);
       }
       return result;

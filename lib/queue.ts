@@ -27,11 +27,16 @@ export interface CompletionMessage {
   item?: number;
   attempt: number;
   outcome: "succeeded" | "failed" | "cancelled";
+  /**
+   * An item queued again by a redrive: that redrive. An item can settle twice at one attempt (put
+   * back cancelled, then cancelled again before any claim); this tells the two completions apart.
+   */
+  redriven?: number;
 }
 
 /** The completion of an execution's attempt, as recorded (one shape for every publisher). */
 export const completionOf = (
-  record: { runId: string; task: string; item?: number; attempt: number },
+  record: { runId: string; task: string; item?: number; attempt: number; redriven?: number },
   outcome: CompletionMessage["outcome"],
 ): CompletionMessage => ({
   runId: record.runId,
@@ -39,6 +44,7 @@ export const completionOf = (
   item: record.item,
   attempt: record.attempt,
   outcome,
+  ...(record.redriven ? { redriven: record.redriven } : {}),
 });
 
 /**
@@ -51,7 +57,10 @@ export function taskDedupId(message: TaskMessage, generation = ""): string {
 }
 
 export function completionDedupId(message: CompletionMessage): string {
-  return sha256(`completion/${message.runId}/${message.task}/${message.item ?? "-"}/${message.attempt}`);
+  const redriven = message.redriven ? `/${message.redriven}` : "";
+  return sha256(
+    `completion/${message.runId}/${message.task}/${message.item ?? "-"}/${message.attempt}${redriven}`,
+  );
 }
 
 /** Each execution is its own FIFO group: a task waiting to retry holds up no other task. */

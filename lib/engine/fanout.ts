@@ -8,6 +8,7 @@ import { historyEvent } from "../store/events";
 import { keys } from "../store/keys";
 import { queryRunItems, readItem } from "../store/run-state";
 import { type TxItem, transact, type Write } from "../store/transaction";
+import { countable, withCounted } from "./counted";
 import { planTasks, type TemplateContext, whileRunning } from "./dispatch";
 import { point } from "./interleave";
 import {
@@ -34,9 +35,10 @@ const OPTIMISTIC_RETRIES = 20;
  *   startFanOut   parent put `running`, counters 0 (attribute_not_exists, run running)
  *   fill          item pending -> queued + parent nextIndex/active += 1 (parent version, run running)
  *   worker        item queued -> running (attempt) -> succeeded | failed (fenced on attempt)
- *   advance       item counted := true + parent active -= 1, succeeded|failed += 1, refill the slot,
- *                 and when nothing is active and nothing is left, parent -> succeeded | failed:
- *                 one transaction, conditional on `attribute_not_exists(counted)` and the parent's
+ *   advance       parent: the item in its counted set (counted.ts), active -= 1, succeeded|failed += 1,
+ *                 refill the slot, and when nothing is active and nothing is left, parent ->
+ *                 succeeded | failed: one update of the parent a batch of completions (with the
+ *                 items it refills and the run's check, a transaction), conditional on the parent's
  *                 version, so a redelivered completion can never count an item twice (F1).
  *
  * Siblings remaining is `active` plus `total - nextIndex`, read from the parent's counters, never
@@ -68,6 +70,8 @@ export async function startFanOut(
     failedItems: 0,
     concurrency: Math.max(1, spec.concurrency ?? total),
     maxFailures: Math.floor((total * (spec.toleratedFailurePercentage ?? 0)) / 100),
+    countedBelow: 0,
+    countedAbove: [],
     version: 0,
     error,
     createdAt: now.toISOString(),
@@ -197,16 +201,16 @@ function queueItems(p: FanOutRecord, batch: Batch, now: Date): Write[] {
           TableName: config.tableName(),
           Key: keys.item(p.runId, p.task, index),
           UpdateExpression:
-            "SET #status = :queued, attemptBase = attempt, sweepShard = :shard, sweepAt = :sweepAt " +
-            "REMOVE counted, #error, #output, endedAt",
+            "SET #status = :queued, attemptBase = attempt, redriven = :redriven, sweepShard = :shard, " +
+            "sweepAt = :sweepAt REMOVE #error, #output, endedAt",
           // closes: an item put back by a redrive being queued twice by two fills that read the same counters
-          ConditionExpression: "#status IN (:failed, :cancelled) AND counted = :true",
+          ConditionExpression: "#status IN (:failed, :cancelled)",
           ExpressionAttributeNames: { "#status": "status", "#error": "error", "#output": "output" },
           ExpressionAttributeValues: {
             ":queued": "queued",
             ":failed": "failed",
             ":cancelled": "cancelled",
-            ":true": true,
+            ":redriven": p.redriveCount ?? 0,
             ...sweep,
           },
         },
@@ -245,10 +249,14 @@ function parentUpdate(before: FanOutRecord, after: FanOutRecord, now: Date): TxI
     ":failed": after.failedItems,
     ":cancelled": after.cancelledItems ?? 0,
     ":redo": after.redo ?? [],
+    ":below": after.countedBelow ?? 0,
+    ":above": after.countedAbove ?? [],
+    ":putBack": after.putBack ?? {},
   };
   let update =
     "SET version = :next, nextIndex = :nextIndex, active = :active, succeededItems = :succeeded, " +
-    "failedItems = :failed, cancelledItems = :cancelled, redo = :redo";
+    "failedItems = :failed, cancelledItems = :cancelled, redo = :redo, countedBelow = :below, " +
+    "countedAbove = :above, putBack = :putBack";
   if (ended) {
     update += ", #status = :status, endedAt = :now";
     Object.assign(values, { ":status": after.status, ":now": now.toISOString() });
@@ -346,14 +354,18 @@ export async function countDown(
     parent ??= await readParent(runId, task);
     // a cancelled task still counts its running items' results, and starts nothing
     if (parent?.status !== "running" && parent?.status !== "cancelled") return "other";
-    // an item a redrive put back is counted until a fill queues it again: a completion of it now is a
-    // late duplicate (counting it would fail), and the refill below may queue that very item
-    const redo = new Set(parent.redo ?? []);
-    todo = todo.filter((c) => !redo.has(c.item as number));
+    // a duplicate or redelivered completion finds its item counted, and a late one of an attempt from
+    // before a redrive finds it put back: they count nothing, and write nothing (F1, I7)
+    const current = parent;
+    todo = todo.filter((c) => countable(current, c));
     if (todo.length === 0) break;
     const count = (outcome: CompletionMessage["outcome"]) => todo.filter((c) => c.outcome === outcome).length;
     const counted: FanOutRecord = {
       ...parent,
+      ...withCounted(
+        parent,
+        todo.map((c) => c.item as number),
+      ),
       version: parent.version + 1,
       active: parent.active - todo.length,
       succeededItems: parent.succeededItems + count("succeeded"),
@@ -380,27 +392,6 @@ export async function countDown(
     await point("countdown:before-commit", { runId, task, version: parent.version });
     const outcome = await transact([
       ...(dispatches ? [whileRunning(runId, now)] : []),
-      ...todo.map(
-        (c): TxItem => ({
-          Update: {
-            TableName: config.tableName(),
-            Key: keys.item(runId, task, c.item as number),
-            UpdateExpression: "SET counted = :true REMOVE sweepShard, sweepAt",
-            // closes: a duplicated or redelivered completion counting its item down twice (F1, I7), and
-            // one of an attempt from before a redrive counting the item's new attempt
-            ConditionExpression:
-              "attribute_not_exists(counted) AND #status IN (:succeeded, :failed, :cancelled) AND attempt = :attempt",
-            ExpressionAttributeNames: { "#status": "status" },
-            ExpressionAttributeValues: {
-              ":true": true,
-              ":succeeded": "succeeded",
-              ":failed": "failed",
-              ":cancelled": "cancelled",
-              ":attempt": c.attempt,
-            },
-          },
-        }),
-      ),
       parentUpdate(parent, after, now),
       ...queueItems(parent, batch, now),
       ...(ended
@@ -423,17 +414,15 @@ export async function countDown(
       // `counted` only when the transaction checked that the run runs (and is within its deadline)
       return dispatches && parent.status === "running" && freeSlots(after) === 0 ? "counted" : "other";
     }
-    const rest = dispatches ? outcome.reasons.slice(1) : outcome.reasons;
     if (dispatches && outcome.reasons[0]?.code === "ConditionalCheckFailed") {
       // the run ended (or its deadline passed): count without refilling
       // (the task keeps its status: a run past its deadline is timed out by advance, which cancels it)
       stopped = true;
       continue;
     }
-    const parentMoved = rest[todo.length]?.code !== "None";
-    // items already counted (by a duplicate of their completion) drop out; the rest is tried again
-    todo = todo.filter((_, k) => rest[k]?.code !== "ConditionalCheckFailed");
-    if (parentMoved) parent = undefined;
+    // the parent moved (another handler counted, filled or cancelled): read it again, and drop what
+    // it counted meanwhile
+    parent = undefined;
   }
   if (todo.length > 0) {
     // never drop a count: failing here leaves the completions on the queue, to be counted later

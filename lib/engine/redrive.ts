@@ -6,7 +6,8 @@
  *
  *   run                 failed -> running, redriveCount += 1     if status = failed AND redriveCount as read
  *   plain task          failed|cancelled -> queued              if status and attempt as read
- *   with-items task     failed|cancelled -> running, its failed and cancelled items in `redo`
+ *   with-items task     failed|cancelled -> running, its failed and cancelled items in `redo` (and, with
+ *                       this redrive, in `putBack`)
  *                                                               if version as read (fill queues them again)
  *   with-items task whose items could not be evaluated: deleted, so that it starts afresh
  *
@@ -22,6 +23,7 @@ import { keys } from "../store/keys";
 import { queryRunItems, type RunRecord } from "../store/run-state";
 import type { TxItem, Write } from "../store/transaction";
 import type { WorkflowVersion } from "../workflows";
+import { isCounted } from "./counted";
 import { failureHandled } from "./evaluate";
 import { startFields } from "./start";
 import { type FanOutRecord, isFanOut, sweepValues, type TaskItem, type TaskRecord } from "./task-record";
@@ -133,7 +135,7 @@ function plainPutBack(t: TaskRecord, sweep: Record<string, string>): TxItem {
 /** Items of a with-items task that failed or were cancelled (and were counted down), in index order. */
 async function itemsPutBack(t: FanOutRecord): Promise<TaskRecord[]> {
   const items = (await queryRunItems(t.runId, keys.itemPrefix(t.task))) as unknown as TaskRecord[];
-  return items.filter((i) => putBack(i.status) && i.counted);
+  return items.filter((i) => putBack(i.status) && isCounted(t, i.item as number));
 }
 
 function fanOutPutBack(
@@ -152,14 +154,17 @@ function fanOutPutBack(
       TableName: config.tableName(),
       Key: keys.task(t.runId, t.task),
       UpdateExpression:
-        "SET #status = :running, redo = :redo, redriveCount = :count, version = :next, failedItems = :failed, " +
-        "cancelledItems = :cancelled, sweepShard = :shard, sweepAt = :sweepAt REMOVE #error, endedAt",
+        "SET #status = :running, redo = :redo, putBack = :putBack, redriveCount = :count, version = :next, " +
+        "failedItems = :failed, cancelledItems = :cancelled, sweepShard = :shard, sweepAt = :sweepAt " +
+        "REMOVE #error, endedAt",
       // closes: putting items back while the task's counters moved (a late count, a second redrive)
       ConditionExpression: "version = :version",
       ExpressionAttributeNames: { "#status": "status", "#error": "error" },
       ExpressionAttributeValues: {
         ":running": "running",
         ":redo": back.map((i) => i.item as number),
+        // the redrive each item belongs to from now: a late completion from before counts nothing (counted.ts)
+        ":putBack": Object.fromEntries(back.map((i) => [String(i.item), redriveCount])),
         ":count": redriveCount,
         ":version": t.version,
         ":next": t.version + 1,

@@ -3,9 +3,18 @@ import { db } from "../clients";
 import { config } from "../config";
 import { sendTasks } from "../queue";
 import { updateIf } from "../store/conditional";
+import { keys } from "../store/keys";
 import { type RunRecord, readItem } from "../store/run-state";
 import { advance } from "./advance";
-import { addSeconds, QUEUED_SWEEP_SECONDS, SWEEP_SHARDS, type TaskRecord } from "./task-record";
+import { isCounted } from "./counted";
+import { isSettled } from "./evaluate";
+import {
+  addSeconds,
+  type FanOutRecord,
+  QUEUED_SWEEP_SECONDS,
+  SWEEP_SHARDS,
+  type TaskRecord,
+} from "./task-record";
 
 const PAGE = 100;
 
@@ -45,6 +54,13 @@ async function resend(key: { pk: string; sk: string }, now: Date): Promise<boole
   const deadline = "deadline" in record ? record.deadline : undefined;
   const next = addSeconds(now, QUEUED_SWEEP_SECONDS).toISOString();
   const nextLook = deadline && deadline > now.toISOString() && deadline < next ? deadline : next;
+  const execution = record as TaskRecord;
+  if (execution.item !== undefined && isSettled(execution.status)) {
+    // a cancelled item waits in the index until its completion is counted (cancel.ts): once it is,
+    // it leaves the index; until then its completion is published again through its message
+    const parent = await readItem<FanOutRecord>(keys.task(execution.runId, execution.task));
+    if (parent && isCounted(parent, execution.item)) return leave(key, record.sweepAt);
+  }
   if (!(await postpone(key, record.sweepAt, nextLook))) return false;
   if (key.sk === "RUN" || "fanOut" in record) {
     // a running run (or with-items task) looked at again: times out, or heals what a crash left
@@ -54,6 +70,19 @@ async function resend(key: { pk: string; sk: string }, now: Date): Promise<boole
   const { runId, task, item, attempt } = record as TaskRecord;
   await sendTasks([{ runId, task, item, ...(attempt ? { attempt } : {}) }], record.sweepAt);
   return true;
+}
+
+/** Takes a counted item out of the sweeper's index. */
+async function leave(key: { pk: string; sk: string }, seen: string): Promise<false> {
+  await updateIf({
+    TableName: config.tableName(),
+    Key: { pk: key.pk, sk: key.sk },
+    UpdateExpression: "REMOVE sweepShard, sweepAt",
+    // closes: taking out an item that a redrive put back in the index meanwhile (to be queued again)
+    ConditionExpression: "sweepAt = :seen",
+    ExpressionAttributeValues: { ":seen": seen },
+  });
+  return false;
 }
 
 /** Moves the item's next look forward; false when another sweeper (or the engine) moved it first. */

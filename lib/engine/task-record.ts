@@ -46,8 +46,8 @@ export interface TaskRecord {
   /** Sparse index for the sweeper: set while the execution still needs something to happen. */
   sweepShard?: string;
   sweepAt?: string;
-  /** Items: set once the item's result was counted down on its parent (exactly once). */
-  counted?: boolean;
+  /** Items: the run's redrive that last queued the item again (its completions belong to it, counted.ts). */
+  redriven?: number;
   /** The concurrency limit of its action, if the workflow has one (slot.ts). */
   limit?: SlotLimit;
   /** `held`: it holds one of the limit's slots (running, or handed one while queued); `waiting`: parked for one. */
@@ -65,7 +65,7 @@ export interface TaskRecord {
 /**
  * The parent record of a with-items task (`TASK#{task}`): no action of its own, only the fan-out
  * counters. `nextIndex` items have been dispatched; `active` of them are not counted down yet.
- * Every change goes through a transaction conditional on `version`.
+ * Every change is conditional on `version`.
  */
 export interface FanOutRecord {
   runId: string;
@@ -83,6 +83,11 @@ export interface FanOutRecord {
   /** More failed items than this fail the task (from `toleratedFailurePercentage`). */
   maxFailures: number;
   version: number;
+  /** Items counted down (counted.ts): every index below `countedBelow`, and those in `countedAbove`. */
+  countedBelow?: number;
+  countedAbove?: number[];
+  /** Items a redrive put back, by index: that redrive (a completion counts only if it belongs to it). */
+  putBack?: Record<string, number>;
   /** Items a redrive put back (they failed or were cancelled), queued before the fresh ones. */
   redo?: number[];
   /** The run's redrive that put them back (a new SQS dedup generation for their messages). */

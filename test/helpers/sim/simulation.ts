@@ -24,6 +24,7 @@ import { registerAction } from "../../../lib/actions/registry";
 import { useClients } from "../../../lib/clients";
 import { canonicalJson } from "../../../lib/definition/hash";
 import { advance } from "../../../lib/engine/advance";
+import { isCounted } from "../../../lib/engine/counted";
 import type { LimitRecord, SlotLimit } from "../../../lib/engine/slot";
 import { sweep } from "../../../lib/engine/sweep";
 import { type FanOutRecord, isFanOut, type TaskRecord } from "../../../lib/engine/task-record";
@@ -1078,12 +1079,13 @@ function check(w: World, runs: RunHandle[]): void {
       const failedEarly = parent.status === "failed" && parent.error?.code === "ItemsFailed";
       if (!endedEarly && counted !== parent.total && !(failedEarly && counted + left === parent.total))
         v(`I4: ${runId}/${parent.task} counted ${counted} of ${parent.total}, ${left} left`);
-      if (items.some((x) => ["succeeded", "failed", "cancelled"].includes(x.status) !== (x.counted === true)))
+      const isItemCounted = (x: TaskRecord) => isCounted(parent, x.item as number);
+      if (items.some((x) => ["succeeded", "failed", "cancelled"].includes(x.status) !== isItemCounted(x)))
         v(`I4: ${runId}/${parent.task} has an item settled but not counted, or counted but not settled`);
       // each counter is its items as they ended (a redrive takes its items' counts back): an item
       // counted twice, or counted as an outcome it did not end with, shows here
       const as = (status: string) =>
-        items.filter((x) => x.counted && x.status === status && !redo.has(x.item as number)).length;
+        items.filter((x) => isItemCounted(x) && x.status === status && !redo.has(x.item as number)).length;
       const counters = [parent.succeededItems, parent.failedItems, parent.cancelledItems ?? 0];
       const statuses = [as("succeeded"), as("failed"), as("cancelled")];
       if (counters.join() !== statuses.join())

@@ -1,7 +1,7 @@
 import "../../helpers/unit-env";
-import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
+import { ConditionalCheckFailedException, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
-import { GetCommand, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, TransactWriteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
 import { db, sqs } from "../../../lib/clients";
@@ -48,23 +48,26 @@ const cancelled = (codes: string[]) =>
   });
 const transactions = () =>
   dynamo.commandCalls(TransactWriteCommand).map((c) => c.args[0].input.TransactItems ?? []);
+/** Single conditional writes (a transition of the parent alone). */
+const updates = () => dynamo.commandCalls(UpdateCommand).map((c) => c.args[0].input);
+const conditionFailed = () => new ConditionalCheckFailedException({ message: "x", $metadata: {} });
 
 describe("countDown", () => {
-  it("counts each item once: an item already counted (a duplicate completion) drops out and the rest is retried", async () => {
-    dynamo.on(GetCommand).resolves({ Item: parent() });
-    dynamo
-      .on(TransactWriteCommand)
-      .rejectsOnce(cancelled(["None", "ConditionalCheckFailed", "None"])) // item 1 was counted already
-      .resolves({});
+  it("counts each item once: an item its parent already counted (a duplicate completion) drops out", async () => {
+    dynamo.on(GetCommand).resolves({ Item: parent({ countedBelow: 0, countedAbove: [1] }) });
+    dynamo.on(UpdateCommand).resolves({});
     await countDown("r1", "each", [done(0), done(1)]);
-    const [first, second] = transactions();
-    expect(first).toHaveLength(3); // two items + the parent
-    expect(second).toHaveLength(2); // item 0 + the parent
-    expect(second?.[0]?.Update?.Key?.sk).toBe("ITEM#each#000000");
-    expect(second?.[1]?.Update?.ExpressionAttributeValues).toMatchObject({
+    // no item is written: one update of the parent, conditional on its version, counts item 0
+    expect(transactions()).toEqual([]);
+    const [update] = updates();
+    expect(update?.Key?.sk).toBe("TASK#each");
+    expect(update?.ConditionExpression).toBe("version = :version");
+    expect(update?.ExpressionAttributeValues).toMatchObject({
       ":active": 4,
       ":succeeded": 1,
       ":version": 7,
+      ":below": 2, // 0 and 1 are counted: the set folds into countedBelow
+      ":above": [],
     });
   });
 
@@ -72,18 +75,40 @@ describe("countDown", () => {
     dynamo
       .on(GetCommand)
       .resolvesOnce({ Item: parent() })
-      .resolves({ Item: parent({ version: 8, active: 4, succeededItems: 1 }) });
-    dynamo
-      .on(TransactWriteCommand)
-      .rejectsOnce(cancelled(["None", "ConditionalCheckFailed"]))
-      .resolves({});
+      .resolves({ Item: parent({ version: 8, active: 4, succeededItems: 1, countedAbove: [3] }) });
+    dynamo.on(UpdateCommand).rejectsOnce(conditionFailed()).resolves({});
     await countDown("r1", "each", [done(2)]);
-    const last = transactions().at(-1);
-    expect(last?.[1]?.Update?.ExpressionAttributeValues).toMatchObject({
+    expect(updates().at(-1)?.ExpressionAttributeValues).toMatchObject({
       ":version": 8,
       ":active": 3,
       ":succeeded": 2,
+      ":above": [2, 3],
     });
+  });
+
+  it("writes nothing when the handler that moved the version counted the same item", async () => {
+    dynamo
+      .on(GetCommand)
+      .resolvesOnce({ Item: parent() })
+      .resolves({ Item: parent({ version: 8, active: 4, succeededItems: 1, countedAbove: [2] }) });
+    dynamo.on(UpdateCommand).rejectsOnce(conditionFailed()).resolves({});
+    expect(await countDown("r1", "each", [done(2)])).toBe("other");
+    expect(updates()).toHaveLength(1); // the one that lost
+  });
+
+  it("counts an item queued again after a redrive once, by a completion of that redrive, not a late one from before", async () => {
+    // item 1 was put back by redrive 2 and queued again (no longer in `redo`)
+    const requeued = parent({ countedBelow: 5, active: 1, putBack: { "1": 2 }, redo: [] });
+    dynamo.on(GetCommand).resolves({ Item: requeued });
+    dynamo.on(TransactWriteCommand).resolves({});
+    dynamo.on(UpdateCommand).resolves({});
+    // the earlier incarnation's completion, at the same attempt, delivered late
+    expect(await countDown("r1", "each", [done(1, "failed")])).toBe("other");
+    expect([...updates(), ...transactions()]).toEqual([]);
+    // this incarnation's
+    expect(await countDown("r1", "each", [{ ...done(1), redriven: 2 }])).toBe("ended");
+    const [tx] = transactions();
+    expect(tx?.[1]?.Update?.ExpressionAttributeValues).toMatchObject({ ":putBack": {}, ":succeeded": 1 });
   });
 
   it("settles the task with the last item, in the same transaction, and only then", async () => {
@@ -92,26 +117,21 @@ describe("countDown", () => {
     expect(await countDown("r1", "each", [done(4)])).toBe("ended");
     const [tx] = transactions();
     expect(tx?.[0]?.ConditionCheck).toBeDefined(); // the run must still be running
-    expect(tx?.[2]?.Update?.ExpressionAttributeValues).toMatchObject({
+    expect(tx?.[1]?.Update?.ExpressionAttributeValues).toMatchObject({
       ":status": "succeeded",
       ":active": 0,
     });
     // its TaskSucceeded event goes on the parent, by the same write
-    expect(tx?.[2]?.Update?.ExpressionAttributeValues?.[":hLog"]).toMatchObject([{ t: "TaskSucceeded" }]);
+    expect(tx?.[1]?.Update?.ExpressionAttributeValues?.[":hLog"]).toMatchObject([{ t: "TaskSucceeded" }]);
   });
 
   it("a failure past the tolerance stops refills and fails the task once nothing is active", async () => {
     dynamo.on(GetCommand).resolves({ Item: parent({ total: 10, nextIndex: 2, active: 2, concurrency: 2 }) });
-    dynamo.on(TransactWriteCommand).resolves({});
+    dynamo.on(UpdateCommand).resolves({});
     expect(await countDown("r1", "each", [done(0, "failed")])).toBe("other"); // no refill: the run was not checked
-    const [tx] = transactions();
-    // no refill although a slot freed: items 2.. stay pending
-    expect(
-      tx?.filter(
-        (w) => w.Update?.Key?.sk?.startsWith("ITEM#") && w.Update.UpdateExpression?.includes(":queued"),
-      ),
-    ).toEqual([]);
-    expect(tx?.at(-1)?.Update?.ExpressionAttributeValues).toMatchObject({
+    // no refill although a slot freed (items 2.. stay pending): the parent's update alone
+    expect(transactions()).toEqual([]);
+    expect(updates()[0]?.ExpressionAttributeValues).toMatchObject({
       ":active": 1,
       ":failed": 1,
       ":nextIndex": 2,
@@ -133,23 +153,25 @@ describe("countDown", () => {
     dynamo.on(GetCommand).resolves({ Item: parent({ total: 10, nextIndex: 5 }) });
     dynamo
       .on(TransactWriteCommand)
-      .rejectsOnce(cancelled(["ConditionalCheckFailed", "None", "None", "None", "None"]))
+      .rejectsOnce(cancelled(["ConditionalCheckFailed", "None", "None"]))
       .resolves({});
+    dynamo.on(UpdateCommand).resolves({});
     expect(await countDown("r1", "each", [done(0)])).toBe("other");
-    const second = transactions()[1];
-    expect(second?.some((w) => w.ConditionCheck)).toBe(false);
-    expect(second?.filter((w) => w.Update?.UpdateExpression?.includes(":queued"))).toEqual([]);
+    // counted again without the run's check and without a refill: the parent's update alone
+    expect(transactions()).toHaveLength(1);
+    expect(updates()).toHaveLength(1);
+    expect(updates()[0]?.ExpressionAttributeValues).toMatchObject({ ":active": 4, ":nextIndex": 5 });
   });
 
   it("says `other` when every item was counted already (a duplicate): the caller looks at the whole run", async () => {
-    dynamo.on(GetCommand).resolves({ Item: parent() });
-    dynamo.on(TransactWriteCommand).rejects(cancelled(["ConditionalCheckFailed", "None"]));
+    dynamo.on(GetCommand).resolves({ Item: parent({ countedBelow: 1 }) });
     expect(await countDown("r1", "each", [done(0)])).toBe("other");
+    expect([...updates(), ...transactions()]).toEqual([]); // a duplicate writes nothing (I7)
   });
 
   it("never drops a count: endless contention throws, so the completions stay on the queue", async () => {
     dynamo.on(GetCommand).resolves({ Item: parent() });
-    dynamo.on(TransactWriteCommand).rejects(cancelled(["None", "ConditionalCheckFailed"]));
+    dynamo.on(UpdateCommand).rejects(conditionFailed());
     await expect(countDown("r1", "each", [done(3)])).rejects.toThrow(/contention/);
   });
 
