@@ -11,6 +11,7 @@ import type { LocalStack } from "../../infra/local/stack";
 import { sqs } from "../../lib/clients";
 import { config } from "../../lib/config";
 import { canonicalJson } from "../../lib/definition/hash";
+import { isCounted } from "../../lib/engine/counted";
 import { readLimit } from "../../lib/engine/slot";
 import { type FanOutRecord, isFanOut, type TaskRecord } from "../../lib/engine/task-record";
 import { type CompletionMessage, completionDedupId, sendTasks } from "../../lib/queue";
@@ -187,7 +188,7 @@ export async function runChecker(options: {
         );
       }
       const items = await queryRunItems(runId, `ITEM#${parent.task}#`);
-      if (items.some((item) => !item.counted))
+      if (items.some((item) => !isCounted(parent, item.item as number)))
         violations.push(`I4: ${runId}/${parent.task} has items never counted`);
       const peak = peakOverlap(
         [...calls.entries()]

@@ -3,7 +3,7 @@
  * few seeded schedules (all faults) are recorded call by call, with the in-memory answers, and
  * the same calls are replayed in the same order against DynamoDB Local, on a table created from
  * serverless.yml. Every answer must match: items read, query pages, which conditions failed and
- * the ALL_OLD items of a cancelled transaction.
+ * the ALL_OLD items of a cancelled transaction or a refused single write.
  */
 import { DynamoDBClient, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import { SQSClient } from "@aws-sdk/client-sqs";
@@ -69,7 +69,9 @@ function outcome(call: { result?: unknown; error?: unknown }, indexQuery: boolea
           item: r.Item ? unmarshall(r.Item) : undefined,
         })),
       });
-    return canonicalJson({ error: error.name });
+    // a single write's refusal carries the item as it was (ALL_OLD): what the engine judges from
+    const old = (error as { Item?: Parameters<typeof unmarshall>[0] }).Item;
+    return canonicalJson({ error: error.name, item: old ? unmarshall(old) : undefined });
   }
   const { Item, Items } = (call.result ?? {}) as { Item?: unknown; Items?: Record<string, string>[] };
   // an index orders items with the same index key as it likes
@@ -184,6 +186,7 @@ describe("the in-memory table answers as DynamoDB Local does", () => {
     const refused = (name: string) =>
       calls.filter((c) => (c.error as Error | undefined)?.name === name).length;
     expect(refused("TransactionCanceledException")).toBeGreaterThan(10);
+    expect(refused("ConditionalCheckFailedException")).toBeGreaterThan(10);
     // ...and every kind of write of a concurrency limit, several list elements removed at once among them
     const updates = calls.map((c) => JSON.stringify((c.command as { input: unknown }).input));
     for (const expression of [
@@ -201,7 +204,7 @@ describe("the in-memory table answers as DynamoDB Local does", () => {
     for (const expression of [
       "redriveCount = :seen",
       "attemptBase = attempt",
-      "REMOVE counted, #error, #output, endedAt",
+      "redriven = :redriven",
       "attempt = :attempt",
     ])
       expect(

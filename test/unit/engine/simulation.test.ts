@@ -6,7 +6,7 @@
  * checks can fail and that every guard is needed.
  */
 import { describe, expect, it } from "vitest";
-import { CLAIM_AS_READ, QUEUED_CLAIM } from "../../../lib/engine/claim";
+import { CLAIM_AS_READ, claimGuards, QUEUED_CLAIM } from "../../../lib/engine/claim";
 import { countingGuards } from "../../../lib/engine/counted";
 import type { Weakening } from "../../helpers/sim/memory-table";
 import { type FaultMode, simulateMany } from "../../helpers/sim/simulation";
@@ -192,17 +192,24 @@ describe("deterministic simulation: a seed is one schedule", () => {
 });
 
 /**
- * Guards that are not a condition expression: the countdown's test of the parent's counted set
- * (counted.ts), fenced by the parent's `version` (whose removal is a guard above). Each is switched
- * off through `countingGuards`, which only these tests touch.
+ * Guards that are not a condition expression: the read of the run after a claim (claim.ts), and
+ * the countdown's test of the parent's counted set (counted.ts), fenced by the parent's `version`
+ * (whose removal is a guard above). Each is switched off through `claimGuards` or
+ * `countingGuards`, which only these tests touch.
  */
 const CODE_GUARDS: {
   guard: string;
-  off: keyof typeof countingGuards;
+  off: keyof typeof countingGuards | keyof typeof claimGuards;
   mode: FaultMode;
   caught: RegExp;
   schedules?: number;
 }[] = [
+  {
+    guard: "claim: the run read after the claim; an attempt claimed once it ended is cancelled unrun (I3)",
+    off: "runRead",
+    mode: "none",
+    caught: /I3|I5|I6/,
+  },
   {
     guard: "countdown: each item counted once (F1, I4)",
     off: "duplicates",
@@ -222,13 +229,14 @@ const CODE_GUARDS: {
 describe("deterministic simulation: each guard taken away is caught", () => {
   for (const { guard, off, mode, caught, schedules = 60 } of CODE_GUARDS) {
     it(guard, async () => {
-      countingGuards[off] = false;
+      const guards: Record<string, boolean> = off === "runRead" ? claimGuards : countingGuards;
+      guards[off] = false;
       try {
         const summary = await simulateMany(mode, schedules, 1);
         expect(summary.violations.length).toBeGreaterThan(0);
         expect(summary.violations.some((v) => caught.test(v))).toBe(true);
       } finally {
-        countingGuards[off] = true;
+        guards[off] = true;
       }
     }, 120_000);
   }
