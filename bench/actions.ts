@@ -48,3 +48,8 @@ function counted(name: string): Action {
 
 registerAction("bench.sleep", counted("core.sleep"));
 registerAction("bench.noop", counted("core.noop"));
+/** Outputs `{data}` of `input.bytes` bytes: the cost of a large output. */
+registerAction("bench.large", async (input, context) => {
+  executions.record(context.idempotencyKey);
+  return { data: "x".repeat(Number((input as { bytes?: number } | null)?.bytes ?? 0)) };
+});

@@ -4,8 +4,8 @@
  * (`ReturnConsumedCapacity: TOTAL`), SQS requests (the engine's sends and the event source's
  * receives and deletes; empty receives are idle polling and reported apart), Lambda invocations and
  * their GB-seconds, and HTTP API requests. Two shapes: the fan-out of `fanout` (N items and a
- * successor), `plain` runs of one task, and runs of a `chain of 5` plain tasks (as many tasks as
- * the plain runs). The bench's own reads (GET /runs...) are left out.
+ * successor), `plain` runs of one task, runs of a `chain of 5` plain tasks (as many tasks as the
+ * plain runs), and runs of one task whose output is 10 KB (a fifth as many). The bench's own reads (GET /runs...) are left out.
  */
 import { type AttributeValue, GetItemCommand } from "@aws-sdk/client-dynamodb";
 import { attachMeter, itemSize, type LabelledFigures, Meter } from "../lib/metering";
@@ -39,6 +39,9 @@ export interface CostOptions {
 
 /** Tasks in the `chain` shape: plain tasks one after the other, each started by the last one's completion. */
 const CHAIN_LENGTH = 5;
+
+/** The output of the `plain, 10 KB output` shape's task. */
+const LARGE_OUTPUT_BYTES = 10 * 1024;
 
 /** Calls made for the benchmark itself, not by the workflow: registering, polling runs. */
 const excluded = (label: string) => label === "api GET" || label === "api PUT";
@@ -209,31 +212,50 @@ export async function runCost(
         },
       ),
     );
-    shapes.push(
-      await measure(bench, meter, "plain", FLOORS.plain, options.plainRuns, 0, async () => {
-        const runIds = await mapLimit(Array.from({ length: options.plainRuns }), 8, async () => {
-          const created = await expectStatus(bench.api("POST", "/workflows/bench-plain/runs", {}), 201);
-          return created.body.runId as string;
-        });
-        await waitForRuns(bench, runIds, 600_000);
+    await expectStatus(
+      bench.api("PUT", "/workflows/bench-large", {
+        name: "bench-large",
+        tasks: { only: { action: "bench.large", input: { bytes: LARGE_OUTPUT_BYTES } } },
       }),
+      200,
+      201,
     );
-    const chainRuns = Math.max(1, Math.round(options.plainRuns / CHAIN_LENGTH));
+    /** `runs` runs of `workflow`, created 8 at a time, until each has ended. */
+    const runsOf = (workflow: string, runs: number) => async () => {
+      const runIds = await mapLimit(Array.from({ length: runs }), 8, async () => {
+        const created = await expectStatus(bench.api("POST", `/workflows/${workflow}/runs`, {}), 201);
+        return created.body.runId as string;
+      });
+      await waitForRuns(bench, runIds, 600_000);
+    };
+    const fewer = Math.max(1, Math.round(options.plainRuns / CHAIN_LENGTH));
     shapes.push(
+      await measure(
+        bench,
+        meter,
+        "plain",
+        FLOORS.plain,
+        options.plainRuns,
+        0,
+        runsOf("bench-plain", options.plainRuns),
+      ),
       await measure(
         bench,
         meter,
         `chain of ${CHAIN_LENGTH}`,
         FLOORS.chain,
-        chainRuns * CHAIN_LENGTH,
+        fewer * CHAIN_LENGTH,
         0,
-        async () => {
-          const runIds = await mapLimit(Array.from({ length: chainRuns }), 8, async () => {
-            const created = await expectStatus(bench.api("POST", "/workflows/bench-chain/runs", {}), 201);
-            return created.body.runId as string;
-          });
-          await waitForRuns(bench, runIds, 600_000);
-        },
+        runsOf("bench-chain", fewer),
+      ),
+      await measure(
+        bench,
+        meter,
+        "plain, 10 KB output",
+        FLOORS.large,
+        fewer,
+        0,
+        runsOf("bench-large", fewer),
       ),
     );
     for (const shape of shapes) {

@@ -146,7 +146,9 @@ try {
             ? "runs of one task"
             : shape.shape.startsWith("fanout")
               ? `fan-out of ${options.items}`
-              : `runs of a ${shape.shape}`;
+              : shape.shape.startsWith("plain, ")
+                ? `runs of one task, ${shape.shape.slice("plain, ".length)}`
+                : `runs of a ${shape.shape}`;
         const at = `cost per task (${name}${limited})`;
         rows.push(
           ...figureRows(at, {

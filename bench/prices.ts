@@ -74,8 +74,10 @@ export function stepFunctionsStandardUsdPerMillion(tasks: number, otherStates: n
  *   the worker).
  * - chain of 5: per task 3 writes (its creation, claim and result) and 2 per run (its creation and
  *   end, so 0.4); 2.5 FIFO requests; 1 worker invocation, and per run 1 API call (0.2).
+ * - run of one task with a 10 KB output: a run of one task, its result written once at 11 units
+ *   (10 KB and the item), and the run's end with that output as its own (11 more).
  */
-export const FLOORS: Record<"fanout" | "plain" | "chain", PerTask> = {
+export const FLOORS: Record<"fanout" | "plain" | "chain" | "large", PerTask> = {
   fanout: {
     readUnits: 0,
     writeUnits: 3.1,
@@ -99,5 +101,13 @@ export const FLOORS: Record<"fanout" | "plain" | "chain", PerTask> = {
     lambdaInvocations: 1.2,
     lambdaGbSeconds: 0,
     apiRequests: 0.2,
+  },
+  large: {
+    readUnits: 0,
+    writeUnits: 24,
+    sqsRequests: 2.5,
+    lambdaInvocations: 2,
+    lambdaGbSeconds: 0,
+    apiRequests: 1,
   },
 };
