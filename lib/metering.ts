@@ -178,8 +178,11 @@ export interface LabelledFigures extends CommandFigures {
 
 export class Meter {
   private readonly figures = new Map<string, LabelledFigures>();
-  /** Per label: milliseconds the meter itself spent measuring items inside that caller's calls. */
-  private readonly overhead = new Map<string, number>();
+  /**
+   * Per label: the time in which the meter itself was measuring items inside that caller's calls
+   * (the union of those intervals: measurements running side by side count once).
+   */
+  private readonly overhead = new Map<string, { ms: number; active: number; since: number }>();
 
   /**
    * `labelOf` names the caller of the current call (an invocation, a poller), for a breakdown.
@@ -262,18 +265,23 @@ export class Meter {
    * are the meter's, not the caller's, and must not be billed as the caller's Lambda duration.
    */
   async measure(key: Record<string, unknown>): Promise<number> {
-    const started = performance.now();
+    const label = this.labelOf() ?? "-";
+    let spent = this.overhead.get(label);
+    if (!spent) {
+      spent = { ms: 0, active: 0, since: 0 };
+      this.overhead.set(label, spent);
+    }
+    if (spent.active++ === 0) spent.since = performance.now();
     try {
       return this.itemSize ? await this.itemSize(key) : 0;
     } finally {
-      const label = this.labelOf() ?? "-";
-      this.overhead.set(label, (this.overhead.get(label) ?? 0) + performance.now() - started);
+      if (--spent.active === 0) spent.ms += performance.now() - spent.since;
     }
   }
 
   /** Milliseconds spent measuring items within the calls of `label` (to take off its durations). */
   overheadMs(label: string): number {
-    return this.overhead.get(label) ?? 0;
+    return this.overhead.get(label)?.ms ?? 0;
   }
 
   /** Every (service, label, command) with its figures. */
