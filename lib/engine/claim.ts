@@ -97,20 +97,27 @@ interface ClaimWrite {
   expired?: TaskRecord;
 }
 
+/** The events of a claim of the attempt after `seen`: the expired one retrying, if any, and the new one started. */
+function claimEvents(target: TaskMessage, seen: number, workerId: string, expired?: TaskRecord): Write[] {
+  const { runId, task, item } = target;
+  return [
+    ...(expired
+      ? [
+          historyEvent(runId, "TaskRetrying", {
+            task,
+            item,
+            attempt: seen,
+            detail: { error: leaseExpired(expired) },
+          }),
+        ]
+      : []),
+    historyEvent(runId, "TaskStarted", { task, item, attempt: seen + 1, detail: { workerId } }),
+  ];
+}
+
 /** One unlimited claim: a single conditional update, answered with the execution as written (or as found). */
 function claimWrite(target: TaskMessage, workerId: string, now: Date, w: ClaimWrite) {
-  const { runId, task, item } = target;
   const attempt = w.attempt + 1;
-  const retrying = w.expired
-    ? [
-        historyEvent(runId, "TaskRetrying", {
-          task,
-          item,
-          attempt: w.attempt,
-          detail: { error: leaseExpired(w.expired) },
-        }),
-      ]
-    : [];
   return transact([
     {
       Update: {
@@ -136,8 +143,7 @@ function claimWrite(target: TaskMessage, workerId: string, now: Date, w: ClaimWr
         ReturnValues: "ALL_NEW",
       } as NonNullable<TxItem["Update"]>,
     },
-    ...retrying,
-    historyEvent(runId, "TaskStarted", { task, item, attempt, detail: { workerId } }),
+    ...claimEvents(target, w.attempt, workerId, w.expired),
   ]);
 }
 
@@ -160,7 +166,18 @@ async function started(record: TaskRecord, now: Date): Promise<ClaimResult> {
     : { kind: "wait", seconds: 1 };
 }
 
-async function claimRecord(record: TaskRecord, workerId: string, now: Date, tries = 0): Promise<ClaimResult> {
+/** Judgings from a refused claim's ALL_OLD in one call: every one means the execution moved meanwhile. */
+const JUDGINGS = 10;
+
+async function claimRecord(
+  record: TaskRecord,
+  workerId: string,
+  now: Date,
+  tries = 0,
+  judged = 0,
+): Promise<ClaimResult> {
+  // the execution keeps moving under this worker (or a refusal repeats itself): let the message come back
+  if (judged >= JUDGINGS) return { kind: "wait", seconds: 1 };
   // an item still `pending` has no slot yet: a message for it can only be a stray duplicate
   if (record.status === "pending") return { kind: "gone" };
   if (isSettled(record.status)) return { kind: "settled", record };
@@ -179,7 +196,7 @@ async function claimRecord(record: TaskRecord, workerId: string, now: Date, trie
       ? { kind: "wait", seconds: 1 }
       : { kind: "settled", record: { ...record, status: "failed" } };
   }
-  if (record.limit) return claimLimited(record, workerId, now, tries);
+  if (record.limit) return claimLimited(record, workerId, now, tries, judged);
   const outcome = await claimWrite(record, workerId, now, {
     attempt: record.attempt,
     // closes: N workers claiming the same attempt; a claim of an expired lease racing its worker (or its retry)
@@ -191,7 +208,7 @@ async function claimRecord(record: TaskRecord, workerId: string, now: Date, trie
   if (outcome.ok) return started(outcome.item as unknown as TaskRecord, now);
   // another worker won: judge from the winner's state, without a second read
   const found = outcome.reasons[0]?.item as TaskRecord | undefined;
-  return found ? claimRecord(found, workerId, now, tries) : { kind: "gone" };
+  return found ? claimRecord(found, workerId, now, tries, judged + 1) : { kind: "gone" };
 }
 
 /**
@@ -204,27 +221,15 @@ async function claimLimited(
   workerId: string,
   now: Date,
   tries: number,
+  judged: number,
 ): Promise<ClaimResult> {
   const attempt = record.attempt + 1;
   const leaseUntil = addSeconds(now, leaseSeconds(record)).toISOString();
-  const events: Write[] = [];
-  if (record.status === "running") {
-    events.push(
-      historyEvent(record.runId, "TaskRetrying", {
-        task: record.task,
-        item: record.item,
-        attempt: record.attempt,
-        detail: { error: leaseExpired(record) },
-      }),
-    );
-  }
-  events.push(
-    historyEvent(record.runId, "TaskStarted", {
-      task: record.task,
-      item: record.item,
-      attempt,
-      detail: { workerId },
-    }),
+  const events = claimEvents(
+    record,
+    record.attempt,
+    workerId,
+    record.status === "running" ? record : undefined,
   );
   const slot = record.slot !== "held" ? takeSlot(record) : undefined;
   const outcome = await transact([
@@ -268,7 +273,7 @@ async function claimLimited(
   const [runReason, taskReason, slotReason] = outcome.reasons;
   if (taskReason?.code === "ConditionalCheckFailed" && taskReason.item) {
     // another worker won: judge from the winner's state, without a second read
-    return claimRecord(taskReason.item as unknown as TaskRecord, workerId, now, tries);
+    return claimRecord(taskReason.item as unknown as TaskRecord, workerId, now, tries, judged + 1);
   }
   if (runReason?.code === "ConditionalCheckFailed") {
     // the run ended: the execution is cancelled, and its completion published like any other,
@@ -281,7 +286,7 @@ async function claimLimited(
     // every slot is taken (or others wait first): park behind them, unless one was given back meanwhile
     if ((await transact(joinWaiting(record))).ok) return { kind: "parked" };
     const latest = await readItem<TaskRecord>(keys.execution(record));
-    return latest ? claimRecord(latest, workerId, now, tries + 1) : { kind: "gone" };
+    return latest ? claimRecord(latest, workerId, now, tries + 1, judged) : { kind: "gone" };
   }
   // only transaction conflicts left: let the message come back shortly
   return { kind: "wait", seconds: 1 };

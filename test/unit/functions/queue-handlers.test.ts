@@ -4,8 +4,9 @@
  * after it in the batch, which the FIFO batch processor skipped.
  */
 import "../../helpers/unit-env";
+import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import { ChangeMessageVisibilityCommand } from "@aws-sdk/client-sqs";
-import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import type { SQSBatchResponse } from "aws-lambda";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
@@ -42,9 +43,11 @@ const hidden = () =>
 describe("worker: a task message whose handling failed", () => {
   it("comes back in 2^(receives - 1) seconds with the rest of its group; other groups go on", async () => {
     const throttled = Object.assign(new Error("rate exceeded"), { name: "ThrottlingException" });
-    dynamo.on(GetCommand).callsFake((input) => {
+    // the claim is the worker's first call (an update, without reading first)
+    dynamo.on(UpdateCommand).callsFake((input) => {
       if (input.Key.sk === "TASK#a") throw throttled;
-      return {}; // no such execution: nothing to do
+      // no such execution: the claim is refused with nothing to judge from, nothing to do
+      throw new ConditionalCheckFailedException({ message: "refused", $metadata: {} });
     });
     const event = batch(
       [
