@@ -2,14 +2,15 @@ import { config } from "../config";
 import type { TaskDefinition, WorkflowDefinition } from "../definition/types";
 import { ExpressionError } from "../errors";
 import { evaluateTemplate } from "../expression";
-import { type CompletionMessage, sendTasks } from "../queue";
+import { type CompletionMessage, completionOf, sendCompletion, sendTasks } from "../queue";
 import { putIf } from "../store/conditional";
 import { historyEvent } from "../store/events";
 import { keys } from "../store/keys";
-import { queryRunItems, readItem } from "../store/run-state";
+import { queryRunItems, queryRunRange, readItem } from "../store/run-state";
 import { type TxItem, transact, type Write } from "../store/transaction";
-import { countable, withCounted } from "./counted";
+import { countable, isCounted, withCounted } from "./counted";
 import { planTasks, type TemplateContext, whileRunning } from "./dispatch";
+import { isSettled } from "./evaluate";
 import { point } from "./interleave";
 import {
   addSeconds,
@@ -429,6 +430,25 @@ export async function countDown(
     throw new Error(`could not count ${todo.length} item(s) of ${runId}/${task} down: too much contention`);
   }
   return "other";
+}
+
+/**
+ * The completions of items that settled but are not counted, published again: their worker may
+ * have died between its result and its completion send, with the task message gone (deleted by a
+ * zombie of an earlier attempt). Only items dispatched and not counted are read (from the lowest
+ * not counted to the last queued: about the concurrency window). Called by the sweeper's periodic
+ * look at a running with-items task; a completion published twice is counted once.
+ */
+export async function publishUncounted(parent: FanOutRecord): Promise<void> {
+  if (parent.active === 0 || parent.nextIndex === 0) return;
+  const { runId, task } = parent;
+  const from = keys.item(runId, task, parent.countedBelow ?? 0).sk;
+  const to = keys.item(runId, task, parent.nextIndex - 1).sk;
+  const items = (await queryRunRange(runId, from, to)) as unknown as TaskRecord[];
+  for (const item of items) {
+    if (!isSettled(item.status) || isCounted(parent, item.item as number)) continue;
+    await sendCompletion(completionOf(item, item.status as CompletionMessage["outcome"]));
+  }
 }
 
 /** A with-items task's output: its items' outputs in index order, failed items as null. */

@@ -8,6 +8,7 @@ import { type RunRecord, readItem } from "../store/run-state";
 import { advance } from "./advance";
 import { isCounted } from "./counted";
 import { isSettled } from "./evaluate";
+import { publishUncounted } from "./fanout";
 import {
   addSeconds,
   type FanOutRecord,
@@ -64,6 +65,7 @@ async function resend(key: { pk: string; sk: string }, now: Date): Promise<boole
   if (!(await postpone(key, record.sweepAt, nextLook))) return false;
   if (key.sk === "RUN" || "fanOut" in record) {
     // a running run (or with-items task) looked at again: times out, or heals what a crash left
+    if ("fanOut" in record) await publishUncounted(record as unknown as FanOutRecord);
     await advance(record.runId, [], now);
     return true;
   }

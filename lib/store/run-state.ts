@@ -51,11 +51,17 @@ export function queryRunItems(runId: string, prefix: string): Promise<Record<str
   return queryPartition(runId, "begins_with(sk, :sk)", prefix);
 }
 
+/** Every item of the run's partition whose sort key is between `from` and `to`, strongly consistent, all pages. */
+export function queryRunRange(runId: string, from: string, to: string): Promise<Record<string, unknown>[]> {
+  return queryPartition(runId, "sk BETWEEN :sk AND :to", from, { ":to": to });
+}
+
 /** Every item of the run's partition whose sort key meets `condition` (on `:sk`), strongly consistent, all pages. */
 async function queryPartition(
   runId: string,
   condition: string,
   sk: string,
+  values: Record<string, string> = {},
 ): Promise<Record<string, unknown>[]> {
   const items: Record<string, unknown>[] = [];
   let startKey: Record<string, unknown> | undefined;
@@ -64,7 +70,7 @@ async function queryPartition(
       new QueryCommand({
         TableName: config.tableName(),
         KeyConditionExpression: `pk = :pk AND ${condition}`,
-        ExpressionAttributeValues: { ":pk": keys.runPartition(runId), ":sk": sk },
+        ExpressionAttributeValues: { ":pk": keys.runPartition(runId), ":sk": sk, ...values },
         ExclusiveStartKey: startKey,
         ConsistentRead: true,
       }),

@@ -365,9 +365,12 @@ class World {
     if (process.env.SIM_TRACE)
       for (const { key, after } of writes) {
         const { status, attempt, slot, type, task, item } = after;
+        const { version, active, nextIndex, countedBelow, countedAbove, putBack, redo, redriven } = after;
         const shown = String(key.pk).startsWith("LIMIT#")
           ? after
-          : { status, attempt, slot, type, task, item };
+          : after.fanOut
+            ? { status, task, version, active, nextIndex, countedBelow, countedAbove, putBack, redo }
+            : { status, attempt, slot, task, item, redriven };
         console.log(commit, key.pk, key.sk, JSON.stringify(shown));
       }
     for (const { key, before, after } of writes) {
