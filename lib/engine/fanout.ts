@@ -440,10 +440,18 @@ export async function countDown(
  * look at a running with-items task; a completion published twice is counted once.
  */
 export async function publishUncounted(parent: FanOutRecord): Promise<void> {
-  if (parent.active === 0 || parent.nextIndex === 0) return;
+  if (parent.active === 0) return;
   const { runId, task } = parent;
-  const from = keys.item(runId, task, parent.countedBelow ?? 0).sk;
-  const to = keys.item(runId, task, parent.nextIndex - 1).sk;
+  // items a redrive queued again are below `countedBelow`, yet not counted
+  const redo = new Set(parent.redo ?? []);
+  const requeued = Object.keys(parent.putBack ?? {})
+    .map(Number)
+    .filter((i) => !redo.has(i));
+  const low = Math.min(parent.countedBelow ?? 0, ...requeued);
+  const high = parent.nextIndex - 1;
+  if (low > high) return; // (DynamoDB refuses a BETWEEN whose bounds are the wrong way round)
+  const from = keys.item(runId, task, low).sk;
+  const to = keys.item(runId, task, high).sk;
   const items = (await queryRunRange(runId, from, to)) as unknown as TaskRecord[];
   for (const item of items) {
     if (!isSettled(item.status) || isCounted(parent, item.item as number)) continue;

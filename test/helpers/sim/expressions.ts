@@ -284,6 +284,10 @@ function holds(condition: Condition, item: Item | undefined, p: Placeholders): b
     }
     case "between": {
       const value = resolve(condition.value, item, p);
+      const [low, high] = [resolve(condition.low, item, p), resolve(condition.high, item, p)];
+      // DynamoDB refuses the request when the bounds are the wrong way round
+      if (compare(">", low, high))
+        throw new ExpressionValidationError("BETWEEN: the lower bound is above the upper");
       return (
         compare(">=", value, resolve(condition.low, item, p)) &&
         compare("<=", value, resolve(condition.high, item, p))
