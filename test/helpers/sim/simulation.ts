@@ -364,7 +364,7 @@ class World {
     // `SIM_TRACE=1 npm run sim -- --schedules 1 --seed N --faults MODE`: the commit log of limits, executions and events
     if (process.env.SIM_TRACE)
       for (const { key, after } of writes) {
-        const { status, attempt, slot, type, task, item } = after;
+        const { status, attempt, slot, task, item } = after;
         const { version, active, nextIndex, countedBelow, countedAbove, putBack, redo, redriven } = after;
         const shown = String(key.pk).startsWith("LIMIT#")
           ? after
