@@ -3,7 +3,7 @@ import { completionOf, sendCompletion } from "../queue";
 import { historyEvent } from "../store/events";
 import { keys } from "../store/keys";
 import { queryRunItems, readTasks } from "../store/run-state";
-import { transact } from "../store/transaction";
+import { transact, type Write } from "../store/transaction";
 import { isSuspended } from "./callback-token";
 import { whileEnded } from "./dispatch";
 import { transactGivingBack } from "./slot";
@@ -22,6 +22,50 @@ function idle(record: TaskRecord, now = new Date()): boolean {
 }
 
 /**
+ * The writes that cancel an execution (under `condition`, on `values`), with its TaskCancelled
+ * event. An item stays in the sweeper's index until its completion is counted: should the
+ * completion be lost (no task message may come for a parked or waiting item), the sweeper's
+ * re-sent message finds it cancelled and publishes it again.
+ */
+function cancellation(
+  record: TaskRecord,
+  now: Date,
+  condition: string,
+  values: Record<string, unknown>,
+  detail?: Record<string, unknown>,
+): Write[] {
+  return [
+    {
+      Update: {
+        TableName: config.tableName(),
+        Key: keys.execution(record),
+        UpdateExpression:
+          record.item === undefined
+            ? "SET #status = :cancelled, endedAt = :now REMOVE sweepShard, sweepAt, notBefore, leaseUntil, slot"
+            : "SET #status = :cancelled, endedAt = :now, sweepShard = :shard, sweepAt = :sweepAt " +
+              "REMOVE notBefore, leaseUntil, slot",
+        ConditionExpression: condition,
+        ExpressionAttributeNames: { "#status": "status" },
+        ExpressionAttributeValues: {
+          ...values,
+          ":cancelled": "cancelled",
+          ":running": "running",
+          ":attempt": record.attempt,
+          ":now": now.toISOString(),
+          ...(record.item === undefined ? {} : sweepValues(record.runId, now)),
+        },
+      },
+    },
+    historyEvent(record.runId, "TaskCancelled", {
+      task: record.task,
+      item: record.item,
+      attempt: record.attempt,
+      ...(detail ? { detail } : {}),
+    }),
+  ];
+}
+
+/**
  * The run is no longer running (cancelled, timed out): an execution nobody works on (queued, or
  * left running by a worker that died) becomes cancelled, once. Executions whose worker is alive
  * are left to finish; their results are recorded and start nothing. Returns false when the
@@ -34,43 +78,21 @@ export async function cancelIdle(record: TaskRecord, now = new Date()): Promise<
   const outcome = await transactGivingBack(
     record,
     [
-      {
-        Update: {
-          TableName: config.tableName(),
-          Key: keys.execution(record),
-          // an item stays in the sweeper's index until its completion is counted: should the completion
-          // be lost (no task message may come for a parked or waiting item), the sweeper's re-sent
-          // message finds it cancelled and publishes it again
-          UpdateExpression:
-            record.item === undefined
-              ? "SET #status = :cancelled, endedAt = :now REMOVE sweepShard, sweepAt, notBefore, leaseUntil, slot"
-              : "SET #status = :cancelled, endedAt = :now, sweepShard = :shard, sweepAt = :sweepAt " +
-                "REMOVE notBefore, leaseUntil, slot",
-          // closes (both): a slot handed to it since it was read (cancelled as parked, that slot would never come back)
-          ConditionExpression:
-            (suspended
-              ? // closes: a callback (or its timeout) settling the waiting execution while the cancellation sweeps it
-                "attempt = :attempt AND #status = :running AND callbackToken = :token"
-              : // closes: a worker claiming (or a late worker settling) the execution while the cancellation sweeps it
-                "attempt = :attempt AND (#status = :queued OR (#status = :running AND leaseUntil < :now))") +
-            (record.slot ? " AND slot = :slot" : " AND attribute_not_exists(slot)"),
-          ExpressionAttributeNames: { "#status": "status" },
-          ExpressionAttributeValues: {
-            ...(record.slot ? { ":slot": record.slot } : {}),
-            ":cancelled": "cancelled",
-            ":running": "running",
-            ":attempt": record.attempt,
-            ":now": now.toISOString(),
-            ...(suspended ? { ":token": record.callbackToken } : { ":queued": "queued" }),
-            ...(record.item === undefined ? {} : sweepValues(record.runId, now)),
-          },
+      ...cancellation(
+        record,
+        now,
+        // closes (both): a slot handed to it since it was read (cancelled as parked, that slot would never come back)
+        (suspended
+          ? // closes: a callback (or its timeout) settling the waiting execution while the cancellation sweeps it
+            "attempt = :attempt AND #status = :running AND callbackToken = :token"
+          : // closes: a worker claiming (or a late worker settling) the execution while the cancellation sweeps it
+            "attempt = :attempt AND (#status = :queued OR (#status = :running AND leaseUntil < :now))") +
+          (record.slot ? " AND slot = :slot" : " AND attribute_not_exists(slot)"),
+        {
+          ...(record.slot ? { ":slot": record.slot } : {}),
+          ...(suspended ? { ":token": record.callbackToken } : { ":queued": "queued" }),
         },
-      },
-      historyEvent(record.runId, "TaskCancelled", {
-        task: record.task,
-        item: record.item,
-        attempt: record.attempt,
-      }),
+      ),
       whileEnded(record.runId),
     ],
     now,
@@ -84,35 +106,16 @@ export async function cancelIdle(record: TaskRecord, now = new Date()): Promise<
  * counted, as in `cancelIdle`. Returns false when the attempt moved on meanwhile.
  */
 export async function cancelClaimed(record: TaskRecord, now = new Date()): Promise<boolean> {
-  const outcome = await transact([
-    {
-      Update: {
-        TableName: config.tableName(),
-        Key: keys.execution(record),
-        UpdateExpression:
-          record.item === undefined
-            ? "SET #status = :cancelled, endedAt = :now REMOVE sweepShard, sweepAt, leaseUntil"
-            : "SET #status = :cancelled, endedAt = :now, sweepShard = :shard, sweepAt = :sweepAt REMOVE leaseUntil",
-        // closes: cancelling an attempt other than the one this worker claimed (its lease lost meanwhile)
-        ConditionExpression: "#status = :running AND attempt = :attempt AND workerId = :worker",
-        ExpressionAttributeNames: { "#status": "status" },
-        ExpressionAttributeValues: {
-          ":cancelled": "cancelled",
-          ":running": "running",
-          ":attempt": record.attempt,
-          ":worker": record.workerId,
-          ":now": now.toISOString(),
-          ...(record.item === undefined ? {} : sweepValues(record.runId, now)),
-        },
-      },
-    },
-    historyEvent(record.runId, "TaskCancelled", {
-      task: record.task,
-      item: record.item,
-      attempt: record.attempt,
-      detail: { reason: "RunNotRunning" },
-    }),
-  ]);
+  const outcome = await transact(
+    cancellation(
+      record,
+      now,
+      // closes: cancelling an attempt other than the one this worker claimed (its lease lost meanwhile)
+      "#status = :running AND attempt = :attempt AND workerId = :worker",
+      { ":worker": record.workerId },
+      { reason: "RunNotRunning" },
+    ),
+  );
   return outcome.ok;
 }
 

@@ -115,34 +115,41 @@ function claimEvents(target: TaskMessage, seen: number, workerId: string, expire
   ];
 }
 
+/** The update of a claim: the execution running as the attempt after `w.attempt`, under `w.condition`. */
+function claimUpdate(
+  target: TaskMessage,
+  workerId: string,
+  now: Date,
+  w: ClaimWrite,
+  set = "",
+): NonNullable<TxItem["Update"]> {
+  return {
+    TableName: config.tableName(),
+    Key: keys.execution(target),
+    UpdateExpression:
+      "SET #status = :running, attempt = :attempt, startedAt = :now, leaseUntil = :lease, " +
+      `workerId = :worker, sweepAt = :lease${set} REMOVE notBefore`,
+    ConditionExpression: w.condition,
+    ExpressionAttributeNames: {
+      "#status": "status",
+      ...(w.condition.includes("#limit") ? { "#limit": "limit" } : {}),
+    },
+    ExpressionAttributeValues: {
+      ...w.values,
+      ":running": "running",
+      ":attempt": w.attempt + 1,
+      ":seen": w.attempt,
+      ":now": now.toISOString(),
+      ":lease": w.lease,
+      ":worker": workerId,
+    },
+  };
+}
+
 /** One unlimited claim: a single conditional update, answered with the execution as written (or as found). */
 function claimWrite(target: TaskMessage, workerId: string, now: Date, w: ClaimWrite) {
-  const attempt = w.attempt + 1;
   return transact([
-    {
-      Update: {
-        TableName: config.tableName(),
-        Key: keys.execution(target),
-        UpdateExpression:
-          "SET #status = :running, attempt = :attempt, startedAt = :now, leaseUntil = :lease, " +
-          "workerId = :worker, sweepAt = :lease REMOVE notBefore",
-        ConditionExpression: w.condition,
-        ExpressionAttributeNames: {
-          "#status": "status",
-          ...(w.condition.includes("#limit") ? { "#limit": "limit" } : {}),
-        },
-        ExpressionAttributeValues: {
-          ...w.values,
-          ":running": "running",
-          ":attempt": attempt,
-          ":seen": w.attempt,
-          ":now": now.toISOString(),
-          ":lease": w.lease,
-          ":worker": workerId,
-        },
-        ReturnValues: "ALL_NEW",
-      } as NonNullable<TxItem["Update"]>,
-    },
+    { Update: { ...claimUpdate(target, workerId, now, w), ReturnValues: "ALL_NEW" } as TxItem["Update"] },
     ...claimEvents(target, w.attempt, workerId, w.expired),
   ]);
 }
@@ -225,43 +232,32 @@ async function claimLimited(
 ): Promise<ClaimResult> {
   const attempt = record.attempt + 1;
   const leaseUntil = addSeconds(now, leaseSeconds(record)).toISOString();
-  const events = claimEvents(
+  const expired = record.status === "running" ? record : undefined;
+  const claimed = claimUpdate(
     record,
-    record.attempt,
     workerId,
-    record.status === "running" ? record : undefined,
+    now,
+    {
+      attempt: record.attempt,
+      // closes: N workers claiming the same attempt; a claim of an expired lease racing its worker (or
+      // its retry: the status as read); a claim whose slot moved since it was read
+      condition:
+        `attempt = :seen AND ${expired ? "#status = :running AND leaseUntil < :now" : "#status = :queued"}` +
+        (record.slot ? " AND slot = :slotSeen" : " AND attribute_not_exists(slot)"),
+      values: {
+        ...(record.slot ? { ":slotSeen": record.slot } : {}),
+        ...(expired ? {} : { ":queued": "queued" }),
+        ":held": "held",
+      },
+      lease: leaseUntil,
+    },
+    ", slot = :held",
   );
   const slot = record.slot !== "held" ? takeSlot(record) : undefined;
   const outcome = await transact([
     whileRunning(record.runId),
-    {
-      Update: {
-        TableName: config.tableName(),
-        Key: keys.execution(record),
-        UpdateExpression:
-          "SET #status = :running, attempt = :attempt, startedAt = :now, leaseUntil = :lease, " +
-          "workerId = :worker, sweepAt = :lease, slot = :held REMOVE notBefore",
-        // closes: N workers claiming the same attempt; a claim of an expired lease racing its worker (or
-        // its retry: the status as read); a claim whose slot moved since it was read
-        ConditionExpression:
-          `attempt = :seen AND ${record.status === "queued" ? "#status = :queued" : "#status = :running AND leaseUntil < :now"}` +
-          (record.slot ? " AND slot = :slotSeen" : " AND attribute_not_exists(slot)"),
-        ExpressionAttributeNames: { "#status": "status" },
-        ExpressionAttributeValues: {
-          ...(record.slot ? { ":slotSeen": record.slot } : {}),
-          ":running": "running",
-          ...(record.status === "queued" ? { ":queued": "queued" } : {}),
-          ":attempt": attempt,
-          ":seen": record.attempt,
-          ":now": now.toISOString(),
-          ":lease": leaseUntil,
-          ":worker": workerId,
-          ":held": "held",
-        },
-        ReturnValuesOnConditionCheckFailure: "ALL_OLD",
-      },
-    },
-    ...events,
+    { Update: { ...claimed, ReturnValuesOnConditionCheckFailure: "ALL_OLD" } },
+    ...claimEvents(record, record.attempt, workerId, expired),
     ...(slot ? [slot] : []),
   ]);
   if (outcome.ok) {

@@ -10,10 +10,8 @@
  * DynamoDB bills an update by the larger of the item's two images.
  */
 import { randomBytes } from "node:crypto";
-import { QueryCommand } from "@aws-sdk/lib-dynamodb";
-import { db } from "../clients";
-import { config } from "../config";
 import { type Key, keys } from "./keys";
+import { queryRunPartition } from "./run-state";
 
 export type EventType =
   | "RunCreated"
@@ -134,31 +132,16 @@ export function eventsOfItem(item: LoggedItem): { sortId: string; event: Omit<Ru
   }));
 }
 
+/** The attributes of a run's items that hold its history. */
+const HISTORY_PROJECTION = {
+  expression: "sk, #task, #item, #log, #type, #at, attempt, detail",
+  names: { "#task": "task", "#item": "item", "#log": LOG_ATTRIBUTE, "#type": "type", "#at": "at" },
+};
+
 /** The run's history in order; `seq` is the position in it, starting at 1. */
 export async function listEvents(runId: string): Promise<RunEvent[]> {
-  const found: ReturnType<typeof eventsOfItem> = [];
-  let startKey: Record<string, unknown> | undefined;
-  do {
-    const page = await db().send(
-      new QueryCommand({
-        TableName: config.tableName(),
-        KeyConditionExpression: "pk = :pk",
-        ProjectionExpression: "sk, #task, #item, #log, #type, #at, attempt, detail",
-        ExpressionAttributeNames: {
-          "#task": "task",
-          "#item": "item",
-          "#log": LOG_ATTRIBUTE,
-          "#type": "type",
-          "#at": "at",
-        },
-        ExpressionAttributeValues: { ":pk": keys.runPartition(runId) },
-        ExclusiveStartKey: startKey,
-        ConsistentRead: true,
-      }),
-    );
-    for (const item of page.Items ?? []) found.push(...eventsOfItem(item as LoggedItem));
-    startKey = page.LastEvaluatedKey;
-  } while (startKey);
+  const items = await queryRunPartition(runId, HISTORY_PROJECTION);
+  const found = items.flatMap((item) => eventsOfItem(item as unknown as LoggedItem));
   found.sort((a, b) => (a.sortId < b.sortId ? -1 : a.sortId > b.sortId ? 1 : 0));
   return found.map(({ event }, index) => {
     const e: RunEvent = { seq: index + 1, at: event.at, type: event.type };

@@ -48,20 +48,39 @@ export function readRun(runId: string): Promise<RunRecord | undefined> {
 
 /** Every item of the run's partition whose sort key starts with `prefix`, strongly consistent, all pages. */
 export function queryRunItems(runId: string, prefix: string): Promise<Record<string, unknown>[]> {
-  return queryPartition(runId, "begins_with(sk, :sk)", prefix);
+  return queryPartition(runId, { condition: "begins_with(sk, :sk)", values: { ":sk": prefix } });
 }
 
 /** Every item of the run's partition whose sort key is between `from` and `to`, strongly consistent, all pages. */
 export function queryRunRange(runId: string, from: string, to: string): Promise<Record<string, unknown>[]> {
-  return queryPartition(runId, "sk BETWEEN :sk AND :to", from, { ":to": to });
+  return queryPartition(runId, { condition: "sk BETWEEN :sk AND :to", values: { ":sk": from, ":to": to } });
 }
 
-/** Every item of the run's partition whose sort key meets `condition` (on `:sk`), strongly consistent, all pages. */
+/** Which attributes of an item a query returns (it is billed for the whole item all the same). */
+export interface Projection {
+  expression: string;
+  names: Record<string, string>;
+}
+
+/** Every item of the run's partition, strongly consistent, all pages; `projection` the attributes wanted. */
+export function queryRunPartition(
+  runId: string,
+  projection?: Projection,
+): Promise<Record<string, unknown>[]> {
+  return queryPartition(runId, { projection });
+}
+
+/**
+ * Every item of the run's partition whose sort key meets `condition` (all of them without one),
+ * strongly consistent, all pages.
+ */
 async function queryPartition(
   runId: string,
-  condition: string,
-  sk: string,
-  values: Record<string, string> = {},
+  {
+    condition,
+    values = {},
+    projection,
+  }: { condition?: string; values?: Record<string, string>; projection?: Projection },
 ): Promise<Record<string, unknown>[]> {
   const items: Record<string, unknown>[] = [];
   let startKey: Record<string, unknown> | undefined;
@@ -69,8 +88,10 @@ async function queryPartition(
     const page = await db().send(
       new QueryCommand({
         TableName: config.tableName(),
-        KeyConditionExpression: `pk = :pk AND ${condition}`,
-        ExpressionAttributeValues: { ":pk": keys.runPartition(runId), ":sk": sk, ...values },
+        KeyConditionExpression: condition ? `pk = :pk AND ${condition}` : "pk = :pk",
+        ExpressionAttributeValues: { ":pk": keys.runPartition(runId), ...values },
+        ProjectionExpression: projection?.expression,
+        ExpressionAttributeNames: projection?.names,
         ExclusiveStartKey: startKey,
         ConsistentRead: true,
       }),
@@ -87,7 +108,10 @@ async function queryPartition(
  * exactly the run and its tasks.
  */
 export async function readRunState(runId: string): Promise<{ run?: RunRecord; tasks: TaskItem[] }> {
-  const items = await queryPartition(runId, "sk >= :sk", keys.run(runId).sk);
+  const items = await queryPartition(runId, {
+    condition: "sk >= :sk",
+    values: { ":sk": keys.run(runId).sk },
+  });
   const [first, ...rest] = items;
   if (first?.sk !== keys.run(runId).sk) return { tasks: items as unknown as TaskItem[] };
   return { run: first as unknown as RunRecord, tasks: rest as unknown as TaskItem[] };
