@@ -1,13 +1,32 @@
 import { Logger } from "@aws-lambda-powertools/logger";
 import middy from "@middy/core";
-import type { ScheduledEvent } from "aws-lambda";
-import { sweep } from "../lib/engine/sweep";
+import type { ScheduledEvent, SQSEvent } from "aws-lambda";
+import type { SweepResult } from "../lib/engine/sweep";
+import { onTick, type Tick } from "../lib/engine/tick";
 
 const logger = new Logger({ serviceName: "onceflow-sweeper" });
 
-/** EventBridge schedule → re-send overdue executions' messages. */
-export const handler = middy<ScheduledEvent, { resent: number }>(async () => {
-  const resent = await sweep();
-  if (resent > 0) logger.info("re-sent overdue executions", { resent });
-  return { resent };
-});
+/** The tick a record carries; undefined when it carries none (then it is treated as the schedule). */
+function dueOf(event: ScheduledEvent | SQSEvent): string | undefined {
+  if (!("Records" in event)) return undefined;
+  try {
+    const { due } = JSON.parse(event.Records[0]?.body ?? "{}") as Partial<Tick>;
+    return typeof due === "string" ? due : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A tick from the sweep queue (batch size 1), or the once-a-minute schedule → one sweep pass:
+ * re-send overdue executions' messages, send looks at running runs. A failure leaves the tick to
+ * come back after the queue's visibility timeout.
+ */
+export const handler = middy<ScheduledEvent | SQSEvent, SweepResult | { skipped: true }>(
+  async (event: ScheduledEvent | SQSEvent) => {
+    const result = await onTick(dueOf(event));
+    if (!result) return { skipped: true as const };
+    if (result.acted > 0) logger.info("acted on overdue items", { ...result });
+    return result;
+  },
+);

@@ -63,25 +63,47 @@ export function completionDedupId(message: CompletionMessage): string {
   );
 }
 
-/** Each execution is its own FIFO group: a task waiting to retry holds up no other task. */
-const taskGroup = (message: TaskMessage) => `${message.runId}/${message.task}/${message.item ?? "-"}`;
+/**
+ * Each execution is its own FIFO group: a task waiting to retry holds up no other task. A
+ * deliberate re-send (`generation`) goes to a group of its own: a message whose handler died stays
+ * in flight, holding back its group, until the queue's visibility timeout ends (15 minutes for
+ * tasks), and a re-send in that group would wait behind it.
+ */
+const taskGroup = (message: TaskMessage, generation: string) => {
+  const group = `${message.runId}/${message.task}/${message.item ?? "-"}`;
+  return generation ? groupOfItsOwn(`${group}/${generation}`) : group;
+};
+
+/** A FIFO group that no other message shares (at most 128 characters, as SQS requires). */
+const groupOfItsOwn = (key: string) => `own/${sha256(key)}`;
 
 export async function sendTasks(messages: TaskMessage[], generation = ""): Promise<void> {
+  await sendBatches(config.tasksQueueUrl(), messages, (message) => ({
+    MessageGroupId: taskGroup(message, generation),
+    MessageDeduplicationId: taskDedupId(message, generation),
+  }));
+}
+
+/** Sends `messages` in batches of 10 (SQS's maximum); throws when SQS refuses any. */
+async function sendBatches<T>(
+  queueUrl: string,
+  messages: T[],
+  ids: (message: T) => { MessageGroupId: string; MessageDeduplicationId: string },
+): Promise<void> {
   for (let i = 0; i < messages.length; i += 10) {
     const batch = messages.slice(i, i + 10);
     const result = await sqs().send(
       new SendMessageBatchCommand({
-        QueueUrl: config.tasksQueueUrl(),
+        QueueUrl: queueUrl,
         Entries: batch.map((message, index) => ({
           Id: String(index),
           MessageBody: JSON.stringify(message),
-          MessageGroupId: taskGroup(message),
-          MessageDeduplicationId: taskDedupId(message, generation),
+          ...ids(message),
         })),
       }),
     );
     if (result.Failed?.length) {
-      throw new Error(`SQS refused ${result.Failed.length} task message(s): ${result.Failed[0]?.Message}`);
+      throw new Error(`SQS refused ${result.Failed.length} message(s): ${result.Failed[0]?.Message}`);
     }
   }
 }
@@ -97,6 +119,34 @@ export const COMPLETION_GROUPS_PER_RUN = 10;
  */
 const completionGroup = (message: CompletionMessage) =>
   message.item === undefined ? message.runId : `${message.runId}/${message.item % COMPLETION_GROUPS_PER_RUN}`;
+
+/**
+ * The sweeper's periodic look at a running run, or at one of its with-items tasks (`task`), handed
+ * to `advance` through the completions queue: it times the run out, counts the settled items whose
+ * completion was lost, and finishes what a crash left undone (advance is level-triggered).
+ */
+export interface LookMessage {
+  look: true;
+  runId: string;
+  task?: string;
+}
+
+/** What `advance` receives on the completions queue. */
+export type AdvanceMessage = CompletionMessage | LookMessage;
+
+export const isLook = (message: AdvanceMessage): message is LookMessage => "look" in message;
+
+/**
+ * Sends the sweeper's looks. `generation` (the `sweepAt` the sweeper saw) is in the dedup id, so
+ * racing sweepers, or one that died after sending, send each look once; each goes to a group of
+ * its own, so that it never waits behind a completion whose advance died holding it.
+ */
+export async function sendLooks(looks: LookMessage[], generation: string): Promise<void> {
+  await sendBatches(config.completionsQueueUrl(), looks, (look) => {
+    const key = `look/${look.runId}/${look.task ?? "-"}/${generation}`;
+    return { MessageGroupId: groupOfItsOwn(key), MessageDeduplicationId: sha256(key) };
+  });
+}
 
 export async function sendCompletion(message: CompletionMessage): Promise<void> {
   await sqs().send(

@@ -62,6 +62,8 @@ export interface LocalStackOptions {
   sweeper?: boolean;
   /** Replace every schedule's rate with this interval. */
   scheduleIntervalMs?: number;
+  /** Environment variables overriding serverless.yml's (e.g. a faster sweep in tests). */
+  environment?: Record<string, string>;
   /** Queue attributes overriding serverless.yml on every queue (e.g. a short VisibilityTimeout in tests). */
   queueAttributeOverrides?: Partial<Record<QueueAttributeName, string>>;
   /** Another serverless.yml (default: the repository's). */
@@ -162,14 +164,17 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       process.env.AWS_ENDPOINT_URL_SQS = localhostQueue.origin;
     }
 
-    const env = resolveEnvironment(
-      Object.assign(
-        {},
-        config.provider.environment,
-        ...Object.values(config.functions).map((fn) => fn.environment),
+    const env = {
+      ...resolveEnvironment(
+        Object.assign(
+          {},
+          config.provider.environment,
+          ...Object.values(config.functions).map((fn) => fn.environment),
+        ),
+        resources,
       ),
-      resources,
-    );
+      ...options.environment,
+    };
     for (const [name, value] of Object.entries(env)) {
       if (!runtimeOnlyEnv.has(name)) process.env[name] = value;
     }
@@ -418,16 +423,21 @@ interface Schedule {
 }
 
 /** Runs `tick` every `intervalMs`; a tick still running when the next is due makes that one skip. */
+/** Calls `tick` at once (EventBridge's first call comes within its rate of the deployment), then every `intervalMs`. */
 function startSchedule(intervalMs: number, tick: () => Promise<void>): Schedule {
   let running: Promise<void> | undefined;
-  const timer = setInterval(() => {
-    if (running) return;
+  let stopped = false;
+  const fire = () => {
+    if (running || stopped) return;
     running = tick().finally(() => {
       running = undefined;
     });
-  }, intervalMs);
+  };
+  const timer = setInterval(fire, intervalMs);
+  setImmediate(fire);
   return {
     async stop() {
+      stopped = true;
       clearInterval(timer);
       await running;
     },

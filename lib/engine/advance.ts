@@ -2,18 +2,18 @@ import { outbound, startTasks } from "../definition/graph";
 import type { WorkflowDefinition } from "../definition/types";
 import { ExpressionError } from "../errors";
 import { evaluateTemplate } from "../expression";
-import type { CompletionMessage } from "../queue";
-import { sendTasks } from "../queue";
-import { type RunRecord, readRunState, readTasks } from "../store/run-state";
+import { type AdvanceMessage, type CompletionMessage, isLook, sendTasks } from "../queue";
+import { keys } from "../store/keys";
+import { type RunRecord, readItem, readRunState, readTasks } from "../store/run-state";
 import { getWorkflowVersion, type WorkflowVersion } from "../workflows";
 import { cancelRemaining } from "./cancel";
 import { dispatch, planTasks, type TemplateContext } from "./dispatch";
 import { endRun } from "./end-run";
 import { evaluate, type TaskStatus } from "./evaluate";
-import { countDown, fill, itemOutputs, startFanOut } from "./fanout";
+import { countDown, fill, itemOutputs, startFanOut, uncountedCompletions } from "./fanout";
 import { point } from "./interleave";
 import { type Promoted, releaseWhenIdle } from "./lock";
-import { type ErrorInfo, isFanOut, type TaskItem, type TaskRecord } from "./task-record";
+import { type ErrorInfo, type FanOutRecord, isFanOut, type TaskItem, type TaskRecord } from "./task-record";
 
 export type AdvanceOutcome =
   | { kind: "idle" }
@@ -22,6 +22,29 @@ export type AdvanceOutcome =
 
 /** Rounds of "dispatch, then look again" in one call: a with-items task of no items ends at once. */
 const MAX_ROUNDS = 10;
+
+/**
+ * Advances `runId` for the messages of one batch: its completions, and the sweeper's looks. A look
+ * at a with-items task adds the completions of its settled items not counted yet (lost on their
+ * way); a look at the run adds nothing: advancing is enough, for it is level-triggered.
+ */
+export async function advanceOn(
+  runId: string,
+  messages: AdvanceMessage[],
+  now = new Date(),
+): Promise<AdvanceOutcome> {
+  const completions: CompletionMessage[] = [];
+  let looked = false;
+  for (const message of messages) {
+    looked ||= isLook(message);
+    if (!isLook(message)) completions.push(message);
+    else if (message.task !== undefined) {
+      const parent = await readItem<FanOutRecord>(keys.task(runId, message.task));
+      if (parent) completions.push(...(await uncountedCompletions(parent)));
+    }
+  }
+  return advance(runId, completions, now, looked);
+}
 
 /**
  * Moves a run forward after executions settled: counts settled items down on their with-items
@@ -33,15 +56,17 @@ const MAX_ROUNDS = 10;
  * One shortcut: when every completion is an item that this call counted down, its task still
  * running and every free slot refilled (`counted`), no task of the run changed status, so there is
  * nothing to evaluate and the run is not read. Anything else (a duplicate, a task that settled, a
- * plain task's completion, a run past its deadline) takes the whole path.
+ * plain task's completion, a run past its deadline, a sweeper's look) takes the whole path.
  */
 export async function advance(
   runId: string,
   completions: CompletionMessage[] = [],
   now = new Date(),
+  /** A look of the sweeper's: always the whole path, whatever the completions. */
+  look = false,
 ): Promise<AdvanceOutcome> {
   const itemTasks = new Set(completions.filter((c) => c.item !== undefined).map((c) => c.task));
-  let onlyCounted = completions.length > 0 && completions.every((c) => c.item !== undefined);
+  let onlyCounted = !look && completions.length > 0 && completions.every((c) => c.item !== undefined);
   for (const task of itemTasks) {
     const counted = await countDown(
       runId,

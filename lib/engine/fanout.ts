@@ -2,7 +2,7 @@ import { config } from "../config";
 import type { TaskDefinition, WorkflowDefinition } from "../definition/types";
 import { ExpressionError } from "../errors";
 import { evaluateTemplate } from "../expression";
-import { type CompletionMessage, completionOf, sendCompletion, sendTasks } from "../queue";
+import { type CompletionMessage, completionOf, sendTasks } from "../queue";
 import { putIf } from "../store/conditional";
 import { historyEvent } from "../store/events";
 import { keys } from "../store/keys";
@@ -433,14 +433,15 @@ export async function countDown(
 }
 
 /**
- * The completions of items that settled but are not counted, published again: their worker may
- * have died between its result and its completion send, with the task message gone (deleted by a
- * zombie of an earlier attempt). Only items dispatched and not counted are read (from the lowest
- * not counted to the last queued: about the concurrency window). Called by the sweeper's periodic
- * look at a running with-items task; a completion published twice is counted once.
+ * The completions of items that settled but are not counted: their worker may have died between
+ * its result and its completion send, or the advance that received the completion died holding
+ * it (in flight, its FIFO group held back, until the queue's visibility timeout). Only items
+ * dispatched and not counted are read (from the lowest not counted to the last queued: about the
+ * concurrency window). Counted on the sweeper's periodic look at a running with-items task; a
+ * completion counted twice is counted once.
  */
-export async function publishUncounted(parent: FanOutRecord): Promise<void> {
-  if (parent.active === 0) return;
+export async function uncountedCompletions(parent: FanOutRecord): Promise<CompletionMessage[]> {
+  if (parent.active === 0) return [];
   const { runId, task } = parent;
   // items a redrive queued again are below `countedBelow`, yet not counted
   const redo = new Set(parent.redo ?? []);
@@ -449,14 +450,13 @@ export async function publishUncounted(parent: FanOutRecord): Promise<void> {
     .filter((i) => !redo.has(i));
   const low = Math.min(parent.countedBelow ?? 0, ...requeued);
   const high = parent.nextIndex - 1;
-  if (low > high) return; // (DynamoDB refuses a BETWEEN whose bounds are the wrong way round)
+  if (low > high) return []; // (DynamoDB refuses a BETWEEN whose bounds are the wrong way round)
   const from = keys.item(runId, task, low).sk;
   const to = keys.item(runId, task, high).sk;
   const items = (await queryRunRange(runId, from, to)) as unknown as TaskRecord[];
-  for (const item of items) {
-    if (!isSettled(item.status) || isCounted(parent, item.item as number)) continue;
-    await sendCompletion(completionOf(item, item.status as CompletionMessage["outcome"]));
-  }
+  return items
+    .filter((item) => isSettled(item.status) && !isCounted(parent, item.item as number))
+    .map((item) => completionOf(item, item.status as CompletionMessage["outcome"]));
 }
 
 /** A with-items task's output: its items' outputs in index order, failed items as null. */

@@ -11,10 +11,10 @@ import type { RunRecord } from "../store/run-state";
 import type { TxItem, Write } from "../store/transaction";
 import type { WorkflowVersion } from "../workflows";
 import { planTasks, taskCreation } from "./dispatch";
-import { addSeconds, sweepShard, type TaskRecord } from "./task-record";
+import { addSeconds, QUEUED_SWEEP_SECONDS, sweepShard, type TaskRecord } from "./task-record";
 
 /** How often the sweeper looks at a running run without a nearer deadline (a stuck run heals). */
-const RUN_SWEEP_SECONDS = 60;
+const RUN_SWEEP_SECONDS = QUEUED_SWEEP_SECONDS;
 /** Start tasks created in the starting transaction (DynamoDB takes 100 items a transaction). */
 const START_TASKS_IN_TRANSACTION = 40;
 

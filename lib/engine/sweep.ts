@@ -1,14 +1,12 @@
 import { QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { db } from "../clients";
 import { config } from "../config";
-import { sendTasks } from "../queue";
+import { sendLooks, sendTasks } from "../queue";
 import { updateIf } from "../store/conditional";
-import { keys } from "../store/keys";
+import { type Key, keys } from "../store/keys";
 import { type RunRecord, readItem } from "../store/run-state";
-import { advance } from "./advance";
 import { isCounted } from "./counted";
 import { isSettled } from "./evaluate";
-import { publishUncounted } from "./fanout";
 import {
   addSeconds,
   type FanOutRecord,
@@ -17,68 +15,99 @@ import {
   type TaskRecord,
 } from "./task-record";
 
+/** Overdue items read per shard in one pass; the rest wait for the next pass, seconds later. */
 const PAGE = 100;
+/** Overdue items handled at once: each is independent, so one that fails or hangs holds up no other. */
+const CONCURRENCY = 8;
+/** A pass starts no new item after this long, so that it ends well within the sweeper's timeout. */
+const PASS_BUDGET_MS = 4000;
 
-/**
- * Finds, through the sparse `sweep` index (never a table scan), what is overdue:
- * - executions queued but never claimed (the process died between the conditional put and the
- *   SQS send, or the message was lost), waiting for a retry whose message is gone, or running
- *   with an expired lease (the worker died): their task message is sent again with a new dedup
- *   generation, and the worker's conditional claim decides what happens;
- * - running runs and with-items tasks, looked at every few minutes and at the run's deadline:
- *   `advance` times the run out, or finishes what a crash left undone (it is level-triggered).
- * Each is first postponed by a conditional write, so racing sweepers act once. Returns how many
- * it acted on.
- */
-export async function sweep(now = new Date()): Promise<number> {
-  let sent = 0;
-  for (let shard = 0; shard < SWEEP_SHARDS; shard++) {
-    const { Items = [] } = await db().send(
-      new QueryCommand({
-        TableName: config.tableName(),
-        IndexName: "sweep",
-        KeyConditionExpression: "sweepShard = :shard AND sweepAt <= :now",
-        ExpressionAttributeValues: { ":shard": String(shard), ":now": now.toISOString() },
-        Limit: PAGE,
-      }),
-    );
-    for (const key of Items) {
-      if (await resend(key as { pk: string; sk: string }, now)) sent++;
-    }
-  }
-  return sent;
+export interface SweepResult {
+  /** Overdue items acted on: a task message re-sent, or a look sent to `advance`. */
+  acted: number;
+  /** Items found overdue (some may have been taken care of by another sweeper or the engine). */
+  overdue: number;
 }
 
-async function resend(key: { pk: string; sk: string }, now: Date): Promise<boolean> {
-  const record = await readItem<(TaskRecord & { fanOut?: true }) | RunRecord>({ pk: key.pk, sk: key.sk });
+/**
+ * One pass over what is overdue, found through the sparse `sweep` index (never a table scan):
+ * - executions queued but never claimed (the process died between the conditional put and the
+ *   SQS send, or before its claim), waiting for a retry whose message is gone, or running with an
+ *   expired lease (the worker died): their task message is sent again, in a FIFO group of its own
+ *   (a message whose handler died holds its group back until the visibility timeout), and the
+ *   worker's conditional claim decides what happens;
+ * - running runs and with-items tasks, looked at every 30 s and at the run's deadline: a look
+ *   goes to `advance` (through the completions queue, in a group of its own), which times the run
+ *   out, counts the items whose completion was lost, or finishes what a crash left undone.
+ * The shards are read at once and the overdue items handled concurrently, each on its own: a
+ * sweeper that dies loses only the items in hand, which the next pass (seconds later, tick.ts)
+ * finds again. Each item's message is sent before its next look is postponed, with a dedup id
+ * from the `sweepAt` seen, so a sweeper that dies between the two, or two that race, send it once.
+ */
+export async function sweep(now = new Date()): Promise<SweepResult> {
+  const started = performance.now();
+  const pages = await Promise.all(
+    Array.from({ length: SWEEP_SHARDS }, (_, shard) =>
+      db()
+        .send(
+          new QueryCommand({
+            TableName: config.tableName(),
+            IndexName: "sweep",
+            KeyConditionExpression: "sweepShard = :shard AND sweepAt <= :now",
+            ExpressionAttributeValues: { ":shard": String(shard), ":now": now.toISOString() },
+            Limit: PAGE,
+          }),
+        )
+        // the index gives each item's key and its own keys (sweepShard, sweepAt): keep the item's
+        .then(({ Items = [] }) => Items.map((i) => ({ pk: i.pk as string, sk: i.sk as string }))),
+    ),
+  );
+  const overdue = pages.flat();
+  let acted = 0;
+  let next = 0;
+  const lane = async () => {
+    while (next < overdue.length && performance.now() - started < PASS_BUDGET_MS) {
+      const entry = overdue[next++] as Key;
+      // one item failing (a throttled call, a lost race) is retried by the next pass; it stops no other
+      if (await actOn(entry, now).catch(() => false)) acted++;
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, lane));
+  return { acted, overdue: overdue.length };
+}
+
+async function actOn(key: Key, now: Date): Promise<boolean> {
+  const record = await readItem<(TaskRecord & { fanOut?: true }) | RunRecord>(key);
   if (!record?.sweepAt || record.sweepAt > now.toISOString()) return false;
-  const deadline = "deadline" in record ? record.deadline : undefined;
-  const next = addSeconds(now, QUEUED_SWEEP_SECONDS).toISOString();
-  const nextLook = deadline && deadline > now.toISOString() && deadline < next ? deadline : next;
+  const seen = record.sweepAt;
   const execution = record as TaskRecord;
   if (execution.item !== undefined && isSettled(execution.status)) {
     // a cancelled item waits in the index until its completion is counted (cancel.ts): once it is,
     // it leaves the index; until then its completion is published again through its message
     const parent = await readItem<FanOutRecord>(keys.task(execution.runId, execution.task));
-    if (parent && isCounted(parent, execution.item)) return leave(key, record.sweepAt);
+    if (parent && isCounted(parent, execution.item)) return leave(key, seen);
   }
-  if (!(await postpone(key, record.sweepAt, nextLook))) return false;
   if (key.sk === "RUN" || "fanOut" in record) {
     // a running run (or with-items task) looked at again: times out, or heals what a crash left
-    if ("fanOut" in record) await publishUncounted(record as unknown as FanOutRecord);
-    await advance(record.runId, [], now);
-    return true;
+    await sendLooks(
+      [{ look: true, runId: record.runId, ...("fanOut" in record ? { task: execution.task } : {}) }],
+      seen,
+    );
+  } else {
+    const { runId, task, item, attempt } = execution;
+    await sendTasks([{ runId, task, item, ...(attempt ? { attempt } : {}) }], seen);
   }
-  const { runId, task, item, attempt } = record as TaskRecord;
-  await sendTasks([{ runId, task, item, ...(attempt ? { attempt } : {}) }], record.sweepAt);
+  const deadline = "deadline" in record ? record.deadline : undefined;
+  const later = addSeconds(now, QUEUED_SWEEP_SECONDS).toISOString();
+  await postpone(key, seen, deadline && deadline > now.toISOString() && deadline < later ? deadline : later);
   return true;
 }
 
 /** Takes a counted item out of the sweeper's index. */
-async function leave(key: { pk: string; sk: string }, seen: string): Promise<false> {
+async function leave(key: Key, seen: string): Promise<false> {
   await updateIf({
     TableName: config.tableName(),
-    Key: { pk: key.pk, sk: key.sk },
+    Key: key,
     UpdateExpression: "REMOVE sweepShard, sweepAt",
     // closes: taking out an item that a redrive put back in the index meanwhile (to be queued again)
     ConditionExpression: "sweepAt = :seen",
@@ -88,12 +117,13 @@ async function leave(key: { pk: string; sk: string }, seen: string): Promise<fal
 }
 
 /** Moves the item's next look forward; false when another sweeper (or the engine) moved it first. */
-function postpone(key: { pk: string; sk: string }, seen: string, next: string): Promise<boolean> {
+function postpone(key: Key, seen: string, next: string): Promise<boolean> {
   return updateIf({
     TableName: config.tableName(),
-    Key: { pk: key.pk, sk: key.sk },
+    Key: key,
     UpdateExpression: "SET sweepAt = :next",
-    // closes: two sweepers (or a sweeper and a claim) acting on the same overdue execution
+    // closes: moving back the next look that the engine (a claim, a heartbeat, a settle) set after
+    // this sweeper read the item, and two sweepers postponing the same look twice
     ConditionExpression: "sweepAt = :seen",
     ExpressionAttributeValues: {
       ":seen": seen,

@@ -12,6 +12,7 @@
  *   RUN#{runId}             EVT#{at}#{id}         one history event
  *   LOCK#{workflow}#{key}   LOCK                  a concurrency-key lock: holder and waiting runs
  *   LIMIT#{workflow}#{act}  LIMIT                 an action's concurrency limit: slots taken, executions waiting
+ *   SWEEPER                 TICK                  the sweeper's chain of ticks: when the next tick is due
  */
 export type Key = { pk: string; sk: string };
 
@@ -33,6 +34,7 @@ export const keys = {
     e.item === undefined ? keys.task(e.runId, e.task) : keys.item(e.runId, e.task, e.item),
   lock: (workflow: string, key: string): Key => ({ pk: `LOCK#${workflow}#${key}`, sk: "LOCK" }),
   limit: (workflow: string, action: string): Key => ({ pk: `LIMIT#${workflow}#${action}`, sk: "LIMIT" }),
+  sweeperTick: { pk: "SWEEPER", sk: "TICK" } as Key,
   event: (runId: string, sortId: string): Key => ({ pk: `RUN#${runId}`, sk: `EVT#${sortId}` }),
   runPartition: (runId: string) => `RUN#${runId}`,
   taskPrefix: "TASK#",

@@ -21,7 +21,8 @@ import { queryRunItems, readTasks } from "../../lib/store/run-state";
 import { peakOverlap, type Sink, type SinkRequest } from "../helpers/sink";
 import { callApi, persist } from "../helpers/stack";
 import { callbacksCompleteOnce } from "./callbacks";
-import { randomShape, type Shape, sinkCall, transientFailures } from "./workflows";
+import { type Stall, stallsOf } from "./stalls";
+import { fanOutAndSuccessor, randomShape, type Shape, sinkCall, transientFailures } from "./workflows";
 
 export interface CheckResult {
   runs: number;
@@ -30,6 +31,10 @@ export interface CheckResult {
   calls: number;
   faults: { duplicates: number; redeliveries: number; crashes: number };
   violations: string[];
+  /** Each run's time from its creation to its end (ms), for the runs that ended. */
+  durationsMs: number[];
+  /** What each crash that hit an execution cost (stalls.ts). */
+  stalls: Stall[];
 }
 
 export async function runChecker(options: {
@@ -38,6 +43,8 @@ export async function runChecker(options: {
   runs: number;
   seed: number;
   timeoutMs?: number;
+  /** `random` (default): random workflows, some under a concurrency limit; `fanout`: each run a 6-item fan-out and a successor. */
+  workload?: "random" | "fanout";
   log?: (line: string) => void;
 }): Promise<CheckResult> {
   const { stack, sink, seed } = options;
@@ -57,20 +64,18 @@ export async function runChecker(options: {
   const shapes: Shape[] = [];
   for (let i = 0; i < options.runs; i++) {
     const limited = shapes.filter((s) => s.definition.limits);
+    const name = `chaos-${seed}-${i}`;
+    if (options.workload === "fanout") {
+      shapes.push(await registered(stack, fanOutAndSuccessor(name, sinkCall(sink.url))));
+      continue;
+    }
     if (limited.length > 0 && random() < 0.15) {
       shapes.push(limited[Math.floor(random() * limited.length)] as Shape);
       continue;
     }
-    const shape = randomShape(random, `chaos-${seed}-${i}`, sinkCall(sink.url));
+    const shape = randomShape(random, name, sinkCall(sink.url));
     if (random() < 0.3) withLimit(shape, 1 + Math.floor(random() * 3));
-    const registered = await persist(
-      stack.apiUrl,
-      "PUT",
-      `/workflows/${shape.definition.name}`,
-      shape.definition,
-    );
-    if (registered.status >= 300) throw new Error(`registration failed: ${registered.text}`);
-    shapes.push(shape);
+    shapes.push(await registered(stack, shape));
   }
   log(`registered ${shapes.length} random workflows; starting the runs`);
   const runIds = await Promise.all(
@@ -100,7 +105,10 @@ export async function runChecker(options: {
 
   // wait for every run to end
   const deadline = Date.now() + (options.timeoutMs ?? 300_000);
-  const finals = new Map<string, { status: string; tasks: Record<string, { status: string }> }>();
+  const finals = new Map<
+    string,
+    { status: string; createdAt: string; endedAt: string; tasks: Record<string, { status: string }> }
+  >();
   while (finals.size < runIds.length && Date.now() < deadline) {
     for (const runId of runIds) {
       if (finals.has(runId)) continue;
@@ -212,8 +220,15 @@ export async function runChecker(options: {
   if ((await limitItems(shapes)) !== limitsBefore)
     violations.push("I7: a duplicate message changed a limit item");
   log(`the re-sent messages were handled in ${((Date.now() - resent) / 1000).toFixed(1)} s`);
+  const events = new Map<string, Promise<Awaited<ReturnType<typeof listEvents>>>>();
+  const eventsOf = (runId: string) => {
+    if (!events.has(runId)) events.set(runId, listEvents(runId));
+    return events.get(runId) as ReturnType<typeof listEvents>;
+  };
   return {
     runs: runIds.length,
+    durationsMs: [...finals.values()].map((run) => Date.parse(run.endedAt) - Date.parse(run.createdAt)),
+    stalls: await stallsOf(report.crashes, eventsOf),
     limitedRuns: shapes.filter((s) => s.definition.limits).length,
     calls: sink.requests.length,
     faults: {
@@ -223,6 +238,13 @@ export async function runChecker(options: {
     },
     violations,
   };
+}
+
+/** Registers the shape's workflow. */
+async function registered(stack: LocalStack, shape: Shape): Promise<Shape> {
+  const answer = await persist(stack.apiUrl, "PUT", `/workflows/${shape.definition.name}`, shape.definition);
+  if (answer.status >= 300) throw new Error(`registration failed: ${answer.text}`);
+  return shape;
 }
 
 /** The action every task of a random shape calls: the sink's. */

@@ -2,6 +2,11 @@
  * `npm run chaos -- --runs 200 --seed 7 [--faults duplicate,redeliver,crash=0.05]`: starts the
  * local stack with those faults, runs random workflows against a recording sink, checks the
  * invariants, prints what was injected and what was violated, and exits non-zero on a violation.
+ *
+ * `--deployed`: on the timeouts and sweep schedule of serverless.yml instead of shortened ones,
+ * and prints what the crashes cost: each run's time to its end, and each crash's stall (from the
+ * crash to the next transition of the execution it hit, stalls.ts). `--workload fanout`: every run
+ * a 6-item fan-out and a successor. `--max-run-seconds N`: also fail when a run took longer.
  */
 import { parseArgs } from "node:util";
 import { parseChaos } from "../../infra/local/chaos";
@@ -9,6 +14,7 @@ import { consoleLog } from "../../infra/local/log";
 import { startLocalStack } from "../../infra/local/stack";
 import { startSink } from "../helpers/sink";
 import { runChecker } from "./check";
+import { percentile } from "./stalls";
 import { chaosStackOptions } from "./stack-options";
 
 const { values } = parseArgs({
@@ -17,12 +23,17 @@ const { values } = parseArgs({
     seed: { type: "string", default: "7" },
     faults: { type: "string", default: "duplicate,redeliver,crash=0.05" },
     timeout: { type: "string", default: "600" },
+    deployed: { type: "boolean", default: false },
+    workload: { type: "string", default: "random" },
+    "max-run-seconds": { type: "string" },
   },
 });
+if (values.workload !== "random" && values.workload !== "fanout")
+  throw new Error(`--workload is random or fanout, not ${values.workload}`);
 const seed = Number(values.seed);
 const chaos = parseChaos(values.faults, String(seed));
 const stack = await startLocalStack({
-  ...chaosStackOptions(chaos),
+  ...chaosStackOptions(chaos, { deployed: values.deployed }),
   port: 0,
   log: consoleLog({ prefix: "[stack]", minLevel: "error" }),
 });
@@ -36,6 +47,7 @@ try {
     runs: Number(values.runs),
     seed,
     timeoutMs: Number(values.timeout) * 1000,
+    workload: values.workload,
     log: (line) => console.log(line),
   });
   const crashes = stack.chaos?.crashes ?? [];
@@ -46,7 +58,7 @@ try {
       (byCommand.get(`${c.fn} ${c.when} ${c.command}`) ?? 0) + 1,
     );
   console.log(
-    `\nchaos check: ${result.runs} runs (${result.limitedRuns} under a concurrency limit), ${result.calls} calls, seed ${seed}, faults "${values.faults}", ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    `\nchaos check${values.deployed ? " (deployed timeouts)" : ""}: ${values.workload} workload, ${result.runs} runs (${result.limitedRuns} under a concurrency limit), ${result.calls} calls, seed ${seed}, faults "${values.faults}", ${((Date.now() - started) / 1000).toFixed(1)} s`,
   );
   console.table({
     "duplicated deliveries": result.faults.duplicates,
@@ -55,8 +67,31 @@ try {
     violations: result.violations.length,
   });
   if (byCommand.size > 0) console.table(Object.fromEntries([...byCommand].sort((a, b) => b[1] - a[1])));
+  const seconds = (ms: number) => Number((ms / 1000).toFixed(1));
+  const stalls = result.stalls.map((s) => s.ms);
+  console.log("time from a run's creation to its end (s), and the stall each crash caused (s):");
+  console.table({
+    "run duration": {
+      count: result.durationsMs.length,
+      p50: seconds(percentile(result.durationsMs, 50)),
+      p99: seconds(percentile(result.durationsMs, 99)),
+      max: seconds(Math.max(0, ...result.durationsMs)),
+    },
+    "stall per crash": {
+      count: stalls.length,
+      p50: seconds(percentile(stalls, 50)),
+      p99: seconds(percentile(stalls, 99)),
+      max: seconds(Math.max(0, ...stalls)),
+    },
+  });
+  const worst = [...result.stalls].sort((a, b) => b.ms - a.ms).slice(0, 5);
+  if (worst.length > 0)
+    console.table(worst.map((s) => ({ crash: s.point, execution: s.key, "stall (s)": seconds(s.ms) })));
+  const maxRun = values["max-run-seconds"] ? Number(values["max-run-seconds"]) * 1000 : undefined;
+  const slow = maxRun ? result.durationsMs.filter((ms) => ms > maxRun).length : 0;
+  if (slow > 0) console.log(`SLOW ${slow} run(s) took longer than ${values["max-run-seconds"]} s`);
   for (const violation of result.violations) console.log(`VIOLATION ${violation}`);
-  exitCode = result.violations.length > 0 ? 1 : 0;
+  exitCode = result.violations.length > 0 || slow > 0 ? 1 : 0;
 } finally {
   await sink.close();
   await stack.stop();

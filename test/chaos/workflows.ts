@@ -91,3 +91,28 @@ export function randomShape(random: () => number, name: string, call: TaskCall):
   }
   return { definition: { name, tasks }, fanOuts, tasks: names, doomed };
 }
+
+/**
+ * The workload that measures recovery: a with-items task of `size` items, all at once, then a
+ * successor, every task with the default timeout (so the default lease), calling the sink.
+ */
+export function fanOutAndSuccessor(name: string, call: TaskCall, size = 6): Shape {
+  const { timeoutSeconds: _item, ...item } = call("items", { item: true });
+  const { timeoutSeconds: _after, ...after } = call("after");
+  return {
+    definition: {
+      name,
+      tasks: {
+        items: {
+          ...item,
+          withItems: `{% [${Array.from({ length: size }, (_, i) => i).join(",")}] %}`,
+          concurrency: size,
+          next: [{ when: "succeeded", do: ["after"] }],
+        },
+        after,
+      },
+    },
+    fanOuts: { items: { size, concurrency: size } },
+    tasks: ["items", "after"],
+  };
+}

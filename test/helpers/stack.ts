@@ -45,6 +45,7 @@ export function useLocalStack(options: UseLocalStackOptions = {}): LocalStackFix
       stage: uniqueStage(),
       log: consoleLog({ prefix: "[stack]", minLevel: "warn" }),
       scheduleIntervalMs: 1000,
+      environment: { SWEEP_EVERY_SECONDS: "1" },
       ...options,
       port: 0,
       endpoints: inject("localEndpoints"),

@@ -115,6 +115,7 @@ describe("resources and environment", () => {
       "CompletionsDeadLetterQueue",
       "CompletionsQueue",
       "OnceflowTable",
+      "SweepQueue",
       "TasksDeadLetterQueue",
       "TasksQueue",
     ]);

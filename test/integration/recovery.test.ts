@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
+import { sqs } from "../../lib/clients";
 import { config } from "../../lib/config";
 import { planTasks, taskCreation } from "../../lib/engine/dispatch";
 import { sweep } from "../../lib/engine/sweep";
@@ -60,8 +61,8 @@ describe("recovery by the sweeper (I6)", () => {
     const runId = await runLeftByACrash();
     await new Promise((resolve) => setTimeout(resolve, 1000));
     expect((await stack.api("GET", `/runs/${runId}`)).body.tasks.a.status).toBe("queued");
-    expect(await sweep(later(10))).toBe(0); // not overdue yet: nothing re-sent
-    expect(await sweep(later(301))).toBeGreaterThanOrEqual(1);
+    expect((await sweep(later(10))).acted).toBe(0); // not overdue yet: nothing re-sent
+    expect((await sweep(later(301))).acted).toBeGreaterThanOrEqual(1);
     const run = await waitForRun(stack, runId);
     expect(run.status).toBe("succeeded");
     expect(run.output).toEqual({ b: { saw: "a" } });
@@ -72,7 +73,7 @@ describe("recovery by the sweeper (I6)", () => {
     await register(stack, chain);
     const past = new Date(Date.now() - 1000).toISOString();
     const runId = await runLeftByACrash({ status: "running", attempt: 1, leaseUntil: past, sweepAt: past });
-    expect(await sweep()).toBeGreaterThanOrEqual(1);
+    expect((await sweep()).acted).toBeGreaterThanOrEqual(1);
     const run = await waitForRun(stack, runId);
     expect(run.status).toBe("succeeded");
     expect(run.tasks.a.attempts).toBe(2);
@@ -82,12 +83,39 @@ describe("recovery by the sweeper (I6)", () => {
     );
   });
 
-  it("two sweepers racing over the same overdue execution send it once", async () => {
+  it("two sweepers racing over the same overdue execution send it once (one dedup id)", async () => {
     await register(stack, chain);
-    const runId = await runLeftByACrash();
-    const at = later(301);
-    const sent = await Promise.all([sweep(at), sweep(at), sweep(at), sweep(at)]);
-    expect(sent.reduce((a, b) => a + b, 0)).toBe(1);
-    expect((await waitForRun(stack, runId)).status).toBe("succeeded");
+    // overdue now (not at a later time, when the lease of the claim that follows would be overdue too)
+    const runId = await runLeftByACrash({ sweepAt: new Date(Date.now() - 1000).toISOString() });
+    const at = new Date();
+    const sent: { group?: string; dedup?: string }[] = [];
+    const middleware = (next: (args: unknown) => Promise<unknown>) => async (args: unknown) => {
+      const input = (
+        args as {
+          input: {
+            Entries?: { MessageBody?: string; MessageGroupId?: string; MessageDeduplicationId?: string }[];
+          };
+        }
+      ).input;
+      for (const entry of input.Entries ?? []) {
+        const body = JSON.parse(entry.MessageBody ?? "{}") as { runId?: string; task?: string };
+        if (body.runId === runId && body.task === "a")
+          sent.push({ group: entry.MessageGroupId, dedup: entry.MessageDeduplicationId });
+      }
+      return next(args);
+    };
+    sqs().middlewareStack.add(middleware as never, { step: "initialize", name: "recordResends" });
+    try {
+      await Promise.all([sweep(at), sweep(at), sweep(at), sweep(at)]);
+    } finally {
+      sqs().middlewareStack.remove("recordResends");
+    }
+    expect(sent.length).toBeGreaterThanOrEqual(1);
+    // every sweeper that sent used the same dedup id (SQS takes one), in a group of the re-send's own
+    expect(new Set(sent.map((s) => s.dedup)).size).toBe(1);
+    expect(sent.every((s) => s.group?.startsWith("own/"))).toBe(true);
+    const run = await waitForRun(stack, runId);
+    expect(run.status).toBe("succeeded");
+    expect(run.tasks.a.attempts).toBe(1);
   });
 });

@@ -23,7 +23,7 @@ import { seededRandom } from "../../../infra/local/seeded-random";
 import { registerAction } from "../../../lib/actions/registry";
 import { useClients } from "../../../lib/clients";
 import { canonicalJson } from "../../../lib/definition/hash";
-import { advance } from "../../../lib/engine/advance";
+import { advanceOn } from "../../../lib/engine/advance";
 import { isCounted } from "../../../lib/engine/counted";
 import type { LimitRecord, SlotLimit } from "../../../lib/engine/slot";
 import { sweep } from "../../../lib/engine/sweep";
@@ -31,7 +31,7 @@ import { type FanOutRecord, isFanOut, type TaskRecord } from "../../../lib/engin
 import { type WorkOutcome, work } from "../../../lib/engine/work";
 import { ActionError, OnceflowError } from "../../../lib/errors";
 import { useIdSource } from "../../../lib/ids";
-import type { CompletionMessage, TaskMessage } from "../../../lib/queue";
+import type { AdvanceMessage, TaskMessage } from "../../../lib/queue";
 import { cancelRun, createRun, redriveRun, triggerRun } from "../../../lib/runs";
 import { useSleep } from "../../../lib/store/backoff";
 import { eventsOfItem, LOG_ATTRIBUTE } from "../../../lib/store/events";
@@ -729,16 +729,16 @@ function deliver(w: World, message: QueuedMessage): void {
     return;
   }
   // completions: a batch of up to 10 visible completions of the same run, one advance for them
-  const { runId } = JSON.parse(message.body) as CompletionMessage;
+  const { runId } = JSON.parse(message.body) as AdvanceMessage;
   const batch = w.queues
     .visible(COMPLETIONS_QUEUE)
-    .filter((m) => (JSON.parse(m.body) as CompletionMessage).runId === runId)
+    .filter((m) => (JSON.parse(m.body) as AdvanceMessage).runId === runId)
     .slice(0, 10);
   for (const m of batch) w.queues.receive(m, VISIBILITY_SECONDS[COMPLETIONS_QUEUE]);
-  const completions = batch.map((m) => JSON.parse(m.body) as CompletionMessage);
+  const messages = batch.map((m) => JSON.parse(m.body) as AdvanceMessage);
   for (let c = 0; c < copies; c++) {
     void w
-      .spawn("advance", () => advance(runId, completions))
+      .spawn("advance", () => advanceOn(runId, messages))
       .then((ending) => {
         if ("value" in ending) finish(w, batch);
       });
@@ -1138,8 +1138,8 @@ async function replayEverything(w: World): Promise<void> {
       try {
         if (m.queueUrl === TASKS_QUEUE) await work(JSON.parse(m.body) as TaskMessage, "replay");
         else {
-          const completion = JSON.parse(m.body) as CompletionMessage;
-          await advance(completion.runId, [completion]);
+          const message = JSON.parse(m.body) as AdvanceMessage;
+          await advanceOn(message.runId, [message]);
         }
       } catch (error) {
         w.violations.push(`I7: the duplicate ${m.body} failed: ${(error as Error).message}`);

@@ -211,7 +211,7 @@ describe("functions", () => {
       expect(properties.MemorySize).toBe(fn?.memorySize);
       expect(properties.FunctionName).toBe(`onceflow-${STAGE}-${name}`);
       const variables = (properties.Environment as { Variables: Record<string, unknown> }).Variables;
-      expect(variables).toEqual(local.provider.environment);
+      expect(variables).toEqual({ ...local.provider.environment, ...fn?.environment });
     },
   );
 
@@ -259,6 +259,22 @@ describe("queues and event sources", () => {
     expect(dead.FifoQueue).toBe(true);
     expect(dead.QueueName).toMatch(/-dlq\.fifo$/);
     expect(dead.MessageRetentionPeriod).toBe(1_209_600);
+  });
+
+  it("ticks the sweeper through a standard queue whose visibility is the sweeper's timeout, one tick a call", () => {
+    const queue = resource("SweepQueue", "AWS::SQS::Queue").Properties;
+    expect(queue.FifoQueue).toBeUndefined(); // FIFO queues take no delay per message
+    // AWS refuses an event source whose queue's visibility is shorter than the function's timeout;
+    // a tick whose sweeper died comes back after it and takes the chain over (tick.ts)
+    expect(queue.VisibilityTimeout).toBe(local.functions.sweeper?.timeout);
+    const mappings = ofType("AWS::Lambda::EventSourceMapping").filter(
+      ([, r]) => key(r.Properties.EventSourceArn) === key(getAtt("SweepQueue")),
+    );
+    expect(mappings).toHaveLength(1);
+    expect(mappings[0]?.[1].Properties).toMatchObject({
+      FunctionName: getAtt(functionId("sweeper")),
+      BatchSize: 1,
+    });
   });
 
   it("lets a task message be received well over twice per attempt before it is dead-lettered", () => {
@@ -364,8 +380,15 @@ describe("least privilege", () => {
     sweeper: {
       [key(getAtt("SweeperLogGroup"))]: logActions,
       [key(sweepIndex)]: ["dynamodb:Query"],
-      [key(table)]: tableActions,
+      [key(table)]: ["dynamodb:GetItem", "dynamodb:UpdateItem"],
       [key(getAtt("TasksQueue"))]: ["sqs:SendMessage"],
+      [key(getAtt("CompletionsQueue"))]: ["sqs:SendMessage"],
+      [key(getAtt("SweepQueue"))]: [
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:ReceiveMessage",
+        "sqs:SendMessage",
+      ],
     },
   };
 
@@ -416,6 +439,7 @@ describe("one source of truth", () => {
         "CompletionsDeadLetterQueue",
         "CompletionsQueue",
         "OnceflowTable",
+        "SweepQueue",
         "TasksDeadLetterQueue",
         "TasksQueue",
       ].sort(),

@@ -51,6 +51,15 @@ describe("serverless.yml of the repository", () => {
     ]);
     expect(config.functions.sweeper?.events).toEqual([
       { kind: "schedule", expressions: ["rate(1 minute)"], enabled: true },
+      {
+        kind: "sqs",
+        arn: { "Fn::GetAtt": ["SweepQueue", "Arn"] },
+        batchSize: 1,
+        maximumBatchingWindow: undefined,
+        maximumConcurrency: 2,
+        functionResponseType: undefined,
+        enabled: true,
+      },
     ]);
   });
 
@@ -63,7 +72,7 @@ describe("serverless.yml of the repository", () => {
     const order = creationOrder(config.resources.Resources);
     expect(order.indexOf("TasksDeadLetterQueue")).toBeLessThan(order.indexOf("TasksQueue"));
     expect(order.indexOf("CompletionsDeadLetterQueue")).toBeLessThan(order.indexOf("CompletionsQueue"));
-    expect(order).toHaveLength(5);
+    expect(order).toHaveLength(6);
   });
 });
 
