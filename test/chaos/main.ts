@@ -14,8 +14,8 @@ import { consoleLog } from "../../infra/local/log";
 import { startLocalStack } from "../../infra/local/stack";
 import { startSink } from "../helpers/sink";
 import { runChecker } from "./check";
-import { percentile } from "./stalls";
 import { chaosStackOptions } from "./stack-options";
+import { percentile } from "./stalls";
 
 const { values } = parseArgs({
   options: {

@@ -39,7 +39,8 @@ export async function stallsOf(
       const next = events.find(
         (e) => time(e) > crash.at && (settled ? e.task !== task || e.item === undefined : own(e)),
       );
-      if (next) stalls.push({ point: `${crash.fn} ${crash.when} ${crash.command}`, key, ms: time(next) - crash.at });
+      if (next)
+        stalls.push({ point: `${crash.fn} ${crash.when} ${crash.command}`, key, ms: time(next) - crash.at });
     }
   }
   return stalls;
