@@ -16,7 +16,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
 import { SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
-import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
+import type { APIGatewayProxyEventV2, Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { db, sqs as engineSqs } from "../../lib/clients";
 import { seededRandom } from "./seeded-random";
 
@@ -26,7 +26,20 @@ export interface ChaosOptions {
   /** Probability that an invocation dies at a given AWS call. */
   crash: number;
   seed: number;
+  /**
+   * For tests: asked at every AWS call of an invocation (its function, the executions or route it
+   * is about, the call's 1-based index in it and its command); "before" or "after" kills the
+   * invocation there, as a random crash would.
+   */
+  plan?: CrashPlan;
 }
+
+export type CrashPlan = (call: {
+  fn: string;
+  keys: string[];
+  index: number;
+  command: string;
+}) => "before" | "after" | undefined;
 
 /** What was injected, and where: the checker allows a repeat of a call only after a crash. */
 export interface ChaosReport {
@@ -73,12 +86,16 @@ interface Invocation {
   fn: string;
   keys: string[];
   dead: boolean;
+  /** AWS calls made so far. */
+  calls: number;
 }
 
 type Handler = (event: never, context: Context) => unknown;
 
-/** The executions a batch is about (`{runId}/{task}/{item}`), for the report. */
+/** The executions a batch is about (`{runId}/{task}/{item}`), or an HTTP request's `METHOD /path`, for the report. */
 function keysOf(event: unknown): string[] {
+  const http = (event as Partial<APIGatewayProxyEventV2> | undefined)?.requestContext?.http;
+  if (http) return [`${http.method} ${http.path}`];
   const records = (event as Partial<SQSEvent> | undefined)?.Records;
   if (!Array.isArray(records)) return [];
   return records.map((record) => {
@@ -101,7 +118,7 @@ export class Chaos {
     private readonly queues: { sqs: SQSClient; urlOf: (arn: string) => string | undefined },
   ) {
     this.random = seededRandom(options.seed);
-    if (options.crash > 0) {
+    if (options.crash > 0 || options.plan) {
       const middleware =
         (next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) => (args: unknown) =>
           this.call(next, args, String(context.commandName));
@@ -121,9 +138,12 @@ export class Chaos {
     const invocation = this.current.getStore();
     if (!invocation) return next(args); // not inside a handler: tests, the checker, the stack itself
     if (invocation.dead) throw new ChaosCrash(command, "before");
-    if (this.random() < this.options.crash / 2) return this.die(invocation, command, "before");
+    const planned = this.options.plan?.({ ...invocation, index: ++invocation.calls, command });
+    if (planned === "before" || this.random() < this.options.crash / 2)
+      return this.die(invocation, command, "before");
     const result = await next(args);
-    if (this.random() < this.options.crash / 2) return this.die(invocation, command, "after");
+    if (planned === "after" || this.random() < this.options.crash / 2)
+      return this.die(invocation, command, "after");
     return result;
   }
 
@@ -136,7 +156,7 @@ export class Chaos {
   /** The function's handler, with the faults of this chaos around every invocation. */
   wrap(fn: string, handler: Handler): Handler {
     const invoke = (event: never, context: Context) =>
-      this.current.run({ fn, keys: keysOf(event), dead: false }, async () => handler(event, context));
+      this.current.run({ fn, keys: keysOf(event), dead: false, calls: 0 }, async () => handler(event, context));
     return (async (event: never, context: Context) => {
       const isSqs = Array.isArray((event as Partial<SQSEvent> | undefined)?.Records);
       if (!isSqs) return invoke(event, context);
