@@ -37,3 +37,47 @@ describe("invariants under duplicated deliveries, redeliveries and crashes", () 
     expect(result.faults.crashes).toBeGreaterThan(0);
   }, 300_000);
 });
+
+/**
+ * The same on the configuration users run (serverless.yml's visibility timeouts and sweep
+ * schedule, nothing shortened): 6 runs of a 6-item fan-out and a successor. Every run must end, no
+ * invariant broken, and none may take longer than 150 s: several crashes in a row on one run cost
+ * about 35 s each (a lease, or a look every 30 s); before the sweeper's ticks and re-sends in
+ * groups of their own, such runs waited out 6- and 15-minute visibility timeouts.
+ * (`npm run chaos -- --deployed` measures the stalls.)
+ */
+describe("invariants and progress under faults, on the deployed timeouts", () => {
+  let stack: LocalStack;
+  let sink: Sink;
+  beforeAll(async () => {
+    const chaos = parseChaos("duplicate,redeliver,crash=0.03", "5");
+    stack = await startLocalStack({
+      ...chaosStackOptions(chaos, { deployed: true }),
+      stage: uniqueStage(),
+      port: 0,
+      endpoints: inject("localEndpoints"),
+      log: consoleLog({ prefix: "[stack]", minLevel: "error" }),
+    });
+    sink = await startSink();
+  }, 120_000);
+  afterAll(async () => {
+    await sink?.close();
+    await stack?.stop();
+  });
+
+  it("6 fan-outs and their successors: each item and successor once, every run ended within 150 s", async () => {
+    const result = await runChecker({
+      stack,
+      sink,
+      runs: 6,
+      seed: 5,
+      workload: "fanout",
+      subChecks: false,
+      timeoutMs: 180_000,
+    });
+    expect(result.violations).toEqual([]);
+    expect(result.durationsMs).toHaveLength(6);
+    expect(Math.max(...result.durationsMs)).toBeLessThanOrEqual(150_000);
+    expect(result.faults.crashes).toBeGreaterThan(0);
+  }, 300_000);
+});
