@@ -156,7 +156,9 @@ export class Chaos {
   /** The function's handler, with the faults of this chaos around every invocation. */
   wrap(fn: string, handler: Handler): Handler {
     const invoke = (event: never, context: Context) =>
-      this.current.run({ fn, keys: keysOf(event), dead: false, calls: 0 }, async () => handler(event, context));
+      this.current.run({ fn, keys: keysOf(event), dead: false, calls: 0 }, async () =>
+        handler(event, context),
+      );
     return (async (event: never, context: Context) => {
       const isSqs = Array.isArray((event as Partial<SQSEvent> | undefined)?.Records);
       if (!isSqs) return invoke(event, context);

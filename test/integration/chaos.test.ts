@@ -7,28 +7,32 @@ import { chaosStackOptions } from "../chaos/stack-options";
 import { type Sink, startSink } from "../helpers/sink";
 import { uniqueStage } from "../helpers/stack";
 
-/** The chaos checker (`npm run chaos`), small and with a fixed seed, so that npm test runs it. */
-describe("invariants under duplicated deliveries, redeliveries and crashes", () => {
-  let stack: LocalStack;
-  let sink: Sink;
+/** A local stack with these faults (`deployed`: on serverless.yml's timeouts) and a sink, for one describe block. */
+function useChaosStack(faults: string, seed: string, deployed = false) {
+  const fixture = {} as { stack: LocalStack; sink: Sink };
   beforeAll(async () => {
-    const chaos = parseChaos("duplicate,redeliver,crash=0.03", "3");
-    stack = await startLocalStack({
-      ...chaosStackOptions(chaos),
+    fixture.stack = await startLocalStack({
+      ...chaosStackOptions(parseChaos(faults, seed), { deployed }),
       stage: uniqueStage(),
       port: 0,
       endpoints: inject("localEndpoints"),
       log: consoleLog({ prefix: "[stack]", minLevel: "error" }),
     });
-    sink = await startSink();
+    fixture.sink = await startSink();
   }, 120_000);
   afterAll(async () => {
-    await sink?.close();
-    await stack?.stop();
+    await fixture.sink?.close();
+    await fixture.stack?.stop();
   });
+  return fixture;
+}
+
+/** The chaos checker (`npm run chaos`), small and with a fixed seed, so that npm test runs it. */
+describe("invariants under duplicated deliveries, redeliveries and crashes", () => {
+  const chaos = useChaosStack("duplicate,redeliver,crash=0.03", "3");
 
   it("12 random workflows: every run finishes as expected and no invariant is violated", async () => {
-    const result = await runChecker({ stack, sink, runs: 12, seed: 3, timeoutMs: 240_000 });
+    const result = await runChecker({ ...chaos, runs: 12, seed: 3, timeoutMs: 240_000 });
     expect(result.violations).toEqual([]);
     expect(result.runs).toBe(12);
     // the faults really happened
@@ -47,28 +51,11 @@ describe("invariants under duplicated deliveries, redeliveries and crashes", () 
  * (`npm run chaos -- --deployed` measures the stalls.)
  */
 describe("invariants and progress under faults, on the deployed timeouts", () => {
-  let stack: LocalStack;
-  let sink: Sink;
-  beforeAll(async () => {
-    const chaos = parseChaos("duplicate,redeliver,crash=0.03", "5");
-    stack = await startLocalStack({
-      ...chaosStackOptions(chaos, { deployed: true }),
-      stage: uniqueStage(),
-      port: 0,
-      endpoints: inject("localEndpoints"),
-      log: consoleLog({ prefix: "[stack]", minLevel: "error" }),
-    });
-    sink = await startSink();
-  }, 120_000);
-  afterAll(async () => {
-    await sink?.close();
-    await stack?.stop();
-  });
+  const chaos = useChaosStack("duplicate,redeliver,crash=0.03", "5", true);
 
   it("6 fan-outs and their successors: each item and successor once, every run ended within 150 s", async () => {
     const result = await runChecker({
-      stack,
-      sink,
+      ...chaos,
       runs: 6,
       seed: 5,
       workload: "fanout",
