@@ -33,17 +33,14 @@ export async function advanceOn(
   messages: AdvanceMessage[],
   now = new Date(),
 ): Promise<AdvanceOutcome> {
-  const completions: CompletionMessage[] = [];
-  let looked = false;
-  for (const message of messages) {
-    looked ||= isLook(message);
-    if (!isLook(message)) completions.push(message);
-    else if (message.task !== undefined) {
-      const parent = await readItem<FanOutRecord>(keys.task(runId, message.task));
-      if (parent) completions.push(...(await uncountedCompletions(parent)));
-    }
+  const looks = messages.filter(isLook);
+  const completions = messages.filter((m): m is CompletionMessage => !isLook(m));
+  for (const { task } of looks) {
+    if (task === undefined) continue;
+    const parent = await readItem<FanOutRecord>(keys.task(runId, task));
+    if (parent) completions.push(...(await uncountedCompletions(parent)));
   }
-  return advance(runId, completions, now, looked);
+  return advance(runId, completions, now, looks.length > 0);
 }
 
 /**
