@@ -22,11 +22,17 @@ function dueOf(event: ScheduledEvent | SQSEvent): string | undefined {
  * re-send overdue executions' messages, send looks at running runs. A failure leaves the tick to
  * come back after the queue's visibility timeout.
  */
-export const handler = middy<ScheduledEvent | SQSEvent, SweepResult | { skipped: true }>(
+export const handler = middy<ScheduledEvent | SQSEvent, Omit<SweepResult, "firstError"> | { skipped: true }>(
   async (event: ScheduledEvent | SQSEvent) => {
     const result = await onTick(dueOf(event));
     if (!result) return { skipped: true as const };
-    if (result.acted > 0) logger.info("acted on overdue items", { ...result });
-    return result;
+    const { firstError, ...counts } = result;
+    if (counts.failed > 0)
+      logger.error("some overdue items failed; the next pass takes them again", {
+        ...counts,
+        error: firstError as Error,
+      });
+    else if (counts.acted > 0) logger.info("acted on overdue items", counts);
+    return counts;
   },
 );

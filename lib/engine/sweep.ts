@@ -27,6 +27,9 @@ export interface SweepResult {
   acted: number;
   /** Items found overdue (some may have been taken care of by another sweeper or the engine). */
   overdue: number;
+  /** Items whose handling failed (left for the next pass), with the first error. */
+  failed: number;
+  firstError?: unknown;
 }
 
 /**
@@ -63,17 +66,22 @@ export async function sweep(now = new Date()): Promise<SweepResult> {
     ),
   );
   const overdue = pages.flat();
-  let acted = 0;
+  const result: SweepResult = { acted: 0, overdue: overdue.length, failed: 0 };
   let next = 0;
   const lane = async () => {
     while (next < overdue.length && performance.now() - started < PASS_BUDGET_MS) {
       const entry = overdue[next++] as Key;
-      // one item failing (a throttled call, a lost race) is retried by the next pass; it stops no other
-      if (await actOn(entry, now).catch(() => false)) acted++;
+      try {
+        if (await actOn(entry, now)) result.acted++;
+      } catch (error) {
+        // one item failing (a throttled call, a lost race) is retried by the next pass; it stops no other
+        result.failed++;
+        result.firstError ??= error;
+      }
     }
   };
   await Promise.all(Array.from({ length: CONCURRENCY }, lane));
-  return { acted, overdue: overdue.length };
+  return result;
 }
 
 async function actOn(key: Key, now: Date): Promise<boolean> {
