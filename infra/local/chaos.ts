@@ -39,6 +39,8 @@ export type CrashPlan = (call: {
   keys: string[];
   index: number;
   command: string;
+  /** The call's input (e.g. to tell which run a sweeper's call is about). */
+  input: unknown;
 }) => "before" | "after" | undefined;
 
 /** What was injected, and where: the checker allows a repeat of a call only after a crash. */
@@ -138,7 +140,8 @@ export class Chaos {
     const invocation = this.current.getStore();
     if (!invocation) return next(args); // not inside a handler: tests, the checker, the stack itself
     if (invocation.dead) throw new ChaosCrash(command, "before");
-    const planned = this.options.plan?.({ ...invocation, index: ++invocation.calls, command });
+    const input = (args as { input?: unknown }).input;
+    const planned = this.options.plan?.({ ...invocation, index: ++invocation.calls, command, input });
     if (planned === "before" || this.random() < this.options.crash / 2)
       return this.die(invocation, command, "before");
     const result = await next(args);

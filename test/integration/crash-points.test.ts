@@ -3,7 +3,9 @@
  * timeouts (15 and 6 minutes), the sweeper's ticks and schedule, no shortcut. A probe run of a
  * 2-item fan-out and its successor records the AWS calls of each invocation on its path (the API's
  * create and trigger, the worker on an item and on the successor, the first advance); then one
- * run per (invocation, call, before|after) dies exactly there, all at once. Each run must end
+ * run per (invocation, call, before|after) dies exactly there, all at once; and the sweeper dies at
+ * each of its calls about a run (reading, re-sending, postponing, before and after) while it
+ * recovers that run's item, whose worker died before its claim. Each run must end
  * succeeded with every execution settled once, and within the default lease plus a few seconds of
  * the last crash that hit it: 45 s. (An advance that dies holds a batch of up to 10 messages, of
  * other runs too: those runs are hit twice, and each crash must cost at most the bound.)
@@ -23,6 +25,13 @@ interface Target {
   index: number;
   when: "before" | "after";
   /** When the crash happened. */
+  at?: number;
+}
+
+/** The sweeper dies at its first call of this command about the run (its item left overdue by a worker crash). */
+interface SweeperTarget {
+  command: "GetItemCommand" | "SendMessageBatchCommand" | "UpdateItemCommand";
+  when: "before" | "after";
   at?: number;
 }
 
@@ -48,8 +57,19 @@ let probeId: string | undefined;
 const PROBE = "cp-probe";
 /** Crash targets by run id (or by workflow name, for the create). */
 const targets = new Map<string, Target>();
+/** The sweeper's crash targets, by run id. */
+const sweeperTargets = new Map<string, SweeperTarget>();
 
-const plan: CrashPlan = ({ fn, keys, index }) => {
+const plan: CrashPlan = ({ fn, keys, index, command, input }) => {
+  if (fn === "sweeper") {
+    const about = JSON.stringify(input ?? null);
+    for (const [runId, target] of sweeperTargets) {
+      if (target.at !== undefined || target.command !== command || !about.includes(runId)) continue;
+      target.at = Date.now();
+      return target.when;
+    }
+    return undefined;
+  }
   for (const key of keys) {
     const found = kindOf(fn, key);
     if (!found) continue;
@@ -136,37 +156,55 @@ describe("one crash at each AWS call, on the deployed timeouts", () => {
         (["before", "after"] as const).map((when) => ({ kind, index: i + 1, when })),
       ).flat(),
     );
-    const runs = await Promise.all(
+    // the sweeper: each of its calls about a run, before and after, while it recovers that run's item
+    const sweeperPoints: SweeperTarget[] = (
+      ["GetItemCommand", "SendMessageBatchCommand", "UpdateItemCommand"] as const
+    ).flatMap((command) => (["before", "after"] as const).map((when) => ({ command, when })));
+    const wait = (runId: string) => waitForRun(stack, runId, undefined, 120_000).catch(() => undefined);
+    const handlerRuns = await Promise.all(
       points.map(async (point, i) => {
         await register(stack, definition(`cp-${i}`));
-        return { point, runId: await start(`cp-${i}`, point) };
+        const name = `${point.kind} ${point.when} call ${point.index}`;
+        return { name, crashes: [point], runId: await start(`cp-${i}`, point) };
       }),
     );
-    const ended = await Promise.all(
-      runs.map(({ runId }) => waitForRun(stack, runId, undefined, 120_000).catch(() => undefined)),
+    const handlerEnds = await Promise.all(handlerRuns.map(({ runId }) => wait(runId)));
+    // then the sweeper's points, alone: a sweeper that dies stops its pass for every run in hand
+    const sweeperRuns = await Promise.all(
+      sweeperPoints.map(async (point, i) => {
+        const name = `cp-s${i}`;
+        await register(stack, definition(name));
+        // its item's worker dies before its claim, so the sweeper has to send it again
+        const worker: Target = { kind: "worker on an item", index: 1, when: "before" };
+        const runId = await start(name, worker);
+        sweeperTargets.set(runId, point);
+        return { name: `sweeper ${point.when} ${point.command}`, crashes: [worker, point], runId };
+      }),
     );
+    const sweeperEnds = await Promise.all(sweeperRuns.map(({ runId }) => wait(runId)));
+    const runs = [...handlerRuns, ...sweeperRuns];
+    const ended = [...handlerEnds, ...sweeperEnds];
 
     const problems: string[] = [];
     const crashes = stack.stack.chaos?.crashes ?? [];
-    for (const [i, { point, runId }] of runs.entries()) {
-      const name = `${point.kind} ${point.when} call ${point.index}`;
+    for (const [i, { name, crashes: planned, runId }] of runs.entries()) {
       const run = ended[i];
       if (!run) {
         const history = (await listEvents(runId)).map(
           (e) => `${e.at} ${e.type} ${e.task ?? ""}/${e.item ?? ""}`,
         );
-        problems.push(
-          `${name}: the run did not end in 120 s (crash at ${new Date(point.at ?? 0).toISOString()}): ${history.join(", ")}`,
-        );
+        problems.push(`${name}: the run did not end in 120 s: ${history.join(", ")}`);
         continue;
       }
       if (run.status !== "succeeded") problems.push(`${name}: the run ended ${run.status}`);
       // (the first advance of a run makes more or fewer calls by what its batch holds)
-      if (point.at === undefined && point.kind !== "advance") problems.push(`${name}: no crash happened`);
+      const first = planned[0] as Target;
+      if (planned.some((p) => p.at === undefined) && !("kind" in first && first.kind === "advance"))
+        problems.push(`${name}: no crash happened`);
       const hits = crashes.filter((c) =>
         c.keys.some((key) => key.includes(runId) || key === `POST /workflows/cp-${i}/runs`),
       );
-      const last = Math.max(point.at ?? 0, ...hits.map((c) => c.at));
+      const last = Math.max(...planned.map((p) => p.at ?? 0), ...hits.map((c) => c.at));
       const after = Date.parse(run.endedAt) - last;
       if (after > BOUND_MS)
         problems.push(`${name}: ended ${(after / 1000).toFixed(1)} s after its last crash`);
@@ -175,5 +213,6 @@ describe("one crash at each AWS call, on the deployed timeouts", () => {
     expect(problems).toEqual([]);
     expect(points.length).toBeGreaterThanOrEqual(20);
     expect(points.filter((p) => p.at !== undefined).length).toBeGreaterThan(points.length * 0.8);
-  }, 240_000);
+    expect(sweeperPoints.every((p) => p.at !== undefined)).toBe(true);
+  }, 360_000);
 });
