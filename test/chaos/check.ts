@@ -79,7 +79,7 @@ export async function runChecker(options: {
     if (random() < 0.3) withLimit(shape, 1 + Math.floor(random() * 3));
     shapes.push(await registered(stack, shape));
   }
-  log(`registered ${shapes.length} random workflows; starting the runs`);
+  log(`registered ${shapes.length} workflows (${options.workload ?? "random"}); starting the runs`);
   const runIds = await Promise.all(
     shapes.map(async (shape, i) => {
       const headers = { "idempotency-key": `chaos-${seed}-${i}` };
