@@ -24,7 +24,8 @@ export async function runEfficiency(
   options: EfficiencyOptions,
   log: (line: string) => void,
 ): Promise<EfficiencyFigures> {
-  const bench = await startBenchStack(emulators, { workers: options.workers });
+  // one task an invocation: `workers` is then the number of tasks that can run at once
+  const bench = await startBenchStack(emulators, { workers: options.workers, tasksPerInvocation: 1 });
   try {
     await expectStatus(
       bench.api("PUT", "/workflows/bench-sleep", {

@@ -110,6 +110,8 @@ export interface BenchStack extends LocalStackFixture {
 export interface BenchStackOptions {
   /** Concurrent worker invocations (poll loops on tasks.fifo). */
   workers: number;
+  /** Tasks per worker invocation (default: serverless.yml's batchSize, 10). */
+  tasksPerInvocation?: number;
   /** Concurrent advance invocations (default: serverless.yml's maximumConcurrency, 4). */
   advancers?: number;
 }
@@ -134,6 +136,7 @@ export async function startBenchStack(emulators: Emulators, options: BenchStackO
     chaos: null,
     handlers,
     pollerConcurrency: { worker: options.workers, advance: options.advancers ?? 4 },
+    ...(options.tasksPerInvocation ? { batchSizes: { worker: options.tasksPerInvocation } } : {}),
     log: consoleLog({ prefix: "[stack]", minLevel: "error" }),
   });
   return {

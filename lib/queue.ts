@@ -2,6 +2,7 @@ import { SendMessageBatchCommand, SendMessageCommand } from "@aws-sdk/client-sqs
 import { sqs } from "./clients";
 import { config } from "./config";
 import { sha256 } from "./definition/hash";
+import { groupCommit } from "./group-commit";
 
 /** A task message carries keys only; everything else is read from DynamoDB. */
 export interface TaskMessage {
@@ -84,28 +85,43 @@ export async function sendTasks(messages: TaskMessage[], generation = ""): Promi
   }));
 }
 
+/** How SQS keys a message on a FIFO queue. */
+type FifoIds = { MessageGroupId: string; MessageDeduplicationId: string };
+
 /** Sends `messages` in batches of 10 (SQS's maximum); throws when SQS refuses any. */
-async function sendBatches<T>(
-  queueUrl: string,
-  messages: T[],
-  ids: (message: T) => { MessageGroupId: string; MessageDeduplicationId: string },
-): Promise<void> {
+async function sendBatches<T>(queueUrl: string, messages: T[], ids: (message: T) => FifoIds): Promise<void> {
   for (let i = 0; i < messages.length; i += 10) {
-    const batch = messages.slice(i, i + 10);
-    const result = await sqs().send(
-      new SendMessageBatchCommand({
-        QueueUrl: queueUrl,
-        Entries: batch.map((message, index) => ({
-          Id: String(index),
-          MessageBody: JSON.stringify(message),
-          ...ids(message),
-        })),
-      }),
+    const refused = (await sendBatch(queueUrl, messages.slice(i, i + 10), ids)).filter(
+      (e) => e !== undefined,
     );
-    if (result.Failed?.length) {
-      throw new Error(`SQS refused ${result.Failed.length} message(s): ${result.Failed[0]?.Message}`);
-    }
+    if (refused.length > 0)
+      throw new Error(`SQS refused ${refused.length} message(s): ${refused[0]?.message}`);
   }
+}
+
+/** Sends up to 10 messages in one request; answers, for each, the error SQS refused it with or undefined. */
+async function sendBatch<T>(
+  queueUrl: string,
+  batch: T[],
+  ids: (message: T) => FifoIds,
+): Promise<(Error | undefined)[]> {
+  const result = await sqs().send(
+    new SendMessageBatchCommand({
+      QueueUrl: queueUrl,
+      Entries: batch.map((message, index) => ({
+        Id: String(index),
+        MessageBody: JSON.stringify(message),
+        ...ids(message),
+      })),
+    }),
+  );
+  const refused = new Map((result.Failed ?? []).map((f) => [f.Id, f]));
+  return batch.map((_, index) => {
+    const failure = refused.get(String(index));
+    return failure
+      ? new Error(`SQS refused the message: ${failure.Code} ${failure.Message ?? ""}`)
+      : undefined;
+  });
 }
 
 /** Completion groups a run's items are spread over. */
@@ -148,13 +164,26 @@ export async function sendLooks(looks: LookMessage[], generation: string): Promi
   });
 }
 
+const completionIds = (message: CompletionMessage): FifoIds => ({
+  MessageGroupId: completionGroup(message),
+  MessageDeduplicationId: completionDedupId(message),
+});
+
 export async function sendCompletion(message: CompletionMessage): Promise<void> {
   await sqs().send(
     new SendMessageCommand({
       QueueUrl: config.completionsQueueUrl(),
       MessageBody: JSON.stringify(message),
-      MessageGroupId: completionGroup(message),
-      MessageDeduplicationId: completionDedupId(message),
+      ...completionIds(message),
     }),
   );
+}
+
+/**
+ * A sender of completions for one worker invocation: completions that settle while one is being
+ * sent go out together in the next SendMessageBatch (groupCommit), and each caller still waits
+ * until SQS has taken its own. To its caller it is `sendCompletion`.
+ */
+export function completionSender(): (message: CompletionMessage) => Promise<void> {
+  return groupCommit((batch) => sendBatch(config.completionsQueueUrl(), batch, completionIds), 10);
 }

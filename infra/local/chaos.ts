@@ -158,10 +158,15 @@ export class Chaos {
 
   /** The function's handler, with the faults of this chaos around every invocation. */
   wrap(fn: string, handler: Handler): Handler {
-    const invoke = (event: never, context: Context) =>
-      this.current.run({ fn, keys: keysOf(event), dead: false, calls: 0 }, async () =>
-        handler(event, context),
-      );
+    const invoke = (event: never, context: Context) => {
+      const invocation: Invocation = { fn, keys: keysOf(event), dead: false, calls: 0 };
+      return this.current.run(invocation, async () => {
+        const result = await handler(event, context);
+        // a dead process answers nothing: Lambda deletes none of its batch, even records it had finished
+        if (invocation.dead) throw new ChaosCrash("the invocation's answer", "before");
+        return result;
+      });
+    };
     return (async (event: never, context: Context) => {
       const isSqs = Array.isArray((event as Partial<SQSEvent> | undefined)?.Records);
       if (!isSqs) return invoke(event, context);

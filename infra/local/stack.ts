@@ -56,6 +56,8 @@ export interface LocalStackOptions {
   handlers?: Record<string, AnyLambdaHandler>;
   /** Concurrent poll loops per SQS event source: one number for all, or by function name. Default 4. */
   pollerConcurrency?: number | Record<string, number>;
+  /** Records per batch by function name, replacing serverless.yml's `batchSize` (e.g. one task an invocation). */
+  batchSizes?: Record<string, number>;
   /** Faults to inject (see chaos.ts); default from `ONCEFLOW_CHAOS`; `null` for none. */
   chaos?: ChaosOptions | null;
   /** Run the `schedule` events (the sweeper). Default true. */
@@ -258,7 +260,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
             region,
             fn: infoOf(fn),
             handler: (await handlerOf(fn)) as LambdaHandler<SQSEvent>,
-            batchSize: event.batchSize,
+            batchSize: options.batchSizes?.[fn.name] ?? event.batchSize,
             reportBatchItemFailures: event.functionResponseType === "ReportBatchItemFailures",
             concurrency,
             log,

@@ -11,6 +11,13 @@ import type { TaskRecord } from "./task-record";
 /** What the worker adapter should do with the message: delete it, or let it come back later. */
 export type WorkOutcome = { done: true } | { done: false; retryAfterSeconds: number };
 
+export interface WorkOptions {
+  /** Called whenever the lease is renewed (the adapter keeps the message hidden as long). */
+  onRenew?: OnRenew;
+  /** Sends an item's completion; resolves once SQS has taken it. Default: one SendMessage each. */
+  sendCompletion?: (completion: CompletionMessage) => Promise<void>;
+}
+
 /**
  * Handles one task message, re-entrant at every step: claim (conditional), run the action, record
  * the result (conditional on the attempt), publish the completion (a plain task's by advancing the
@@ -19,7 +26,12 @@ export type WorkOutcome = { done: true } | { done: false; retryAfterSeconds: num
  * `core.callback` attempt runs no action: it waits for its callback (callback.ts), which records
  * the result and publishes the completion.
  */
-export async function work(message: TaskMessage, workerId: string, onRenew?: OnRenew): Promise<WorkOutcome> {
+export async function work(
+  message: TaskMessage,
+  workerId: string,
+  { onRenew, sendCompletion: send = sendCompletion }: WorkOptions = {},
+): Promise<WorkOutcome> {
+  const publish = (completion: CompletionMessage) => publishWith(send, completion);
   const claimed = await claim(message, workerId);
   switch (claimed.kind) {
     case "gone":
@@ -35,20 +47,24 @@ export async function work(message: TaskMessage, workerId: string, onRenew?: OnR
       return { done: true };
     }
     case "suspended":
-      return record(claimed.record, await renotify(claimed.record));
+      return record(claimed.record, await renotify(claimed.record), publish);
     case "claimed": {
       const claimedRecord = claimed.record;
       const result =
         claimedRecord.action === CALLBACK_ACTION
           ? await issue(claimedRecord)
           : await runAttempt(claimedRecord, onRenew);
-      return record(claimedRecord, result);
+      return record(claimedRecord, result, publish);
     }
   }
 }
 
 /** Records an attempt's result and publishes its completion; undefined: nothing to record (a callback waits). */
-async function record(claimed: TaskRecord, result: AttemptResult | undefined): Promise<WorkOutcome> {
+async function record(
+  claimed: TaskRecord,
+  result: AttemptResult | undefined,
+  publish: (completion: CompletionMessage) => Promise<void>,
+): Promise<WorkOutcome> {
   if (result === undefined) return { done: true };
   const outcome = await settle(claimed, result);
   if (outcome.kind === "retry") return { done: false, retryAfterSeconds: outcome.seconds };
@@ -64,7 +80,10 @@ async function record(claimed: TaskRecord, result: AttemptResult | undefined): P
  * task message stays on the queue until this returns, so a worker that dies before (or while)
  * advancing leaves the message to come back, find the execution settled, and advance again.
  */
-async function publish(completion: CompletionMessage): Promise<void> {
+async function publishWith(
+  send: (completion: CompletionMessage) => Promise<void>,
+  completion: CompletionMessage,
+): Promise<void> {
   if (completion.item === undefined) await advance(completion.runId, [completion]);
-  else await sendCompletion(completion);
+  else await send(completion);
 }

@@ -42,7 +42,7 @@ describe("serverless.yml of the repository", () => {
       {
         kind: "sqs",
         arn: { "Fn::GetAtt": ["TasksQueue", "Arn"] },
-        batchSize: 1,
+        batchSize: 10,
         maximumBatchingWindow: undefined,
         maximumConcurrency: 16,
         functionResponseType: "ReportBatchItemFailures",
