@@ -33,6 +33,8 @@ export interface CostOptions {
   concurrency: number;
   plainRuns: number;
   workers: number;
+  /** Tasks per worker invocation (default: serverless.yml's batchSize). */
+  tasksPerInvocation?: number;
   /** A concurrency limit on `bench.noop`, the action of both shapes; none when absent. */
   maxRunning?: number;
 }
@@ -154,7 +156,10 @@ export async function runCost(
   options: CostOptions,
   log: (line: string) => void,
 ): Promise<{ prices: typeof PRICES; shapes: ShapeCost[] }> {
-  const bench = await startBenchStack(emulators, { workers: options.workers });
+  const bench = await startBenchStack(emulators, {
+    workers: options.workers,
+    tasksPerInvocation: options.tasksPerInvocation,
+  });
   // transactions are measured item by item, read back with the stack's own (unmetered) client
   const table = bench.stack.env.TABLE_NAME as string;
   const sizeOf = async (key: Record<string, unknown>): Promise<number> => {

@@ -14,6 +14,8 @@ export interface FanoutOptions {
   concurrency: number;
   runs: number;
   workers: number;
+  /** Tasks per worker invocation (default: serverless.yml's batchSize). */
+  tasksPerInvocation?: number;
   /** A concurrency limit on the items' action (`limits.actions`), none when absent. */
   maxRunning?: number;
 }
@@ -125,7 +127,10 @@ export async function runFanout(
   options: FanoutOptions,
   log: (line: string) => void,
 ): Promise<FanoutFigures> {
-  const bench = await startBenchStack(emulators, { workers: options.workers });
+  const bench = await startBenchStack(emulators, {
+    workers: options.workers,
+    tasksPerInvocation: options.tasksPerInvocation,
+  });
   try {
     await registerFanout(bench, options.concurrency, options.maxRunning);
     const storeLimit = await measureStoreLimit(bench);

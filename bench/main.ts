@@ -25,6 +25,7 @@ const { values, positionals } = parseArgs({
     tasks: { type: "string", default: "320" },
     "task-seconds": { type: "string", default: "1,0.1" },
     workers: { type: "string", default: "16" },
+    "tasks-per-invocation": { type: "string" },
     items: { type: "string" },
     concurrency: { type: "string", default: "100" },
     runs: { type: "string", default: "5" },
@@ -40,6 +41,7 @@ if (values.help) {
   efficiency  --tasks 320 --task-seconds 1,0.1 --workers 16
   fanout      --items 1000 (10000 with --large) --concurrency 100 --runs 5 --workers 16 [--max-running N]
   cost        --items 1000 --concurrency 100 --plain-runs 100 --workers 16 [--max-running N]
+              --tasks-per-invocation: worker batch size (default serverless.yml's, 10)
               --max-running: a concurrency limit (limits.actions) on the items' action
   peer        --items 1000 --peer-runs 3 --workers 16 (BullMQ on a local redis-server)`);
   process.exit(0);
@@ -56,6 +58,10 @@ const positive = (name: string, value: string | undefined): number => {
   return n;
 };
 const workers = positive("workers", values.workers);
+const tasksPerInvocation =
+  values["tasks-per-invocation"] === undefined
+    ? undefined
+    : positive("tasks-per-invocation", values["tasks-per-invocation"]);
 const concurrency = positive("concurrency", values.concurrency);
 const fanoutItems = positive("items", values.items ?? (values.large ? "10000" : "1000"));
 const peerItems = positive("items", values.items ?? "1000");
@@ -111,7 +117,7 @@ try {
       const runs = positive("runs", values.runs);
       const figures = await runFanout(
         emulators,
-        { items: fanoutItems, concurrency, runs, workers, maxRunning },
+        { items: fanoutItems, concurrency, runs, workers, tasksPerInvocation, maxRunning },
         log,
       );
       report.fanout = figures;
@@ -136,6 +142,7 @@ try {
         concurrency,
         plainRuns: positive("plain-runs", values["plain-runs"]),
         workers,
+        tasksPerInvocation,
         maxRunning,
       };
       const figures = await runCost(emulators, options, log);
