@@ -40,6 +40,13 @@ export class InvalidRequestError extends OnceflowError {
   }
 }
 
+/** A query string parameter is unknown or has a bad value (a limit out of range, a cursor not ours...). */
+export class InvalidQueryError extends OnceflowError {
+  constructor(problems: Problem[]) {
+    super("InvalidQuery", problems.map((p) => `${p.path}: ${p.message}`).join("; "), { details: problems });
+  }
+}
+
 export class InvalidWorkflowError extends OnceflowError {
   readonly problems: Problem[];
   constructor(problems: Problem[]) {

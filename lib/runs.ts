@@ -143,7 +143,7 @@ export async function createRun(
       {
         Put: {
           TableName: config.tableName(),
-          Item: { ...keys.run(runId), ...run },
+          Item: { ...keys.run(runId), ...keys.runListing(run), ...run },
           // closes: a run id collision overwriting another run
           ConditionExpression: "attribute_not_exists(pk)",
         },

@@ -1,4 +1,6 @@
+import { QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { actionNames } from "./actions/registry";
+import { db } from "./clients";
 import { config } from "./config";
 import { definitionHash } from "./definition/hash";
 import { parseDefinitionBody } from "./definition/parse";
@@ -76,7 +78,14 @@ export async function registerWorkflow(
       {
         Put: {
           TableName: config.tableName(),
-          Item: { ...keys.workflowLatest(name), name, version, hash },
+          Item: {
+            ...keys.workflowLatest(name),
+            ...keys.workflowListing(name),
+            name,
+            version,
+            hash,
+            createdAt,
+          },
           // closes: the latest pointer moving backwards when registrations race
           ConditionExpression: latest ? "version = :previous" : "attribute_not_exists(pk)",
           ExpressionAttributeValues: latest ? { ":previous": latest.version } : undefined,
@@ -119,4 +128,35 @@ export async function getWorkflowVersion(name: string, version: number): Promise
   };
   versionCache.set(cacheKey, found);
   return found;
+}
+
+/** A registered version, as `GET /workflows/{name}/versions` lists it. */
+export interface VersionListEntry {
+  version: number;
+  createdAt: string;
+  hash: string;
+}
+
+/** Every version of a workflow, newest first (a Query of its partition, definitions left out). */
+export async function listVersions(name: string): Promise<VersionListEntry[]> {
+  const versions: VersionListEntry[] = [];
+  let startKey: Record<string, unknown> | undefined;
+  do {
+    const page = await db().send(
+      new QueryCommand({
+        TableName: config.tableName(),
+        KeyConditionExpression: "pk = :pk AND begins_with(sk, :v)",
+        ExpressionAttributeValues: { ":pk": keys.workflowLatest(name).pk, ":v": "V#" },
+        ProjectionExpression: "version, createdAt, #hash",
+        ExpressionAttributeNames: { "#hash": "hash" },
+        ScanIndexForward: false,
+        ExclusiveStartKey: startKey,
+      }),
+    );
+    for (const item of page.Items ?? [])
+      versions.push({ version: item.version, createdAt: item.createdAt, hash: item.hash });
+    startKey = page.LastEvaluatedKey;
+  } while (startKey);
+  if (versions.length === 0) throw new WorkflowNotFoundError(name);
+  return versions;
 }

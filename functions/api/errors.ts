@@ -5,6 +5,7 @@ import { OnceflowError } from "../../lib/errors";
 const STATUS_BY_CODE: Record<string, number> = {
   MalformedBody: 400,
   InvalidRequest: 400,
+  InvalidQuery: 400,
   InvalidWorkflow: 400,
   InvalidInput: 400,
   InputTooLarge: 400,

@@ -1,9 +1,10 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import { completeCallback, heartbeatCallback } from "../../lib/engine/callback";
 import { MalformedBodyError } from "../../lib/errors";
+import { listRuns, listWorkflows } from "../../lib/listing";
 import { getRunEvents, getRunView } from "../../lib/run-view";
 import { cancelRun, createRun, redriveRun, triggerRun } from "../../lib/runs";
-import { getLatestWorkflow, registerWorkflow } from "../../lib/workflows";
+import { getLatestWorkflow, listVersions, registerWorkflow } from "../../lib/workflows";
 import { json, MethodNotAllowedError, RouteNotFoundError } from "./errors";
 
 type Route = (
@@ -26,11 +27,16 @@ function jsonBody(event: APIGatewayProxyEventV2): unknown {
   }
 }
 
+/** The query string's parameters (API Gateway joins a repeated one with commas). */
+const queryOf = (event: APIGatewayProxyEventV2): Record<string, string | undefined> =>
+  event.queryStringParameters ?? {};
+
 const header = (event: APIGatewayProxyEventV2, name: string) => event.headers?.[name.toLowerCase()];
 
 /** Route keys exactly as declared in serverless.yml (API Gateway passes them as `routeKey`). */
 export const routes: Record<string, Route> = {
   "GET /health": async () => json(200, { status: "ok" }),
+  "GET /workflows": async () => json(200, { workflows: await listWorkflows() }),
   "PUT /workflows/{name}": async (event, { name }) => {
     const result = await registerWorkflow(name as string, body(event), header(event, "content-type"));
     return json(result.created ? 201 : 200, { name: result.name, version: result.version });
@@ -44,6 +50,8 @@ export const routes: Record<string, Route> = {
       definition: workflow.definition,
     });
   },
+  "GET /workflows/{name}/versions": async (_event, { name }) =>
+    json(200, { name, versions: await listVersions(name as string) }),
   "POST /workflows/{name}/runs": async (event, { name }) => {
     const { run, created } = await createRun(
       name as string,
@@ -52,6 +60,7 @@ export const routes: Record<string, Route> = {
     );
     return json(created ? 201 : 200, run);
   },
+  "GET /runs": async (event) => json(200, await listRuns(queryOf(event))),
   "POST /runs/{runId}/trigger": async (_event, { runId }) => json(202, await triggerRun(runId as string)),
   "POST /runs/{runId}/cancel": async (_event, { runId }) => json(202, await cancelRun(runId as string)),
   "POST /runs/{runId}/redrive": async (_event, { runId }) => json(202, await redriveRun(runId as string)),

@@ -13,6 +13,12 @@
  *   LOCK#{workflow}#{key}   LOCK                  a concurrency-key lock: holder and waiting runs
  *   LIMIT#{workflow}#{act}  LIMIT                 an action's concurrency limit: slots taken, executions waiting
  *   SWEEPER                 TICK                  the sweeper's chain of ticks: when the next tick is due
+ *
+ * The `list` index (listPk, listSk; summary attributes projected) lists what users browse:
+ *
+ *   listPk                  listSk                item
+ *   RUNS#{workflow}         {createdAt}#{runId}   a run (RUN), newest last
+ *   WORKFLOWS               {name}                a workflow's latest-version pointer (LATEST)
  */
 export type Key = { pk: string; sk: string };
 
@@ -37,6 +43,15 @@ export const keys = {
   sweeperTick: { pk: "SWEEPER", sk: "TICK" } as Key,
   event: (runId: string, sortId: string): Key => ({ pk: `RUN#${runId}`, sk: `EVT#${sortId}` }),
   runPartition: (runId: string) => `RUN#${runId}`,
+  /** A run's place in the `list` index: its workflow's runs, in order of creation. */
+  runListing: (run: { workflow: string; createdAt: string; runId: string }) => ({
+    listPk: keys.runsOf(run.workflow),
+    listSk: `${run.createdAt}#${run.runId}`,
+  }),
+  runsOf: (workflow: string) => `RUNS#${workflow}`,
+  /** A workflow's place in the `list` index (on its LATEST pointer). */
+  workflowListing: (name: string) => ({ listPk: keys.workflowsList, listSk: name }),
+  workflowsList: "WORKFLOWS",
   taskPrefix: "TASK#",
   itemPrefix: (task: string) => `ITEM#${task}#`,
   eventPrefix: "EVT#",
