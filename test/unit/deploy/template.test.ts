@@ -327,7 +327,7 @@ describe("queues and event sources", () => {
 });
 
 describe("the table", () => {
-  it("is on demand, with point-in-time recovery, TTL on expiresAt and the sweep index", () => {
+  it("is on demand, with point-in-time recovery, TTL on expiresAt, the sweep index and the list index", () => {
     const properties = resource("OnceflowTable", "AWS::DynamoDB::Table").Properties;
     expect(properties.TableName).toBe(`onceflow-${STAGE}`);
     expect(properties.BillingMode).toBe("PAY_PER_REQUEST");
@@ -342,6 +342,25 @@ describe("the table", () => {
         ],
         Projection: { ProjectionType: "KEYS_ONLY" },
       },
+      {
+        IndexName: "list",
+        KeySchema: [
+          { AttributeName: "listPk", KeyType: "HASH" },
+          { AttributeName: "listSk", KeyType: "RANGE" },
+        ],
+        // the summary GET /runs answers with, so a listing reads no run item
+        Projection: {
+          ProjectionType: "INCLUDE",
+          NonKeyAttributes: expect.arrayContaining([
+            "status",
+            "createdAt",
+            "endedAt",
+            "error",
+            "name",
+            "version",
+          ]),
+        },
+      },
     ]);
   });
 });
@@ -349,10 +368,12 @@ describe("the table", () => {
 describe("least privilege", () => {
   const table = getAtt("OnceflowTable");
   const sweepIndex = { "Fn::Join": ["/", [getAtt("OnceflowTable"), "index", "sweep"]] };
+  const listIndex = { "Fn::Join": ["/", [getAtt("OnceflowTable"), "index", "list"]] };
   const expected: Record<(typeof functionNames)[number], Record<string, string[]>> = {
     api: {
       [key(getAtt("ApiLogGroup"))]: logActions,
       [key(table)]: tableActions,
+      [key(listIndex)]: ["dynamodb:Query"],
       [key(getAtt("TasksQueue"))]: ["sqs:SendMessage"],
       [key(getAtt("CompletionsQueue"))]: ["sqs:SendMessage"],
     },
