@@ -7,8 +7,13 @@
  * successor), `plain` runs of one task, runs of a `chain of 5` plain tasks (as many tasks as the
  * plain runs), and runs of one task whose output is 10 KB (a fifth as many). The bench's own reads (GET /runs...) are left out.
  */
-import { type AttributeValue, GetItemCommand } from "@aws-sdk/client-dynamodb";
-import { attachMeter, itemSize, type LabelledFigures, Meter } from "../lib/metering";
+import {
+  type AttributeValue,
+  DescribeTableCommand,
+  type DynamoDBClient,
+  GetItemCommand,
+} from "@aws-sdk/client-dynamodb";
+import { attachMeter, type IndexSpec, type LabelledFigures, Meter } from "../lib/metering";
 import { fanoutOnce, noopLimit, registerFanout } from "./fanout";
 import { round } from "./figures";
 import {
@@ -160,18 +165,18 @@ export async function runCost(
     workers: options.workers,
     tasksPerInvocation: options.tasksPerInvocation,
   });
-  // transactions are measured item by item, read back with the stack's own (unmetered) client
+  // written items are read back (before and after) with the stack's own (unmetered) client
   const table = bench.stack.env.TABLE_NAME as string;
-  const sizeOf = async (key: Record<string, unknown>): Promise<number> => {
+  const readBack = async (key: Record<string, unknown>) => {
     const Key = Object.fromEntries(
       Object.entries(key).map(([name, value]) => [name, typeof value === "string" ? { S: value } : value]),
     ) as Record<string, AttributeValue>;
     const { Item } = await bench.stack.clients.dynamodb.send(
       new GetItemCommand({ TableName: table, Key, ConsistentRead: true }),
     );
-    return Item ? itemSize(Item) : 0;
+    return Item;
   };
-  const meter = new Meter(() => invocationLabel.getStore(), sizeOf);
+  const meter = new Meter(() => invocationLabel.getStore(), readBack, await indexesOf(bench, table));
   const detach = attachMeter(meter, [bench.stack.clients.sqs]);
   try {
     await registerFanout(bench, options.concurrency, options.maxRunning);
@@ -275,4 +280,18 @@ export async function runCost(
     detach();
     await bench.stop();
   }
+}
+
+/** The table's global secondary indexes, whose writes the meter bills (DynamoDB Local does not). */
+async function indexesOf(
+  bench: { stack: { clients: { dynamodb: DynamoDBClient } } },
+  table: string,
+): Promise<IndexSpec[]> {
+  const { Table } = await bench.stack.clients.dynamodb.send(new DescribeTableCommand({ TableName: table }));
+  return (Table?.GlobalSecondaryIndexes ?? []).map((index) => ({
+    name: index.IndexName as string,
+    keys: (index.KeySchema ?? []).map((k) => k.AttributeName as string),
+    projection: (index.Projection?.ProjectionType ?? "ALL") as IndexSpec["projection"],
+    include: index.Projection?.NonKeyAttributes ?? [],
+  }));
 }

@@ -12,6 +12,12 @@
  * units per item per started KB): it answers 4 units for a transaction of one, two or three small
  * items alike. Given `itemSize` (which reads an item back and measures it), the meter computes a
  * transaction's units itself, item by item, by that rule.
+ *
+ * Nor does DynamoDB Local bill writes to global secondary indexes, which DynamoDB bills as write
+ * units too: an entry put or deleted costs 1 unit per started KB of the entry, an entry whose
+ * index key changes 2 (a delete and a put), and an entry whose projected attributes change 1.
+ * Given the table's `indexes`, the meter reads each written item before and after the write and
+ * adds those units.
  */
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import { db, sqs } from "./clients";
@@ -130,21 +136,64 @@ export function itemSize(item: Record<string, AttributeValueLike>): number {
   return Object.entries(item).reduce((sum, [name, value]) => sum + utf8(name) + attributeValueSize(value), 0);
 }
 
+/** A global secondary index, as the meter needs it to bill its writes. */
+export interface IndexSpec {
+  name: string;
+  /** Its hash and range key attributes. */
+  keys: string[];
+  projection: "ALL" | "KEYS_ONLY" | "INCLUDE";
+  /** With INCLUDE: the attributes projected. */
+  include?: string[];
+}
+
+type Item = Record<string, AttributeValueLike>;
+
+/** DynamoDB's per-entry overhead in an index, bytes. */
+const INDEX_ENTRY_OVERHEAD = 100;
+const TABLE_KEYS = ["pk", "sk"];
+
+/** The attributes of `item` an index entry holds (undefined: the item is not in the index). */
+function indexEntry(index: IndexSpec, item: Item | undefined): Item | undefined {
+  if (!item || !index.keys.every((k) => item[k] !== undefined)) return undefined;
+  if (index.projection === "ALL") return item;
+  const names = [
+    ...TABLE_KEYS,
+    ...index.keys,
+    ...(index.projection === "INCLUDE" ? (index.include ?? []) : []),
+  ];
+  return Object.fromEntries(
+    names.filter((n) => item[n] !== undefined).map((n) => [n, item[n] as AttributeValueLike]),
+  );
+}
+
+/** Write units one item's write costs in `index`, given the item before and after it. */
+export function indexWriteUnits(index: IndexSpec, before: Item | undefined, after: Item | undefined): number {
+  const [was, is] = [indexEntry(index, before), indexEntry(index, after)];
+  const units = (entry: Item) => Math.max(1, Math.ceil((itemSize(entry) + INDEX_ENTRY_OVERHEAD) / 1024));
+  if (!was && !is) return 0;
+  if (!was) return units(is as Item);
+  if (!is) return units(was);
+  const keyOf = (entry: Item) => JSON.stringify(index.keys.map((k) => entry[k]));
+  if (keyOf(was) !== keyOf(is)) return units(was) + units(is);
+  return JSON.stringify(was) === JSON.stringify(is) ? 0 : units(is);
+}
+
 /** Write units of a transaction whose items measure `sizes` bytes: 2 per item per started KB. */
 export function transactionWriteUnits(sizes: number[]): number {
   return sizes.reduce((sum, size) => sum + 2 * Math.max(1, Math.ceil(size / 1024)), 0);
 }
 
 /** The key of each item a TransactWriteItems input writes or checks (document or marshalled form). */
-export function transactionKeys(input: unknown): Record<string, unknown>[] {
+export function transactionKeys(input: unknown): { key: Record<string, unknown>; writes: boolean }[] {
   const items = (input as { TransactItems?: Record<string, { Key?: unknown; Item?: unknown }>[] })
     ?.TransactItems;
   return (items ?? []).flatMap((entry) => {
     const op = entry.Put ?? entry.Update ?? entry.ConditionCheck ?? entry.Delete;
     if (!op) return [];
-    if (op.Key) return [op.Key as Record<string, unknown>];
+    const writes = entry.ConditionCheck === undefined;
+    if (op.Key) return [{ key: op.Key as Record<string, unknown>, writes }];
     const item = op.Item as Record<string, unknown>;
-    return [{ pk: item.pk, sk: item.sk }];
+    return [{ key: { pk: item.pk, sk: item.sk }, writes }];
   });
 }
 
@@ -186,12 +235,19 @@ export class Meter {
 
   /**
    * `labelOf` names the caller of the current call (an invocation, a poller), for a breakdown.
-   * `itemSize` measures the item stored under a key (see the module's note on transactions).
+   * `readItem` reads the item stored under a key, marshalled (see the module's note on
+   * transactions); `indexes` are the table's global secondary indexes, whose writes are billed.
    */
   constructor(
     private readonly labelOf: () => string | undefined = () => undefined,
-    readonly itemSize?: (key: Record<string, unknown>) => Promise<number>,
+    readonly readItem?: (key: Record<string, unknown>) => Promise<Item | undefined>,
+    readonly indexes: IndexSpec[] = [],
   ) {}
+
+  /** Write units of one item's write in every index, given the item before and after it. */
+  indexUnits(before: Item | undefined, after: Item | undefined): number {
+    return this.indexes.reduce((sum, index) => sum + indexWriteUnits(index, before, after), 0);
+  }
 
   private entry(service: "dynamodb" | "sqs", command: string): LabelledFigures {
     const label = this.labelOf() ?? "-";
@@ -261,10 +317,10 @@ export class Meter {
   }
 
   /**
-   * Measures an item for the caller of the current call, its time kept apart: the measuring reads
+   * Reads an item for the caller of the current call, its time kept apart: the measuring reads
    * are the meter's, not the caller's, and must not be billed as the caller's Lambda duration.
    */
-  async measure(key: Record<string, unknown>): Promise<number> {
+  async measure(key: Record<string, unknown>): Promise<Item | undefined> {
     const label = this.labelOf() ?? "-";
     let spent = this.overhead.get(label);
     if (!spent) {
@@ -273,7 +329,7 @@ export class Meter {
     }
     if (spent.active++ === 0) spent.since = performance.now();
     try {
-      return this.itemSize ? await this.itemSize(key) : 0;
+      return this.readItem ? await this.readItem(key) : undefined;
     } finally {
       if (--spent.active === 0) spent.ms += performance.now() - spent.since;
     }
@@ -329,9 +385,17 @@ export function meterMiddleware(meter: Meter, service: "dynamodb" | "sqs") {
     const command = String(context.commandName);
     const metered = service === "dynamodb" && CAPACITY_COMMANDS.has(command);
     if (metered) args.input.ReturnConsumedCapacity = "TOTAL";
-    // DynamoDB Local does not bill a single write by the larger image, as DynamoDB does: it is measured
-    const single = metered && meter.itemSize !== undefined && SINGLE_WRITE.has(command);
-    const before = single ? await meter.measure(singleWriteKey(args.input)) : 0;
+    // DynamoDB Local bills neither a single write by the larger image nor index writes, as
+    // DynamoDB does: the items written are read before and after
+    const measured = metered && meter.readItem !== undefined;
+    const single = measured && SINGLE_WRITE.has(command);
+    const transaction = measured && TRANSACT_WRITE.has(command);
+    const written = single
+      ? [{ key: singleWriteKey(args.input), writes: true }]
+      : transaction
+        ? transactionKeys(args.input)
+        : [];
+    const before = await Promise.all(written.map(({ key }) => meter.measure(key)));
     const started = performance.now();
     try {
       const result = await next(args);
@@ -339,11 +403,19 @@ export function meterMiddleware(meter: Meter, service: "dynamodb" | "sqs") {
       if (service === "sqs") meter.recordSqs(command, result.output, ms);
       else if (metered) {
         let writeUnits: number | undefined;
-        if (meter.itemSize && TRANSACT_WRITE.has(command)) {
-          const sizes = await Promise.all(transactionKeys(args.input).map((key) => meter.measure(key)));
-          writeUnits = transactionWriteUnits(sizes);
+        if (written.length > 0) {
+          const after = await Promise.all(written.map(({ key }) => meter.measure(key)));
+          const size = (item: Item | undefined) => (item ? itemSize(item) : 0);
+          const indexUnits = written.reduce(
+            (sum, { writes }, i) => sum + (writes ? meter.indexUnits(before[i], after[i]) : 0),
+            0,
+          );
+          writeUnits =
+            indexUnits +
+            (single
+              ? singleWriteUnits(size(before[0]), size(after[0]))
+              : transactionWriteUnits(after.map((item, i) => Math.max(size(item), size(before[i])))));
         }
-        if (single) writeUnits = singleWriteUnits(before, await meter.measure(singleWriteKey(args.input)));
         meter.recordDynamoDb(command, args.input, result.output, undefined, ms, writeUnits);
       }
       return result;

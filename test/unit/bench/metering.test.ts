@@ -4,6 +4,8 @@ import { describe, expect, it } from "vitest";
 import { db, sqs } from "../../../lib/clients";
 import {
   attachMeter,
+  type IndexSpec,
+  indexWriteUnits,
   itemSize,
   Meter,
   meterMiddleware,
@@ -40,7 +42,7 @@ describe("item sizes and transaction units, by DynamoDB's documented rules", () 
     expect(transactionWriteUnits([])).toBe(0);
   });
 
-  it("finds the key of every item a transaction writes or checks", () => {
+  it("finds the key of every item a transaction writes or checks, and which it writes", () => {
     expect(
       transactionKeys({
         TransactItems: [
@@ -50,9 +52,9 @@ describe("item sizes and transaction units, by DynamoDB's documented rules", () 
         ],
       }),
     ).toEqual([
-      { pk: "R", sk: "RUN" },
-      { pk: "R", sk: "EVT#1" },
-      { pk: { S: "R" }, sk: { S: "TASK#a" } },
+      { key: { pk: "R", sk: "RUN" }, writes: false },
+      { key: { pk: "R", sk: "EVT#1" }, writes: true },
+      { key: { pk: { S: "R" }, sk: { S: "TASK#a" } }, writes: true },
     ]);
   });
 });
@@ -99,8 +101,12 @@ describe("the meter middleware", () => {
 
 describe("transactions through the middleware", () => {
   it("are measured item by item (2 units per item per started KB), not as the emulator reports them", async () => {
-    const sizes: Record<string, number> = { "EVT#1": 100, RUN: 1500 };
-    const meter = new Meter(undefined, async (key) => sizes[key.sk as string] ?? 0);
+    // items of about 100 and 1,500 bytes
+    const items: Record<string, Record<string, { S: string }>> = {
+      "EVT#1": { pk: { S: "R" }, sk: { S: "EVT#1" }, x: { S: "e".repeat(90) } },
+      RUN: { pk: { S: "R" }, sk: { S: "RUN" }, x: { S: "r".repeat(1500) } },
+    };
+    const meter = new Meter(undefined, async (key) => items[key.sk as string]);
     const input = {
       TransactItems: [
         { ConditionCheck: { TableName: "t", Key: { pk: "R", sk: "RUN" }, ConditionExpression: "x" } },
@@ -136,5 +142,63 @@ describe("attachMeter", () => {
     expect(has()).toEqual([true, true]);
     detach();
     expect(has()).toEqual([false, false]);
+  });
+});
+
+describe("index writes", () => {
+  const sweep: IndexSpec = { name: "sweep", keys: ["sweepShard", "sweepAt"], projection: "KEYS_ONLY" };
+  const list: IndexSpec = {
+    name: "list",
+    keys: ["listPk", "listSk"],
+    projection: "INCLUDE",
+    include: ["status"],
+  };
+  const item = (fields: Record<string, string>) =>
+    Object.fromEntries(Object.entries({ pk: "R", sk: "T", ...fields }).map(([k, v]) => [k, { S: v }]));
+
+  it("bill an entry put or deleted 1 unit, a moved entry 2, a changed projection 1, anything else 0", () => {
+    expect(indexWriteUnits(sweep, undefined, item({ sweepShard: "1", sweepAt: "a" }))).toBe(1);
+    expect(indexWriteUnits(sweep, item({ sweepShard: "1", sweepAt: "a" }), item({}))).toBe(1);
+    expect(
+      indexWriteUnits(
+        sweep,
+        item({ sweepShard: "1", sweepAt: "a" }),
+        item({ sweepShard: "1", sweepAt: "b" }),
+      ),
+    ).toBe(2);
+    expect(
+      indexWriteUnits(
+        sweep,
+        item({ sweepShard: "1", sweepAt: "a", x: "1" }),
+        item({ sweepShard: "1", sweepAt: "a", x: "2" }),
+      ),
+    ).toBe(0);
+    expect(indexWriteUnits(sweep, item({ x: "1" }), item({ x: "2" }))).toBe(0);
+    const run = { listPk: "RUNS#w", listSk: "t#r" };
+    expect(
+      indexWriteUnits(list, item({ ...run, status: "running" }), item({ ...run, status: "succeeded" })),
+    ).toBe(1);
+    expect(
+      indexWriteUnits(
+        list,
+        item({ ...run, status: "running", x: "1" }),
+        item({ ...run, status: "running", x: "2" }),
+      ),
+    ).toBe(0);
+    // an entry over 1 KB (its projected attributes and 100 bytes of overhead) costs a unit per KB
+    expect(indexWriteUnits(list, undefined, item({ ...run, status: "s".repeat(1000) }))).toBe(2);
+  });
+
+  it("are added to a single write's units, from the item read before and after it", async () => {
+    let stored: Record<string, { S: string }> | undefined = item({ sweepShard: "1", sweepAt: "a" });
+    const meter = new Meter(undefined, async () => stored, [sweep]);
+    const next = async () => {
+      stored = item({ sweepShard: "1", sweepAt: "b" });
+      return { output: {} };
+    };
+    const input = { TableName: "t", Key: { pk: "R", sk: "T" }, UpdateExpression: "SET sweepAt = :b" };
+    await meterMiddleware(meter, "dynamodb")(next, { commandName: "UpdateItemCommand" })({ input });
+    // the item (1 unit) and its sweep entry moved (2)
+    expect(meter.totals()).toMatchObject({ writeUnits: 3 });
   });
 });

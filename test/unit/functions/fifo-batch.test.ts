@@ -34,13 +34,10 @@ describe("handleFifoBatch", () => {
   it("handles a group's records one after the other, in order", async () => {
     const event = batchOf(["a", "a", "a", "b"]);
     const order: string[] = [];
-    let running = 0;
     await handleFifoBatch(event, lambdaContext, async (record) => {
       const group = record.attributes.MessageGroupId;
       order.push(`${group}${indexOf(record)}+`);
-      running++;
       await new Promise((r) => setTimeout(r, 5));
-      running--;
       order.push(`${group}${indexOf(record)}-`);
     });
     const ofA = order.filter((o) => o.startsWith("a"));
