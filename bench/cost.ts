@@ -58,6 +58,8 @@ const SETTLE_MS = 1500;
 
 export interface ShapeCost extends PerTask {
   shape: string;
+  /** The part of writeUnits spent on the table's global secondary indexes. */
+  indexWriteUnits: number;
   tasks: number;
   dynamodbCallsPerTask: number;
   failedWritesPerTask: number;
@@ -76,6 +78,8 @@ export interface ShapeCost extends PerTask {
     callsPerTask: number;
     readUnitsPerTask: number;
     writeUnitsPerTask: number;
+    /** The part of writeUnitsPerTask spent on the table's indexes. */
+    indexWriteUnitsPerTask: number;
     meanMs: number;
   }[];
 }
@@ -132,12 +136,14 @@ async function measure(
       callsPerTask: round((e.calls - e.empty) / tasks, 3),
       readUnitsPerTask: round(e.readUnits / tasks, 2),
       writeUnitsPerTask: round(e.writeUnits / tasks, 2),
+      indexWriteUnitsPerTask: round(e.indexWriteUnits / tasks, 2),
       meanMs: round(e.ms / e.calls, 1),
     }));
   return {
     shape,
     tasks,
     ...perTask,
+    indexWriteUnits: round(totals.indexWriteUnits / tasks, 2),
     dynamodbCallsPerTask: round(totals.dynamodbCalls / tasks, 2),
     failedWritesPerTask: round(totals.failedWrites / tasks, 3),
     emptyReceives: totals.emptyReceives,

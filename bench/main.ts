@@ -161,6 +161,7 @@ try {
           ...figureRows(at, {
             readUnits: shape.readUnits,
             writeUnits: shape.writeUnits,
+            "writeUnits (indexes)": shape.indexWriteUnits,
             sqsRequests: shape.sqsRequests,
             lambdaInvocations: shape.lambdaInvocations,
             usdPerMillionTasks: shape.usdPerMillionTasks,

@@ -74,6 +74,8 @@ export interface CommandFigures {
   calls: number;
   readUnits: number;
   writeUnits: number;
+  /** The part of `writeUnits` spent on global secondary indexes. */
+  indexWriteUnits: number;
   /** Failed conditional writes and cancelled transactions (their units are estimated). */
   failed: number;
   /** SQS receives that returned no message. */
@@ -261,6 +263,7 @@ export class Meter {
         calls: 0,
         readUnits: 0,
         writeUnits: 0,
+        indexWriteUnits: 0,
         failed: 0,
         empty: 0,
         ms: 0,
@@ -281,6 +284,7 @@ export class Meter {
     error: unknown,
     ms: number,
     writeUnits?: number,
+    indexWriteUnits = 0,
   ): void {
     const figures = this.entry("dynamodb", command);
     figures.calls++;
@@ -304,6 +308,7 @@ export class Meter {
     );
     figures.readUnits += units.read;
     figures.writeUnits += writeUnits ?? units.write;
+    figures.indexWriteUnits += indexWriteUnits;
   }
 
   /** Records one SQS request (a receive that returned nothing is counted as empty). */
@@ -350,6 +355,7 @@ export class Meter {
     const totals = {
       readUnits: 0,
       writeUnits: 0,
+      indexWriteUnits: 0,
       dynamodbCalls: 0,
       failedWrites: 0,
       sqsRequests: 0,
@@ -360,6 +366,7 @@ export class Meter {
       if (f.service === "dynamodb") {
         totals.readUnits += f.readUnits;
         totals.writeUnits += f.writeUnits;
+        totals.indexWriteUnits += f.indexWriteUnits;
         totals.dynamodbCalls += f.calls;
         totals.failedWrites += f.failed;
       } else {
@@ -403,10 +410,11 @@ export function meterMiddleware(meter: Meter, service: "dynamodb" | "sqs") {
       if (service === "sqs") meter.recordSqs(command, result.output, ms);
       else if (metered) {
         let writeUnits: number | undefined;
+        let indexUnits = 0;
         if (written.length > 0) {
           const after = await Promise.all(written.map(({ key }) => meter.measure(key)));
           const size = (item: Item | undefined) => (item ? itemSize(item) : 0);
-          const indexUnits = written.reduce(
+          indexUnits = written.reduce(
             (sum, { writes }, i) => sum + (writes ? meter.indexUnits(before[i], after[i]) : 0),
             0,
           );
@@ -416,7 +424,7 @@ export function meterMiddleware(meter: Meter, service: "dynamodb" | "sqs") {
               ? singleWriteUnits(size(before[0]), size(after[0]))
               : transactionWriteUnits(after.map((item, i) => Math.max(size(item), size(before[i])))));
         }
-        meter.recordDynamoDb(command, args.input, result.output, undefined, ms, writeUnits);
+        meter.recordDynamoDb(command, args.input, result.output, undefined, ms, writeUnits, indexUnits);
       }
       return result;
     } catch (error) {
