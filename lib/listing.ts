@@ -1,21 +1,22 @@
 /**
  * Listing runs and workflows, from the `list` index (keys.ts): a run's index entry is written with
- * the run, in the same put, and DynamoDB keeps its projected summary (status, times, error) current
- * as the run changes. The index is eventually consistent: a run shows up, or shows its new status,
- * a moment after the write.
+ * the run, in the same put, and never again (the index holds keys only: a projected status would
+ * cost an index write at every change of it). A page reads the entries' keys from the index, then
+ * their summaries from the table (BatchGetItem, eventually consistent, summary attributes only).
+ * The index too is eventually consistent: a new run shows up a moment after its creation.
  *
  * Runs are kept per workflow, newest first by `{createdAt}#{runId}`. A page of one workflow's runs
  * is a Query of its partition; a page across workflows queries every workflow's partition and
  * merges them. A cursor is the sort key of the last entry handed out (and the filters it was made
  * for): the next page is everything below it.
  */
-import { QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { BatchGetCommand, type BatchGetCommandOutput, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { db } from "./clients";
 import { config } from "./config";
 import { WORKFLOW_NAME_PATTERN } from "./definition/schema";
 import { InvalidQueryError, type Problem } from "./errors";
 import { mapLimit } from "./map-limit";
-import { keys } from "./store/keys";
+import { type Key, keys } from "./store/keys";
 import type { RunStatus } from "./store/run-state";
 
 export const LIST_INDEX = "list";
@@ -113,7 +114,7 @@ export async function listRuns(
 
 /** `GET /workflows`: every workflow, by name, with its latest version. */
 export async function listWorkflows(): Promise<WorkflowListEntry[]> {
-  const workflows: WorkflowListEntry[] = [];
+  const pointers: Key[] = [];
   let startKey: Record<string, unknown> | undefined;
   do {
     const page = await db().send(
@@ -125,17 +126,65 @@ export async function listWorkflows(): Promise<WorkflowListEntry[]> {
         ExclusiveStartKey: startKey,
       }),
     );
-    for (const item of page.Items ?? []) {
-      workflows.push({
-        name: item.name as string,
-        version: item.version as number,
-        ...(item.createdAt ? { createdAt: item.createdAt as string } : {}),
-      });
-    }
+    pointers.push(...(page.Items ?? []).map(keyOf));
     startKey = page.LastEvaluatedKey;
   } while (startKey);
-  return workflows;
+  const items = await readSummaries(pointers, ["name", "version", "createdAt"]);
+  return items.map((item) => ({
+    name: item.name as string,
+    version: item.version as number,
+    ...(item.createdAt ? { createdAt: item.createdAt as string } : {}),
+  }));
 }
+
+const RUN_SUMMARY = [
+  "runId",
+  "workflow",
+  "version",
+  "status",
+  "createdAt",
+  "startedAt",
+  "endedAt",
+  "error.code",
+];
+
+/**
+ * The items under `found` (in that order; any gone meanwhile left out), only `attributes`: one
+ * BatchGetItem per 100, eventually consistent, unprocessed keys asked again.
+ */
+async function readSummaries(found: Key[], attributes: string[]): Promise<Record<string, unknown>[]> {
+  const names = Object.fromEntries(attributes.map((a, i) => [`#a${i}`, a.split(".")[0] as string]));
+  const projection = [
+    "pk",
+    "sk",
+    ...attributes.map((a, i) => [`#a${i}`, ...a.split(".").slice(1)].join(".")),
+  ];
+  const byKey = new Map<string, Record<string, unknown>>();
+  for (let i = 0; i < found.length; i += 100) {
+    let pending: Record<string, unknown>[] | undefined = found.slice(i, i + 100);
+    for (let tries = 0; pending?.length; tries++) {
+      // unprocessed keys (throttling): asked again at once, then after 50, 100, 200... ms
+      if (tries > 1) await new Promise((r) => setTimeout(r, 2 ** tries * 12.5));
+      const answer: BatchGetCommandOutput = await db().send(
+        new BatchGetCommand({
+          RequestItems: {
+            [config.tableName()]: {
+              Keys: pending,
+              ProjectionExpression: projection.join(", "),
+              ExpressionAttributeNames: names,
+            },
+          },
+        }),
+      );
+      for (const item of answer.Responses?.[config.tableName()] ?? [])
+        byKey.set(`${item.pk}/${item.sk}`, item);
+      pending = answer.UnprocessedKeys?.[config.tableName()]?.Keys;
+    }
+  }
+  return found.map((k) => byKey.get(`${k.pk}/${k.sk}`)).filter((item) => item !== undefined);
+}
+
+const keyOf = (entry: Record<string, unknown>): Key => ({ pk: entry.pk as string, sk: entry.sk as string });
 
 /**
  * Up to `limit` matching entries of one workflow's partition, newest first, below `before`; and
@@ -155,22 +204,21 @@ async function readPartition(
         TableName: config.tableName(),
         IndexName: LIST_INDEX,
         KeyConditionExpression: query.before ? "listPk = :pk AND listSk < :before" : "listPk = :pk",
-        ...(query.status
-          ? { FilterExpression: "#status = :status", ExpressionAttributeNames: { "#status": "status" } }
-          : {}),
-        ExpressionAttributeValues: {
-          ":pk": pk,
-          ...(query.before ? { ":before": query.before } : {}),
-          ...(query.status ? { ":status": query.status } : {}),
-        },
+        ExpressionAttributeValues: { ":pk": pk, ...(query.before ? { ":before": query.before } : {}) },
         ScanIndexForward: false,
         // without a filter every entry read is one handed out; with one, read in larger pages
-        Limit: Math.min(query.status ? MAX_LIMIT : query.limit, examineAtMost - examined),
+        Limit: Math.min(query.status ? MAX_LIMIT : query.limit - entries.length, examineAtMost - examined),
         ExclusiveStartKey: startKey,
       }),
     );
-    examined += page.ScannedCount ?? 0;
-    for (const item of page.Items ?? []) entries.push({ sk: item.listSk as string, run: entryOf(item) });
+    const found = page.Items ?? [];
+    examined += found.length;
+    const summaries = await readSummaries(found.map(keyOf), RUN_SUMMARY);
+    const listSk = new Map(found.map((e) => [`${e.pk}/${e.sk}`, e.listSk as string]));
+    for (const item of summaries) {
+      if (query.status && item.status !== query.status) continue;
+      entries.push({ sk: listSk.get(`${item.pk}/${item.sk}`) as string, run: entryOf(item) });
+    }
     startKey = page.LastEvaluatedKey;
   } while (startKey && entries.length < query.limit && examined < examineAtMost);
   return { entries, ...(startKey ? { stoppedAt: startKey.listSk as string } : {}) };

@@ -1,11 +1,16 @@
 /**
- * lib/listing.ts against an in-memory `list` index (a Query fake with DynamoDB's semantics: key
- * condition, filter after `Limit`, `ScannedCount`, `LastEvaluatedKey`): paging through runs of
- * many workflows, with or without filters, hands out every matching run once, newest first,
- * however small the pages and however little each page may read.
+ * lib/listing.ts against an in-memory table and its keys-only `list` index (fakes of Query, with
+ * DynamoDB's `Limit` and `LastEvaluatedKey`, and of BatchGetItem, which leaves some keys
+ * unprocessed): paging through runs of many workflows, with or without filters, hands out every
+ * matching run once, newest first, however small the pages and however little each page may read.
  */
 import "../helpers/unit-env";
-import { QueryCommand, type QueryCommandInput } from "@aws-sdk/lib-dynamodb";
+import {
+  BatchGetCommand,
+  type BatchGetCommandInput,
+  QueryCommand,
+  type QueryCommandInput,
+} from "@aws-sdk/lib-dynamodb";
 import { mockClient } from "aws-sdk-client-mock";
 import fc from "fast-check";
 import { beforeEach, describe, expect, it } from "vitest";
@@ -29,15 +34,45 @@ function query(input: QueryCommandInput) {
   const from = start === undefined ? 0 : partition.findIndex((e) => e.listSk === start) + 1;
   const limit = input.Limit ?? Number.POSITIVE_INFINITY;
   const read = partition.slice(from, from + limit);
-  const items = values[":status"] ? read.filter((e) => e.status === values[":status"]) : read;
   const more = from + read.length < partition.length;
   const last = read[read.length - 1];
+  const keysOnly = (e: Record<string, unknown>) => ({
+    pk: e.pk,
+    sk: e.sk,
+    listPk: e.listPk,
+    listSk: e.listSk,
+  });
   return {
-    Items: items,
+    Items: read.map(keysOnly),
     ScannedCount: read.length,
-    ...(more && last
-      ? { LastEvaluatedKey: { pk: last.pk, sk: last.sk, listPk: last.listPk, listSk: last.listSk } }
-      : {}),
+    ...(more && last ? { LastEvaluatedKey: keysOnly(last) } : {}),
+  };
+}
+
+/** BatchGetItem: the items asked for, their projected attributes only; every third key left unprocessed. */
+let batchGets = 0;
+function batchGet(input: BatchGetCommandInput) {
+  const [[table, request]] = Object.entries(input.RequestItems ?? {}) as [
+    [
+      string,
+      {
+        Keys: Record<string, unknown>[];
+        ProjectionExpression: string;
+        ExpressionAttributeNames: Record<string, string>;
+      },
+    ],
+  ];
+  const wanted = request.ProjectionExpression.split(", ").map(
+    (p) => request.ExpressionAttributeNames[p.split(".")[0] as string] ?? p.split(".")[0],
+  );
+  const unprocessed = batchGets++ % 3 === 2 ? request.Keys.slice(-1) : [];
+  const items = request.Keys.filter((k) => !unprocessed.includes(k))
+    .map((k) => index.find((e) => e.pk === k.pk && e.sk === k.sk))
+    .filter((e) => e !== undefined)
+    .map((e) => Object.fromEntries(Object.entries(e).filter(([name]) => wanted.includes(name))));
+  return {
+    Responses: { [table]: items },
+    ...(unprocessed.length ? { UnprocessedKeys: { [table]: { ...request, Keys: unprocessed } } } : {}),
   };
 }
 
@@ -45,17 +80,20 @@ beforeEach(() => {
   dynamo.reset();
   index = [];
   dynamo.on(QueryCommand).callsFake(query);
+  dynamo.on(BatchGetCommand).callsFake(batchGet);
 });
 
 const STATUSES = ["running", "succeeded", "failed"] as const;
 
 function addRuns(runs: { workflow: string; status: (typeof STATUSES)[number]; second: number }[]) {
   const workflows = new Set(runs.map((r) => r.workflow));
-  for (const name of workflows) index.push({ ...keys.workflowListing(name), name, version: 1 });
+  for (const name of workflows)
+    index.push({ ...keys.workflowLatest(name), ...keys.workflowListing(name), name, version: 1 });
   runs.forEach((r, i) => {
     const createdAt = new Date(Date.UTC(2026, 0, 1, 0, 0, r.second)).toISOString();
     const runId = `run-${String(i).padStart(4, "0")}`;
     index.push({
+      ...keys.run(runId),
       ...keys.runListing({ workflow: r.workflow, createdAt, runId }),
       runId,
       workflow: r.workflow,
@@ -168,8 +206,15 @@ describe("listRuns", () => {
 describe("listWorkflows", () => {
   it("lists each workflow once, by name, with its latest version", async () => {
     index.push(
-      { ...keys.workflowListing("b"), name: "b", version: 3, createdAt: "2026-01-02T00:00:00.000Z" },
-      { ...keys.workflowListing("a"), name: "a", version: 1 },
+      {
+        ...keys.workflowLatest("b"),
+        ...keys.workflowListing("b"),
+        name: "b",
+        version: 3,
+        hash: "h",
+        createdAt: "2026-01-02T00:00:00.000Z",
+      },
+      { ...keys.workflowLatest("a"), ...keys.workflowListing("a"), name: "a", version: 1, hash: "h" },
     );
     expect(await listWorkflows()).toEqual([
       { name: "a", version: 1 },
