@@ -2,7 +2,7 @@ import type { APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import { OnceflowError } from "../../lib/errors";
 
 /** The one place where error codes become HTTP status codes. */
-const STATUS_BY_CODE: Record<string, number> = {
+export const STATUS_BY_CODE: Record<string, number> = {
   MalformedBody: 400,
   InvalidRequest: 400,
   InvalidQuery: 400,

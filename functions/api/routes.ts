@@ -6,6 +6,7 @@ import { getRunEvents, getRunView } from "../../lib/run-view";
 import { cancelRun, createRun, redriveRun, triggerRun } from "../../lib/runs";
 import { getLatestWorkflow, listVersions, registerWorkflow } from "../../lib/workflows";
 import { json, MethodNotAllowedError, RouteNotFoundError } from "./errors";
+import { openApiDocument } from "./openapi";
 
 type Route = (
   event: APIGatewayProxyEventV2,
@@ -36,6 +37,7 @@ const header = (event: APIGatewayProxyEventV2, name: string) => event.headers?.[
 /** Route keys exactly as declared in serverless.yml (API Gateway passes them as `routeKey`). */
 export const routes: Record<string, Route> = {
   "GET /health": async () => json(200, { status: "ok" }),
+  "GET /openapi.json": async () => json(200, openApiDocument),
   "GET /workflows": async () => json(200, { workflows: await listWorkflows() }),
   "PUT /workflows/{name}": async (event, { name }) => {
     const result = await registerWorkflow(name as string, body(event), header(event, "content-type"));
