@@ -244,7 +244,7 @@ describe("functions", () => {
 
 describe("queues and event sources", () => {
   const pairs = [
-    { queue: "TasksQueue", dlq: "TasksDeadLetterQueue", fn: "worker", batchSize: 10 },
+    { queue: "TasksQueue", dlq: "TasksDeadLetterQueue", fn: "worker", batchSize: 1 },
     { queue: "CompletionsQueue", dlq: "CompletionsDeadLetterQueue", fn: "advance", batchSize: 10 },
   ] as const;
 

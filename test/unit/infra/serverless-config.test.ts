@@ -42,7 +42,7 @@ describe("serverless.yml of the repository", () => {
       {
         kind: "sqs",
         arn: { "Fn::GetAtt": ["TasksQueue", "Arn"] },
-        batchSize: 10,
+        batchSize: 1,
         maximumBatchingWindow: undefined,
         maximumConcurrency: 16,
         functionResponseType: "ReportBatchItemFailures",
@@ -61,6 +61,12 @@ describe("serverless.yml of the repository", () => {
         enabled: true,
       },
     ]);
+  });
+
+  it("takes the worker's batch size from ONCEFLOW_WORKER_BATCH (one task an invocation without it)", () => {
+    const batched = loadServerlessConfig({ env: { ONCEFLOW_WORKER_BATCH: "10" } });
+    const event = batched.functions.worker?.events[0];
+    expect(event?.kind === "sqs" && event.batchSize).toBe(10);
   });
 
   it("keeps intrinsics in provider.environment for later", () => {
