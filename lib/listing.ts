@@ -17,6 +17,7 @@ import { WORKFLOW_NAME_PATTERN } from "./definition/schema";
 import { InvalidQueryError, type Problem } from "./errors";
 import { mapLimit } from "./map-limit";
 import { type Key, keys } from "./store/keys";
+import { queryAll } from "./store/query";
 import type { RunStatus } from "./store/run-state";
 
 export const LIST_INDEX = "list";
@@ -114,22 +115,12 @@ export async function listRuns(
 
 /** `GET /workflows`: every workflow, by name, with its latest version. */
 export async function listWorkflows(): Promise<WorkflowListEntry[]> {
-  const pointers: Key[] = [];
-  let startKey: Record<string, unknown> | undefined;
-  do {
-    const page = await db().send(
-      new QueryCommand({
-        TableName: config.tableName(),
-        IndexName: LIST_INDEX,
-        KeyConditionExpression: "listPk = :pk",
-        ExpressionAttributeValues: { ":pk": keys.workflowsList },
-        ExclusiveStartKey: startKey,
-      }),
-    );
-    pointers.push(...(page.Items ?? []).map(keyOf));
-    startKey = page.LastEvaluatedKey;
-  } while (startKey);
-  const items = await readSummaries(pointers, ["name", "version", "createdAt"]);
+  const pointers = await queryAll({
+    IndexName: LIST_INDEX,
+    KeyConditionExpression: "listPk = :pk",
+    ExpressionAttributeValues: { ":pk": keys.workflowsList },
+  });
+  const items = await readSummaries(pointers.map(keyOf), ["name", "version", "createdAt"]);
   return items.map((item) => ({
     name: item.name as string,
     version: item.version as number,

@@ -1,6 +1,4 @@
-import { QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { actionNames } from "./actions/registry";
-import { db } from "./clients";
 import { config } from "./config";
 import { definitionHash } from "./definition/hash";
 import { parseDefinitionBody } from "./definition/parse";
@@ -8,6 +6,7 @@ import type { WorkflowDefinition } from "./definition/types";
 import { validateDefinition } from "./definition/validate";
 import { InvalidWorkflowError, WorkflowNotFoundError } from "./errors";
 import { keys } from "./store/keys";
+import { queryAll } from "./store/query";
 import { readItem } from "./store/run-state";
 import { transact } from "./store/transaction";
 
@@ -139,24 +138,18 @@ export interface VersionListEntry {
 
 /** Every version of a workflow, newest first (a Query of its partition, definitions left out). */
 export async function listVersions(name: string): Promise<VersionListEntry[]> {
-  const versions: VersionListEntry[] = [];
-  let startKey: Record<string, unknown> | undefined;
-  do {
-    const page = await db().send(
-      new QueryCommand({
-        TableName: config.tableName(),
-        KeyConditionExpression: "pk = :pk AND begins_with(sk, :v)",
-        ExpressionAttributeValues: { ":pk": keys.workflowLatest(name).pk, ":v": "V#" },
-        ProjectionExpression: "version, createdAt, #hash",
-        ExpressionAttributeNames: { "#hash": "hash" },
-        ScanIndexForward: false,
-        ExclusiveStartKey: startKey,
-      }),
-    );
-    for (const item of page.Items ?? [])
-      versions.push({ version: item.version, createdAt: item.createdAt, hash: item.hash });
-    startKey = page.LastEvaluatedKey;
-  } while (startKey);
+  const items = await queryAll({
+    KeyConditionExpression: "pk = :pk AND begins_with(sk, :v)",
+    ExpressionAttributeValues: { ":pk": keys.workflowLatest(name).pk, ":v": "V#" },
+    ProjectionExpression: "version, createdAt, #hash",
+    ExpressionAttributeNames: { "#hash": "hash" },
+    ScanIndexForward: false,
+  });
+  const versions = items.map((item) => ({
+    version: item.version as number,
+    createdAt: item.createdAt as string,
+    hash: item.hash as string,
+  }));
   if (versions.length === 0) throw new WorkflowNotFoundError(name);
   return versions;
 }

@@ -1,8 +1,9 @@
-import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { db } from "../clients";
 import { config } from "../config";
 import type { ErrorInfo, TaskItem } from "../engine/task-record";
 import { type Key, keys } from "./keys";
+import { queryAll } from "./query";
 
 export type RunStatus = "pending" | "waiting" | "running" | "succeeded" | "failed" | "cancelled";
 
@@ -82,24 +83,13 @@ async function queryPartition(
     projection,
   }: { condition?: string; values?: Record<string, string>; projection?: Projection },
 ): Promise<Record<string, unknown>[]> {
-  const items: Record<string, unknown>[] = [];
-  let startKey: Record<string, unknown> | undefined;
-  do {
-    const page = await db().send(
-      new QueryCommand({
-        TableName: config.tableName(),
-        KeyConditionExpression: condition ? `pk = :pk AND ${condition}` : "pk = :pk",
-        ExpressionAttributeValues: { ":pk": keys.runPartition(runId), ...values },
-        ProjectionExpression: projection?.expression,
-        ExpressionAttributeNames: projection?.names,
-        ExclusiveStartKey: startKey,
-        ConsistentRead: true,
-      }),
-    );
-    items.push(...(page.Items ?? []));
-    startKey = page.LastEvaluatedKey;
-  } while (startKey);
-  return items;
+  return queryAll({
+    KeyConditionExpression: condition ? `pk = :pk AND ${condition}` : "pk = :pk",
+    ExpressionAttributeValues: { ":pk": keys.runPartition(runId), ...values },
+    ProjectionExpression: projection?.expression,
+    ExpressionAttributeNames: projection?.names,
+    ConsistentRead: true,
+  });
 }
 
 /**
