@@ -57,6 +57,8 @@ let probeId: string | undefined;
 const PROBE = "cp-probe";
 /** Crash targets by run id (or by workflow name, for the create). */
 const targets = new Map<string, Target>();
+/** Between the starts of the sweeper's target runs: more than the deployed sweep interval (5 s). */
+const SWEEPER_SPACING_MS = 6_000;
 /** The sweeper's crash targets, by run id. */
 const sweeperTargets = new Map<string, SweeperTarget>();
 
@@ -174,6 +176,10 @@ describe("one crash at each AWS call, on the deployed timeouts", () => {
       sweeperPoints.map(async (point, i) => {
         const name = `cp-s${i}`;
         await register(stack, definition(name));
+        // started a tick and more apart, so that each run's item falls overdue in a pass of its own:
+        // a pass that dies at one run's target would otherwise cut short another run's recovery
+        // after its re-send and before its postpone, and that run's postpone target never came
+        await new Promise((resolve) => setTimeout(resolve, i * SWEEPER_SPACING_MS));
         // its item's worker dies before its claim, so the sweeper has to send it again
         const worker: Target = { kind: "worker on an item", index: 1, when: "before" };
         const runId = await start(name, worker);
