@@ -2,7 +2,6 @@ import { SendMessageBatchCommand, SendMessageCommand } from "@aws-sdk/client-sqs
 import { sqs } from "./clients";
 import { config } from "./config";
 import { sha256 } from "./definition/hash";
-import { groupCommit } from "./group-commit";
 
 /** A task message carries keys only; everything else is read from DynamoDB. */
 export interface TaskMessage {
@@ -177,13 +176,4 @@ export async function sendCompletion(message: CompletionMessage): Promise<void> 
       ...completionIds(message),
     }),
   );
-}
-
-/**
- * A sender of completions for one worker invocation: completions that settle while one is being
- * sent go out together in the next SendMessageBatch (groupCommit), and each caller still waits
- * until SQS has taken its own. To its caller it is `sendCompletion`.
- */
-export function completionSender(): (message: CompletionMessage) => Promise<void> {
-  return groupCommit((batch) => sendBatch(config.completionsQueueUrl(), batch, completionIds), 10);
 }

@@ -11,13 +11,6 @@ import type { TaskRecord } from "./task-record";
 /** What the worker adapter should do with the message: delete it, or let it come back later. */
 export type WorkOutcome = { done: true } | { done: false; retryAfterSeconds: number };
 
-export interface WorkOptions {
-  /** Called whenever the lease is renewed (the adapter keeps the message hidden as long). */
-  onRenew?: OnRenew;
-  /** Sends an item's completion; resolves once SQS has taken it. Default: one SendMessage each. */
-  sendCompletion?: (completion: CompletionMessage) => Promise<void>;
-}
-
 /**
  * Handles one task message, re-entrant at every step: claim (conditional), run the action, record
  * the result (conditional on the attempt), publish the completion (a plain task's by advancing the
@@ -26,12 +19,7 @@ export interface WorkOptions {
  * `core.callback` attempt runs no action: it waits for its callback (callback.ts), which records
  * the result and publishes the completion.
  */
-export async function work(
-  message: TaskMessage,
-  workerId: string,
-  { onRenew, sendCompletion: send = sendCompletion }: WorkOptions = {},
-): Promise<WorkOutcome> {
-  const publish = (completion: CompletionMessage) => publishWith(send, completion);
+export async function work(message: TaskMessage, workerId: string, onRenew?: OnRenew): Promise<WorkOutcome> {
   const claimed = await claim(message, workerId);
   switch (claimed.kind) {
     case "gone":
@@ -47,24 +35,20 @@ export async function work(
       return { done: true };
     }
     case "suspended":
-      return record(claimed.record, await renotify(claimed.record), publish);
+      return record(claimed.record, await renotify(claimed.record));
     case "claimed": {
       const claimedRecord = claimed.record;
       const result =
         claimedRecord.action === CALLBACK_ACTION
           ? await issue(claimedRecord)
           : await runAttempt(claimedRecord, onRenew);
-      return record(claimedRecord, result, publish);
+      return record(claimedRecord, result);
     }
   }
 }
 
 /** Records an attempt's result and publishes its completion; undefined: nothing to record (a callback waits). */
-async function record(
-  claimed: TaskRecord,
-  result: AttemptResult | undefined,
-  publish: (completion: CompletionMessage) => Promise<void>,
-): Promise<WorkOutcome> {
+async function record(claimed: TaskRecord, result: AttemptResult | undefined): Promise<WorkOutcome> {
   if (result === undefined) return { done: true };
   const outcome = await settle(claimed, result);
   if (outcome.kind === "retry") return { done: false, retryAfterSeconds: outcome.seconds };
@@ -80,10 +64,7 @@ async function record(
  * task message stays on the queue until this returns, so a worker that dies before (or while)
  * advancing leaves the message to come back, find the execution settled, and advance again.
  */
-async function publishWith(
-  send: (completion: CompletionMessage) => Promise<void>,
-  completion: CompletionMessage,
-): Promise<void> {
+async function publish(completion: CompletionMessage): Promise<void> {
   if (completion.item === undefined) await advance(completion.runId, [completion]);
-  else await send(completion);
+  else await sendCompletion(completion);
 }

@@ -63,12 +63,6 @@ describe("serverless.yml of the repository", () => {
     ]);
   });
 
-  it("takes the worker's batch size from ONCEFLOW_WORKER_BATCH (one task an invocation without it)", () => {
-    const batched = loadServerlessConfig({ env: { ONCEFLOW_WORKER_BATCH: "10" } });
-    const event = batched.functions.worker?.events[0];
-    expect(event?.kind === "sqs" && event.batchSize).toBe(10);
-  });
-
   it("keeps intrinsics in provider.environment for later", () => {
     expect(config.provider.environment.TABLE_NAME).toEqual({ Ref: "OnceflowTable" });
     expect(config.provider.environment.NODE_OPTIONS).toBe("--enable-source-maps");
