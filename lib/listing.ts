@@ -16,9 +16,10 @@ import { config } from "./config";
 import { WORKFLOW_NAME_PATTERN } from "./definition/schema";
 import { InvalidQueryError, type Problem } from "./errors";
 import { mapLimit } from "./map-limit";
+import { backoff } from "./store/backoff";
 import { type Key, keys } from "./store/keys";
 import { queryAll } from "./store/query";
-import type { RunStatus } from "./store/run-state";
+import { RUN_STATUSES, type RunStatus } from "./store/run-state";
 
 export const LIST_INDEX = "list";
 export const MAX_LIMIT = 100;
@@ -27,15 +28,6 @@ export const DEFAULT_LIMIT = 20;
 const EXAMINE_PER_PARTITION = 1000;
 /** Workflow partitions queried at once for a page across workflows. */
 const PARTITIONS_AT_ONCE = 8;
-
-const RUN_STATUSES: readonly RunStatus[] = [
-  "pending",
-  "waiting",
-  "running",
-  "succeeded",
-  "failed",
-  "cancelled",
-];
 
 /** A run as listed: what tells runs apart, without input, output or tasks. */
 export interface RunListEntry {
@@ -87,7 +79,10 @@ export async function listRuns(
   { examinePerPartition = EXAMINE_PER_PARTITION } = {},
 ): Promise<RunList> {
   const query = parseRunQuery(params);
-  const workflows = query.workflow ? [query.workflow] : (await listWorkflows()).map((w) => w.name);
+  // the index's sort key of a workflow's pointer is its name: no read of the pointers needed
+  const workflows = query.workflow
+    ? [query.workflow]
+    : (await workflowPointers()).map((p) => p.listSk as string);
   const pages = await mapLimit(workflows, PARTITIONS_AT_ONCE, (workflow) =>
     readPartition(keys.runsOf(workflow), query, examinePerPartition),
   );
@@ -115,11 +110,7 @@ export async function listRuns(
 
 /** `GET /workflows`: every workflow, by name, with its latest version. */
 export async function listWorkflows(): Promise<WorkflowListEntry[]> {
-  const pointers = await queryAll({
-    IndexName: LIST_INDEX,
-    KeyConditionExpression: "listPk = :pk",
-    ExpressionAttributeValues: { ":pk": keys.workflowsList },
-  });
+  const pointers = await workflowPointers();
   const items = await readSummaries(pointers.map(keyOf), ["name", "version", "createdAt"]);
   return items.map((item) => ({
     name: item.name as string,
@@ -127,6 +118,14 @@ export async function listWorkflows(): Promise<WorkflowListEntry[]> {
     ...(item.createdAt ? { createdAt: item.createdAt as string } : {}),
   }));
 }
+
+/** The `list` index's entries of the workflows' latest pointers (keys only), by name. */
+const workflowPointers = () =>
+  queryAll({
+    IndexName: LIST_INDEX,
+    KeyConditionExpression: "listPk = :pk",
+    ExpressionAttributeValues: { ":pk": keys.workflowsList },
+  });
 
 const RUN_SUMMARY = [
   "runId",
@@ -154,8 +153,8 @@ async function readSummaries(found: Key[], attributes: string[]): Promise<Record
   for (let i = 0; i < found.length; i += 100) {
     let pending: Record<string, unknown>[] | undefined = found.slice(i, i + 100);
     for (let tries = 0; pending?.length; tries++) {
-      // unprocessed keys (throttling): asked again at once, then after 50, 100, 200... ms
-      if (tries > 1) await new Promise((r) => setTimeout(r, 2 ** tries * 12.5));
+      // unprocessed keys (throttling): asked again after a jittered, growing pause
+      if (tries > 0) await backoff(tries - 1);
       const answer: BatchGetCommandOutput = await db().send(
         new BatchGetCommand({
           RequestItems: {

@@ -84,43 +84,28 @@ export async function sendTasks(messages: TaskMessage[], generation = ""): Promi
   }));
 }
 
-/** How SQS keys a message on a FIFO queue. */
-type FifoIds = { MessageGroupId: string; MessageDeduplicationId: string };
-
 /** Sends `messages` in batches of 10 (SQS's maximum); throws when SQS refuses any. */
-async function sendBatches<T>(queueUrl: string, messages: T[], ids: (message: T) => FifoIds): Promise<void> {
-  for (let i = 0; i < messages.length; i += 10) {
-    const refused = (await sendBatch(queueUrl, messages.slice(i, i + 10), ids)).filter(
-      (e) => e !== undefined,
-    );
-    if (refused.length > 0)
-      throw new Error(`SQS refused ${refused.length} message(s): ${refused[0]?.message}`);
-  }
-}
-
-/** Sends up to 10 messages in one request; answers, for each, the error SQS refused it with or undefined. */
-async function sendBatch<T>(
+async function sendBatches<T>(
   queueUrl: string,
-  batch: T[],
-  ids: (message: T) => FifoIds,
-): Promise<(Error | undefined)[]> {
-  const result = await sqs().send(
-    new SendMessageBatchCommand({
-      QueueUrl: queueUrl,
-      Entries: batch.map((message, index) => ({
-        Id: String(index),
-        MessageBody: JSON.stringify(message),
-        ...ids(message),
-      })),
-    }),
-  );
-  const refused = new Map((result.Failed ?? []).map((f) => [f.Id, f]));
-  return batch.map((_, index) => {
-    const failure = refused.get(String(index));
-    return failure
-      ? new Error(`SQS refused the message: ${failure.Code} ${failure.Message ?? ""}`)
-      : undefined;
-  });
+  messages: T[],
+  ids: (message: T) => { MessageGroupId: string; MessageDeduplicationId: string },
+): Promise<void> {
+  for (let i = 0; i < messages.length; i += 10) {
+    const batch = messages.slice(i, i + 10);
+    const result = await sqs().send(
+      new SendMessageBatchCommand({
+        QueueUrl: queueUrl,
+        Entries: batch.map((message, index) => ({
+          Id: String(index),
+          MessageBody: JSON.stringify(message),
+          ...ids(message),
+        })),
+      }),
+    );
+    if (result.Failed?.length) {
+      throw new Error(`SQS refused ${result.Failed.length} message(s): ${result.Failed[0]?.Message}`);
+    }
+  }
 }
 
 /** Completion groups a run's items are spread over. */
@@ -163,17 +148,13 @@ export async function sendLooks(looks: LookMessage[], generation: string): Promi
   });
 }
 
-const completionIds = (message: CompletionMessage): FifoIds => ({
-  MessageGroupId: completionGroup(message),
-  MessageDeduplicationId: completionDedupId(message),
-});
-
 export async function sendCompletion(message: CompletionMessage): Promise<void> {
   await sqs().send(
     new SendMessageCommand({
       QueueUrl: config.completionsQueueUrl(),
       MessageBody: JSON.stringify(message),
-      ...completionIds(message),
+      MessageGroupId: completionGroup(message),
+      MessageDeduplicationId: completionDedupId(message),
     }),
   );
 }

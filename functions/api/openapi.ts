@@ -3,6 +3,7 @@
  * live API by test/integration/openapi.test.ts (every route, every status it lists). Routes are
  * the ones in routes.ts; error codes the ones errors.ts maps to status codes.
  */
+import { RUN_STATUSES } from "../../lib/store/run-state";
 import { STATUS_BY_CODE } from "./errors";
 
 const json = (schema: unknown) => ({ "application/json": { schema } });
@@ -58,8 +59,6 @@ const badJson = error(400, "the body is not valid JSON, or not a valid request",
   "MalformedBody",
   "InvalidRequest",
 ]);
-
-const RUN_STATUSES = ["pending", "waiting", "running", "succeeded", "failed", "cancelled"];
 
 export const openApiDocument = {
   openapi: "3.1.0",

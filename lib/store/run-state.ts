@@ -5,7 +5,8 @@ import type { ErrorInfo, TaskItem } from "../engine/task-record";
 import { type Key, keys } from "./keys";
 import { queryAll } from "./query";
 
-export type RunStatus = "pending" | "waiting" | "running" | "succeeded" | "failed" | "cancelled";
+export const RUN_STATUSES = ["pending", "waiting", "running", "succeeded", "failed", "cancelled"] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
 
 export const TERMINAL_RUN_STATUSES: readonly RunStatus[] = ["succeeded", "failed", "cancelled"];
 
