@@ -180,6 +180,8 @@ interface Batch {
 
 /** The next `count` items to queue, and the parent's counters once they are. */
 function takeItems(p: FanOutRecord, count: number): { batch: Batch; after: FanOutRecord } {
+  // `active` counts queued items: a count below zero would take slots away that no item gave back
+  if (!Number.isInteger(count) || count < 0) throw new Error(`takeItems: cannot queue ${count} items`);
   const redo = (p.redo ?? []).slice(0, count);
   const fresh = Array.from({ length: count - redo.length }, (_, k) => p.nextIndex + k);
   const after: FanOutRecord = {
@@ -240,6 +242,12 @@ function queueItems(p: FanOutRecord, batch: Batch, now: Date): Write[] {
 
 /** The parent's new counters (and, when it ends, its terminal status), conditional on its version. */
 function parentUpdate(before: FanOutRecord, after: FanOutRecord, now: Date): TxItem {
+  // counters that no sequence of fills and countdowns can reach: refuse to write them (a bug), so
+  // that it shows at once instead of as a task that waits forever for items that never come
+  if (after.active < 0 || after.nextIndex > after.total)
+    throw new Error(
+      `${before.runId}/${before.task}: counters out of range (active ${after.active}, next ${after.nextIndex})`,
+    );
   const ended = after.status !== before.status;
   const values: Record<string, unknown> = {
     ":version": before.version,
@@ -373,7 +381,8 @@ export async function countDown(
       failedItems: parent.failedItems + count("failed"),
       cancelledItems: (parent.cancelledItems ?? 0) + count("cancelled"),
     };
-    const refill = stopped ? 0 : Math.min(freeSlots(counted), SLOTS_PER_TRANSACTION - todo.length);
+    // (the items counted are not written: only the parent is, so a refill may take a whole transaction's slots)
+    const refill = stopped ? 0 : Math.min(freeSlots(counted), SLOTS_PER_TRANSACTION);
     const { batch, after } = takeItems(counted, refill);
     const ended =
       !stopped &&

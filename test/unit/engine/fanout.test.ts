@@ -3,6 +3,7 @@ import { ConditionalCheckFailedException, TransactionCanceledException } from "@
 import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 import { GetCommand, TransactWriteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { mockClient } from "aws-sdk-client-mock";
+import fc from "fast-check";
 import { beforeEach, describe, expect, it } from "vitest";
 import { db, sqs } from "../../../lib/clients";
 import { countDown } from "../../../lib/engine/fanout";
@@ -185,5 +186,76 @@ describe("countDown", () => {
     // nothing to count, so no transaction: one that counted it would also have queued it again (real
     // DynamoDB rejects two operations on one item before judging any condition; DynamoDB Local does not)
     expect(transactions()).toEqual([]);
+  });
+
+  it("counts a look's batch of more completions than a transaction takes refills, and refills what fits", async () => {
+    // the sweeper's look found 87 settled items not counted (their completions lost, or held by an
+    // advance that died) in a window of 100: once, 40 - 87 slots were "refilled", taking 47 slots away
+    // for good (active went below zero and the task waited forever for items that never came)
+    dynamo
+      .on(GetCommand)
+      .resolves({ Item: parent({ total: 1000, nextIndex: 416, active: 100, concurrency: 100 }) });
+    dynamo.on(TransactWriteCommand).resolves({});
+    await countDown(
+      "r1",
+      "each",
+      Array.from({ length: 87 }, (_, i) => done(316 + i)),
+    );
+    const [tx] = transactions();
+    const update = tx?.find((i) => i.Update?.Key?.sk === "TASK#each")?.Update;
+    expect(update?.ExpressionAttributeValues).toMatchObject({
+      ":active": 100 - 87 + 40,
+      ":nextIndex": 416 + 40,
+      ":succeeded": 87,
+    });
+    // the 40 refilled items queued in the same transaction
+    expect(tx?.filter((i) => i.Update?.Key?.sk?.startsWith("ITEM#"))).toHaveLength(40);
+  });
+
+  it("keeps active = queued - counted, within 0..concurrency, whatever the batch of completions", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 200 }), // concurrency
+        fc.integer({ min: 1, max: 500 }), // total
+        fc.integer({ min: 0, max: 1000 }), // how many were queued (capped below)
+        fc.integer({ min: 0, max: 1000 }), // how many of them are counted (capped below)
+        fc.integer({ min: 1, max: 200 }), // how many complete now (capped below)
+        async (concurrency, total, queuedSeed, countedSeed, completingSeed) => {
+          const counted = countedSeed % (Math.min(total, queuedSeed) + 1);
+          const queued = Math.min(total, counted + concurrency, Math.max(counted, queuedSeed));
+          const active = queued - counted;
+          if (active === 0) return;
+          const completing = 1 + (completingSeed % active);
+          dynamo.reset();
+          queue.reset();
+          queue.on(SendMessageBatchCommand).resolves({});
+          const before = parent({
+            total,
+            concurrency,
+            nextIndex: queued,
+            active,
+            countedBelow: counted,
+            succeededItems: counted,
+          });
+          dynamo.on(GetCommand).resolves({ Item: before });
+          dynamo.on(TransactWriteCommand).resolves({});
+          dynamo.on(UpdateCommand).resolves({});
+          await countDown(
+            "r1",
+            "each",
+            Array.from({ length: completing }, (_, i) => done(counted + i)),
+          );
+          const written = [...transactions().flatMap((tx) => tx.map((i) => i.Update)), ...updates()].find(
+            (u) => u?.Key?.sk === "TASK#each",
+          )?.ExpressionAttributeValues as Record<string, number>;
+          const after = { active: written[":active"] as number, next: written[":nextIndex"] as number };
+          expect(after.active).toBe(after.next - (counted + completing));
+          expect(after.active).toBeGreaterThanOrEqual(0);
+          expect(after.active).toBeLessThanOrEqual(concurrency);
+          expect(after.next).toBeLessThanOrEqual(total);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
