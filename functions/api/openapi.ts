@@ -79,6 +79,19 @@ export const openApiDocument = {
     "/openapi.json": {
       get: { summary: "This document", responses: { 200: ok("the OpenAPI document", { type: "object" }) } },
     },
+    "/schema/workflow.json": {
+      get: {
+        summary: "The JSON Schema of a workflow definition (schema/workflow.schema.json)",
+        responses: {
+          200: {
+            description: "the schema (draft-07), for editors and other tools",
+            content: {
+              "application/schema+json": { schema: { type: "object", required: ["$schema", "$id"] } },
+            },
+          },
+        },
+      },
+    },
     "/workflows": {
       get: {
         summary: "Every workflow, by name, with its latest version",

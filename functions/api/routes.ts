@@ -1,4 +1,5 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
+import { workflowJsonSchema } from "../../lib/definition/json-schema";
 import { completeCallback, heartbeatCallback } from "../../lib/engine/callback";
 import { MalformedBodyError } from "../../lib/errors";
 import { listRuns, listWorkflows } from "../../lib/listing";
@@ -38,6 +39,8 @@ const header = (event: APIGatewayProxyEventV2, name: string) => event.headers?.[
 export const routes: Record<string, Route> = {
   "GET /health": async () => json(200, { status: "ok" }),
   "GET /openapi.json": async () => json(200, openApiDocument),
+  "GET /schema/workflow.json": async () =>
+    json(200, workflowJsonSchema, { "content-type": "application/schema+json" }),
   "GET /workflows": async () => json(200, { workflows: await listWorkflows() }),
   "PUT /workflows/{name}": async (event, { name }) => {
     const result = await registerWorkflow(name as string, body(event), header(event, "content-type"));

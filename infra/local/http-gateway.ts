@@ -113,7 +113,8 @@ export async function startHttpGateway(options: HttpGatewayOptions): Promise<Htt
       send(response, 500, gatewayHeaders(requestId), internalError);
       return;
     }
-    const headers = { ...shaped.headers, ...gatewayHeaders(requestId) };
+    // the function's own content-type stands (shapeResponse gives application/json when it has none)
+    const headers = { ...shaped.headers, "apigw-requestid": requestId };
     send(response, shaped.statusCode, headers, shaped.body, shaped.cookies);
     log.debug(`${request.method} ${rawPath} -> ${shaped.statusCode} (${Date.now() - received} ms)`);
   }

@@ -3,10 +3,12 @@
  * in it is a route of the API and back, and every status it lists for a route is answered by a
  * real request, with a body that matches the schema it gives.
  */
+import { readFileSync } from "node:fs";
 import Ajv2020 from "ajv/dist/2020";
 import addFormats from "ajv-formats";
 import { beforeAll, describe, expect, it } from "vitest";
 import { routes } from "../../functions/api/routes";
+import { WORKFLOW_SCHEMA_FILE } from "../../lib/definition/json-schema";
 import { eventsOf, register, waitForRun } from "../helpers/runs";
 import { useLocalStack } from "../helpers/stack";
 
@@ -49,6 +51,7 @@ const run = (path: string) => path.replace("{runId}", world.runId);
 const calls: Call[] = [
   { route: "GET /health", status: 200, request: () => api("GET", "/health") },
   { route: "GET /openapi.json", status: 200, request: () => api("GET", "/openapi.json") },
+  { route: "GET /schema/workflow.json", status: 200, request: () => api("GET", "/schema/workflow.json") },
   { route: "GET /workflows", status: 200, request: () => api("GET", "/workflows") },
   {
     route: "PUT /workflows/{name}",
@@ -200,7 +203,9 @@ describe("the OpenAPI document", () => {
     const schemaOf = (route: string, status: number) => {
       const [method, path] = route.split(" ") as [string, string];
       const response = document.paths[path][method.toLowerCase()].responses[status];
-      const schema = response.content["application/json"].schema;
+      // one media type an answer: application/json, or application/schema+json for the schema
+      const [content] = Object.values(response.content) as { schema: unknown }[];
+      const schema = content?.schema;
       // the document's refs point into its own components
       return JSON.parse(JSON.stringify(schema).replaceAll('"#/components/', '"onceflow#/components/'));
     };
@@ -213,5 +218,17 @@ describe("the OpenAPI document", () => {
         true,
       );
     }
+  });
+});
+
+describe("GET /schema/workflow.json", () => {
+  it(`serves ${WORKFLOW_SCHEMA_FILE}, as application/schema+json`, async () => {
+    const answer = await api("GET", "/schema/workflow.json");
+    expect(answer.status).toBe(200);
+    expect(answer.headers.get("content-type")).toBe("application/schema+json");
+    const file = readFileSync(new URL(`../../${WORKFLOW_SCHEMA_FILE}`, import.meta.url), "utf8");
+    expect(answer.body).toEqual(JSON.parse(file));
+    // the same keys in the same order, not only an equal object
+    expect(answer.text).toBe(JSON.stringify(JSON.parse(file)));
   });
 });
