@@ -169,7 +169,8 @@ export const workflowDefinitionSchema: SchemaObject = {
         next: {
           type: "array",
           items: { $ref: "#/definitions/transition" },
-          description: "What runs after this task: transitions {when?, do}, each fired or not.",
+          description:
+            "What starts after this task: transitions {when?, do}; each one whose when matches how the task ended fires.",
         },
         join: {
           const: "all",
