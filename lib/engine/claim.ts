@@ -128,7 +128,9 @@ function claimUpdate(
     Key: keys.execution(target),
     UpdateExpression:
       "SET #status = :running, attempt = :attempt, startedAt = :now, leaseUntil = :lease, " +
-      `workerId = :worker, sweepAt = :lease${set} REMOVE notBefore`,
+      // sweepAt stays as the queueing set it: the sweeper, finding the lease alive, looks again
+      // at its end (sweep.ts), so a claim costs no write to the sweeper's index
+      `workerId = :worker${set} REMOVE notBefore`,
     ConditionExpression: w.condition,
     ExpressionAttributeNames: {
       "#status": "status",

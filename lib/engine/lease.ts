@@ -23,7 +23,8 @@ export function keepLease(record: TaskRecord, controller: AbortController, onRen
       renewed = await updateIf({
         TableName: config.tableName(),
         Key: keys.execution(record),
-        UpdateExpression: "SET leaseUntil = :lease, sweepAt = :lease",
+        // only the lease: the sweeper reads it when it looks (sweep.ts), so a beat costs no index write
+        UpdateExpression: "SET leaseUntil = :lease",
         // closes: a worker whose lease expired (and was taken over) extending the new attempt's lease
         ConditionExpression: "#status = :running AND attempt = :attempt AND workerId = :worker",
         ExpressionAttributeNames: { "#status": "status" },

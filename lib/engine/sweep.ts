@@ -38,7 +38,10 @@ export interface SweepResult {
  *   SQS send, or before its claim), waiting for a retry whose message is gone, or running with an
  *   expired lease (the worker died): their task message is sent again, in a FIFO group of its own
  *   (a message whose handler died holds its group back until the visibility timeout), and the
- *   worker's conditional claim decides what happens;
+ *   worker's conditional claim decides what happens. A claim and its heartbeats leave `sweepAt`
+ *   where the queueing put it (a write to the index costs as much as the write itself), so the
+ *   sweeper may find a running execution whose lease is still alive: it looks again at the
+ *   lease's end, and sends nothing;
  * - running runs and with-items tasks, looked at every 30 s and at the run's deadline: a look
  *   goes to `advance` (through the completions queue, in a group of its own), which times the run
  *   out, counts the items whose completion was lost, or finishes what a crash left undone.
@@ -94,6 +97,12 @@ async function actOn(key: Key, now: Date): Promise<boolean> {
     // it leaves the index; until then its completion is published again through its message
     const parent = await readItem<FanOutRecord>(keys.task(execution.runId, execution.task));
     if (parent && isCounted(parent, execution.item)) return leave(key, seen);
+  }
+  if (execution.status === "running" && execution.leaseUntil && execution.leaseUntil > now.toISOString()) {
+    // its worker holds a live lease (claims and heartbeats leave sweepAt alone): look again when
+    // the lease ends, and send nothing now
+    await postpone(key, seen, execution.leaseUntil);
+    return false;
   }
   if (key.sk === "RUN" || "fanOut" in record) {
     // a running run (or with-items task) looked at again: times out, or heals what a crash left
