@@ -5,7 +5,6 @@
 import { readFileSync } from "node:fs";
 import { basename, extname } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { parse as yamlParse } from "yaml";
 import {
   createClient,
   isOnceflowError,
@@ -63,8 +62,13 @@ async function clientFor(options: GlobalOptions): Promise<OnceflowClient> {
 
 class UsageError extends Error {}
 
+/** YAML, loaded when needed (the module takes a moment to load). */
+async function yamlParse(text: string): Promise<unknown> {
+  return (await import("yaml")).parse(text);
+}
+
 /** `--input`/`--body`: JSON text, `@file` (JSON, or YAML for .yaml/.yml), or `@-` (standard input). */
-function readValue(option: string, text: string): { value: unknown; fromFile: boolean } {
+async function readValue(option: string, text: string): Promise<{ value: unknown; fromFile: boolean }> {
   if (!text.startsWith("@")) {
     try {
       return { value: JSON.parse(text), fromFile: false };
@@ -79,12 +83,12 @@ function readValue(option: string, text: string): { value: unknown; fromFile: bo
   } catch (error) {
     throw new UsageError(`${option}: cannot read ${path}: ${(error as Error).message}`);
   }
-  return { value: parseFile(option, path, content), fromFile: true };
+  return { value: await parseFile(option, path, content), fromFile: true };
 }
 
-function parseFile(what: string, path: string, content: string): unknown {
+async function parseFile(what: string, path: string, content: string): Promise<unknown> {
   try {
-    if ([".yaml", ".yml"].includes(extname(path).toLowerCase())) return yamlParse(content);
+    if ([".yaml", ".yml"].includes(extname(path).toLowerCase())) return await yamlParse(content);
     return JSON.parse(content);
   } catch (error) {
     throw new UsageError(
@@ -190,7 +194,7 @@ export function program(): Command {
         }
         let parsed: unknown;
         try {
-          parsed = yamlParse(text);
+          parsed = await yamlParse(text);
         } catch {
           parsed = undefined; // the API says what is wrong with it
         }
@@ -246,7 +250,7 @@ export function program(): Command {
         ) => {
           let input: unknown;
           if (opts.input !== undefined) {
-            const { value, fromFile } = readValue("--input", opts.input);
+            const { value, fromFile } = await readValue("--input", opts.input);
             // a file holding a request body (`{"input": ...}`, like examples/hello.input.json) gives its input
             const body =
               fromFile && value && typeof value === "object" && !Array.isArray(value)
@@ -462,7 +466,7 @@ export function program(): Command {
           else out(`alive until ${beat.heartbeatUntil}`);
           return 0;
         }
-        const { value } = readValue("--body", opts.body);
+        const { value } = await readValue("--body", opts.body);
         const answer = await client.completeCallback(
           token,
           value as Parameters<OnceflowClient["completeCallback"]>[1],

@@ -3,7 +3,6 @@
  * (log-update): the run's header and one line per task, with-items tasks with a progress bar and
  * their counts. Elsewhere, a plain line per change. With `--json`, only the final run, as JSON.
  */
-import { createLogUpdate } from "log-update";
 import { isOnceflowError, type OnceflowClient, type RunView } from "../lib/client";
 import {
   type Colors,
@@ -56,7 +55,11 @@ export async function watchRun(
   const first = await client.getRun(runId);
   const order = options.mode === "json" ? [] : await definitionOrder(client, first);
   const view =
-    options.mode === "tty" ? new LiveView(c, order) : options.mode === "plain" ? new PlainView(c) : undefined;
+    options.mode === "tty"
+      ? new LiveView(c, order, (await import("log-update")).createLogUpdate)
+      : options.mode === "plain"
+        ? new PlainView(c)
+        : undefined;
   const stop = () => {
     view?.close();
     process.stderr.write(`\nstopped watching; run ${runId} goes on\n`);
@@ -127,7 +130,7 @@ class TaskClock {
 
 /** The live view: the whole frame redrawn in place at each poll and once a second in between. */
 class LiveView {
-  readonly #log = createLogUpdate(process.stdout, { showCursor: false });
+  readonly #log: ReturnType<typeof import("log-update").createLogUpdate>;
   readonly #clock = new TaskClock();
   readonly #timer: NodeJS.Timeout;
   #run: RunView | undefined;
@@ -135,7 +138,10 @@ class LiveView {
   constructor(
     private readonly c: Colors,
     private readonly order: string[],
+    // loaded only for a terminal (log-update takes a moment to load)
+    createLogUpdate: typeof import("log-update").createLogUpdate,
   ) {
+    this.#log = createLogUpdate(process.stdout, { showCursor: false });
     this.#timer = setInterval(() => this.#draw(), 1000);
     this.#timer.unref();
   }

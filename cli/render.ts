@@ -109,6 +109,8 @@ export interface TaskLineOptions {
   nameWidth: number;
   /** How long the task has been watched running (with-items tasks), if known. */
   elapsedMs?: number;
+  /** The run has ended: a task it did not reach is "not run". */
+  runEnded?: boolean;
 }
 
 /** One task: symbol, name, status, and its progress, attempts, error or what it waits for. */
@@ -118,10 +120,11 @@ export function taskLine(
   view: TaskView | undefined,
   options: TaskLineOptions,
 ): string {
-  const status = view?.status ?? "not started";
-  const color = view ? statusColor(c, status) : c.dim;
-  const head = `${color(view ? symbolOf(status) : "·")} ${name.padEnd(options.nameWidth)}  ${color(status.padEnd(11))}`;
-  if (!view) return c.dim(head);
+  if (!view)
+    return c.dim(`· ${name.padEnd(options.nameWidth)}  ${options.runEnded ? "not run" : "not started"}`);
+  const { status } = view;
+  const color = statusColor(c, status);
+  const head = `${color(symbolOf(status))} ${name.padEnd(options.nameWidth)}  ${color(status)}`;
   const parts: string[] = [];
   if (view.items) parts.push(itemsProgress(c, view.items));
   else if (view.attempts && (view.attempts > 1 || status === "running"))
@@ -130,7 +133,7 @@ export function taskLine(
   if (waiting) parts.push(c.yellow(waiting));
   if (view.error) parts.push(c.red(errorText(view.error)));
   if (view.items && options.elapsedMs !== undefined) parts.push(c.dim(duration(options.elapsedMs)));
-  return parts.length > 0 ? `${head} ${parts.join("  ")}` : head.trimEnd();
+  return parts.length > 0 ? `${head}${" ".repeat(Math.max(1, 12 - status.length))}${parts.join("  ")}` : head;
 }
 
 /** `hello v1  run 01J…  running  3.2s`, with why a waiting run waits. */
