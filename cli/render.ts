@@ -184,15 +184,15 @@ export function eventLine(c: Colors, event: RunEvent): string {
     : `${time.toTimeString().slice(0, 8)}.${String(time.getMilliseconds()).padStart(3, "0")}`;
   const where =
     event.task === undefined ? "" : `${event.task}${event.item === undefined ? "" : `[${event.item}]`}`;
-  const type = event.type.endsWith("Failed")
-    ? c.red(event.type.padEnd(16))
-    : event.type.endsWith("Succeeded")
-      ? c.green(event.type.padEnd(16))
-      : event.type.padEnd(16);
+  const paint = event.type.endsWith("Failed") ? c.red : event.type.endsWith("Succeeded") ? c.green : String;
+  const type = paint(event.type) + " ".repeat(Math.max(0, 16 - event.type.length));
   const parts = [c.dim(clock), type, where];
   if (event.attempt !== undefined) parts.push(c.dim(`attempt ${event.attempt}`));
   if (event.detail !== undefined) parts.push(c.dim(JSON.stringify(event.detail)));
-  return parts.filter((p) => p !== "").join("  ");
+  return parts
+    .filter((p) => p !== "")
+    .join("  ")
+    .trimEnd();
 }
 
 /** `2025-01-02 13:04:05` (local time) of an ISO timestamp. */

@@ -5,11 +5,9 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
+import { createClient, isOnceflowError } from "../../lib/client";
 import { consoleLog } from "./log";
 import { type LocalStack, repoRoot, startLocalStack } from "./stack";
-
-const terminalStatuses = new Set(["succeeded", "failed", "cancelled"]);
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
@@ -79,41 +77,45 @@ async function runHelloExample(apiUrl: string): Promise<string | undefined> {
   const inputPath = join(repoRoot, "examples", "hello.input.json");
   // The file is either the request body (`{"input": ...}`) or just the input.
   const parsed: unknown = existsSync(inputPath) ? JSON.parse(readFileSync(inputPath, "utf8")) : {};
-  const body =
-    typeof parsed === "object" && parsed !== null && "input" in parsed ? parsed : { input: parsed };
+  const input = typeof parsed === "object" && parsed !== null && "input" in parsed ? parsed.input : parsed;
+  const client = createClient({ baseUrl: apiUrl });
 
-  console.log("Example: PUT /workflows/hello (examples/hello.yaml)");
-  const registered = await request(apiUrl, "PUT", "/workflows/hello", readFileSync(definitionPath, "utf8"), {
-    "content-type": "application/yaml",
-  });
-  console.log(`  -> ${registered.status} ${registered.text}`);
-  if (registered.status >= 300) return undefined;
+  try {
+    console.log("Example: PUT /workflows/hello (examples/hello.yaml)");
+    const registered = await client.putWorkflow("hello", readFileSync(definitionPath, "utf8"));
+    console.log(`  -> version ${registered.version}${registered.created ? "" : " (unchanged)"}`);
 
-  console.log("Example: POST /workflows/hello/runs");
-  const created = await request(apiUrl, "POST", "/workflows/hello/runs", JSON.stringify(body), {
-    "content-type": "application/json",
-  });
-  console.log(`  -> ${created.status} ${created.text}`);
-  const runId = (created.json as { runId?: string } | undefined)?.runId;
-  if (created.status >= 300 || !runId) return undefined;
+    console.log("Example: POST /workflows/hello/runs");
+    const { runId, status } = await client.createRun("hello", { input });
+    console.log(`  -> run ${runId}, ${status}`);
 
-  console.log(`Example: waiting for run ${runId}...`);
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const run = await request(apiUrl, "GET", `/runs/${encodeURIComponent(runId)}`);
-    const status = (run.json as { status?: string } | undefined)?.status;
-    if (run.status !== 200 || (status && terminalStatuses.has(status)) || Date.now() > deadline) {
-      if (Date.now() > deadline) console.log("  (still not finished after 60 s; this is where it stands)");
-      console.log(JSON.stringify(run.json ?? run.text, null, 2));
-      return runId;
+    console.log(`Example: waiting for run ${runId}...`);
+    try {
+      console.log(
+        JSON.stringify(await client.waitForRun(runId, { timeoutMs: 60_000, intervalMs: 250 }), null, 2),
+      );
+    } catch (error) {
+      if (!isOnceflowError(error, "WaitTimedOut")) throw error;
+      console.log("  (still not finished after 60 s; this is where it stands)");
+      console.log(JSON.stringify(error.fields.run, null, 2));
     }
-    await sleep(250);
+    return runId;
+  } catch (error) {
+    if (!isOnceflowError(error)) throw error;
+    console.log(`  -> ${error.status} ${error.code}: ${error.message}`);
+    for (const problem of error.problems) console.log(`     ${problem.path}: ${problem.message}`);
+    return undefined;
   }
 }
 
 function printCurlExamples(apiUrl: string, runId: string | undefined): void {
   const run = runId ?? "RUN_ID";
-  console.log("\nTry it:");
+  const url = apiUrl === "http://127.0.0.1:3000" ? "" : ` --url ${apiUrl}`;
+  console.log("\nTry it with the CLI (docs/cli.md):");
+  console.log(`  npx onceflow${url} run hello --input @examples/hello.input.json`);
+  console.log(`  npx onceflow${url} runs`);
+  console.log(`  npx onceflow${url} events ${run}`);
+  console.log("\nOr with curl:");
   console.log(`  curl -s ${apiUrl}/health`);
   console.log(
     `  curl -s -X PUT ${apiUrl}/workflows/hello -H 'Content-Type: application/yaml' --data-binary @examples/hello.yaml`,
@@ -130,22 +132,6 @@ function printCurlExamples(apiUrl: string, runId: string | undefined): void {
   console.log(`  curl -s -X POST ${apiUrl}/runs/${run}/trigger`);
   console.log(`  curl -s ${apiUrl}/runs/${run}`);
   console.log(`  curl -s ${apiUrl}/runs/${run}/events`);
-}
-
-async function request(
-  apiUrl: string,
-  method: string,
-  path: string,
-  body?: string,
-  headers: Record<string, string> = {},
-): Promise<{ status: number; text: string; json?: unknown }> {
-  const response = await fetch(`${apiUrl}${path}`, { method, body, headers });
-  const text = await response.text();
-  try {
-    return { status: response.status, text, json: JSON.parse(text) };
-  } catch {
-    return { status: response.status, text };
-  }
 }
 
 main().catch((error) => {
