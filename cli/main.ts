@@ -348,7 +348,14 @@ export function program(): Command {
                 ]),
               ),
             );
-          if (nextCursor) out(c.dim(`more: onceflow runs ... --cursor ${nextCursor}`));
+          if (nextCursor) {
+            const filters = [
+              ...(opts.workflow ? [`--workflow ${opts.workflow}`] : []),
+              ...(opts.status ? [`--status ${opts.status}`] : []),
+              `--limit ${opts.limit}`,
+            ];
+            out(c.dim(`more: onceflow runs ${filters.join(" ")} --cursor ${nextCursor}`));
+          }
           return 0;
         },
       ),
