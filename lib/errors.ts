@@ -139,9 +139,39 @@ export class ExpressionError extends OnceflowError {
 /** An action failed. `retryable` decides whether the task's retry policy applies. */
 export class ActionError extends OnceflowError {
   readonly retryable: boolean;
-  constructor(code: string, message: string, options?: { retryable?: boolean; cause?: unknown }) {
-    super(code, message, { cause: options?.cause });
+  constructor(
+    code: string,
+    message: string,
+    options?: { retryable?: boolean; cause?: unknown; details?: unknown[] },
+  ) {
+    super(code, message, { cause: options?.cause, details: options?.details });
     this.retryable = options?.retryable ?? false;
+  }
+}
+
+/**
+ * The input of a `defineAction` action does not match its input schema; its `run` was not called.
+ * Not retried: the same input would fail again. The message names each problem's path
+ * (`input.url must be a string`); `details` has them all.
+ */
+export class InvalidActionInputError extends ActionError {
+  readonly problems: Problem[];
+  constructor(action: string, summary: string, problems: Problem[]) {
+    super("InvalidActionInput", `the input of ${action} does not match its schema: ${summary}`, {
+      details: problems,
+    });
+    this.problems = problems;
+  }
+}
+
+/** The value a `defineAction` action returned does not match its output schema. Not retried. */
+export class InvalidActionOutputError extends ActionError {
+  readonly problems: Problem[];
+  constructor(action: string, summary: string, problems: Problem[]) {
+    super("InvalidActionOutput", `the output of ${action} does not match its schema: ${summary}`, {
+      details: problems,
+    });
+    this.problems = problems;
   }
 }
 

@@ -8,16 +8,25 @@ export interface ActionContext {
   attempt: number;
   /** `{runId}/{task}/{item}` (item `-` when none): the same on every attempt of this execution. */
   idempotencyKey: string;
-  /** Aborted when the attempt times out; an action should stop its work when it fires. */
+  /**
+   * Aborted when the attempt times out (`TaskTimedOut`, after the task's `timeoutSeconds`) or its
+   * worker loses the lease on the execution (`LeaseLost`: a heartbeat found another attempt or
+   * worker holding it); its `reason` is that error. Stop the work when it fires: the attempt has
+   * already failed with that error, and whatever the action returns later is ignored.
+   */
   signal: AbortSignal;
 }
 
 /**
- * An action: a TypeScript function registered by name. Its return value is the task output (JSON).
+ * An action: a TypeScript function registered by name (`registerAction`, or `defineAction` for one
+ * whose input is validated against a JSON Schema). Its return value is the task output (JSON).
  * Throw an `ActionError` with `retryable` to choose whether the task's retry policy applies; any
  * other error counts as retryable.
  */
 export type Action = (input: unknown, context: ActionContext) => Promise<unknown> | unknown;
+
+/** Typed actions, validated against their JSON Schemas: `defineAction({name, input, output?, run})`. */
+export { type ActionSchema, defineAction, type SchemaType } from "./define";
 
 const actions = new Map<string, Action>();
 

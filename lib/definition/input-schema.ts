@@ -6,7 +6,7 @@ import Ajv, { type ValidateFunction } from "ajv";
 import addFormats from "ajv-formats";
 import { InvalidInputError, type Problem } from "../errors";
 import { contentHash } from "./hash";
-import { schemaProblems } from "./schema-problems";
+import { schemaProblems, summarizeProblems } from "./schema-problems";
 
 const ajv = new Ajv({
   allErrors: true,
@@ -68,10 +68,8 @@ export function validateRunInput(schema: object | undefined, input: unknown): vo
   const validate = compileInputSchema(schema);
   if (validate(input)) return;
   const problems = schemaProblems(validate.errors, input, { basePath: "input" });
-  const shown = problems.slice(0, SHOWN_PROBLEMS).map((problem) => `${problem.path} ${problem.message}`);
-  const more = problems.length > SHOWN_PROBLEMS ? ` (and ${problems.length - SHOWN_PROBLEMS} more)` : "";
   throw new InvalidInputError(
-    `the run input does not match the workflow's input schema: ${shown.join("; ")}${more}`,
+    `the run input does not match the workflow's input schema: ${summarizeProblems(problems, SHOWN_PROBLEMS)}`,
     problems,
   );
 }

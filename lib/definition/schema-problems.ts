@@ -39,6 +39,13 @@ export function schemaProblems(
   return problems;
 }
 
+/** Problems in one line for a message: the first `shown` as `path message`, `; `-separated, and how many more. */
+export function summarizeProblems(problems: readonly Problem[], shown = 3): string {
+  const listed = problems.slice(0, shown).map((problem) => `${problem.path} ${problem.message}`);
+  const more = problems.length > shown ? ` (and ${problems.length - shown} more)` : "";
+  return `${listed.join("; ")}${more}`;
+}
+
 function toProblem(error: ErrorObject, at: string): Problem {
   const params = error.params as Record<string, unknown>;
   switch (error.keyword) {
