@@ -10,6 +10,7 @@ import {
   isOnceflowError,
   type OnceflowClient,
   OnceflowError,
+  RUN_STATUSES,
   type RunEvent,
   type RunView,
   type SignHook,
@@ -29,7 +30,6 @@ import {
 } from "./render";
 
 const DEFAULT_URL = "http://127.0.0.1:3000";
-const RUN_STATUSES = ["pending", "waiting", "running", "succeeded", "failed", "cancelled"];
 
 interface GlobalOptions {
   url?: string;

@@ -18,17 +18,11 @@ import {
   RunNotFoundError,
 } from "./errors";
 import { newRunId } from "./ids";
+import { isTerminal } from "./model/run-status";
 import { sendTasks } from "./queue";
 import { historyEvent } from "./store/events";
 import { keys } from "./store/keys";
-import {
-  type RunRecord,
-  type RunStatus,
-  readItem,
-  readRun,
-  readTasks,
-  TERMINAL_RUN_STATUSES,
-} from "./store/run-state";
+import { type RunRecord, type RunStatus, readItem, readRun, readTasks } from "./store/run-state";
 import { transact, type Write } from "./store/transaction";
 import { getLatestWorkflow, getWorkflowVersion } from "./workflows";
 
@@ -221,7 +215,7 @@ export async function triggerRun(runId: string): Promise<RunSummary> {
 export async function cancelRun(runId: string): Promise<RunSummary> {
   for (let tries = 0; tries < LOCK_RETRIES; tries++) {
     const run = await requireRun(runId);
-    if (TERMINAL_RUN_STATUSES.includes(run.status)) throw new RunAlreadyEndedError(runId, run.status);
+    if (isTerminal(run.status)) throw new RunAlreadyEndedError(runId, run.status);
     // a running run keeps its lock until its running actions ended (windDown)
     const lock = run.status === "running" ? undefined : await release(run);
     const now = new Date();

@@ -7,7 +7,7 @@ import type { WorkflowDefinition } from "../definition/types";
 import type { CallbackAnswer, CallbackBody } from "../engine/callback";
 import type { Problem } from "../errors";
 import type { RunList, RunListEntry, WorkflowListEntry } from "../listing";
-import type { RunStatus } from "../store/run-state";
+import type { RunStatus } from "../model/run-status";
 import type { Registration, VersionListEntry } from "../workflows";
 
 export type { CallbackWait, RunView, SlotWait, TaskView } from "../run-view";
@@ -29,11 +29,12 @@ export type RunSummary = RunListEntry;
 export type RunPage = RunList;
 
 /** How a run ended; `waitForRun` returns once the run has one of these. */
-export const TERMINAL_STATUSES = ["succeeded", "failed", "cancelled"] as const satisfies readonly RunStatus[];
-export type TerminalStatus = (typeof TERMINAL_STATUSES)[number];
-
-export const isTerminal = (status: string): status is TerminalStatus =>
-  (TERMINAL_STATUSES as readonly string[]).includes(status);
+export {
+  isTerminal,
+  RUN_STATUSES,
+  TERMINAL_RUN_STATUSES as TERMINAL_STATUSES,
+  type TerminalRunStatus as TerminalStatus,
+} from "../model/run-status";
 
 /** `POST /workflows/{name}/runs`, `/trigger`, `/cancel`: the run's id and its status now. */
 export interface RunCreated {

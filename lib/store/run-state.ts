@@ -2,13 +2,11 @@ import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { db } from "../clients";
 import { config } from "../config";
 import type { ErrorInfo, TaskItem } from "../engine/task-record";
+import type { RunStatus } from "../model/run-status";
 import { type Key, keys } from "./keys";
 import { queryAll } from "./query";
 
-export const RUN_STATUSES = ["pending", "waiting", "running", "succeeded", "failed", "cancelled"] as const;
-export type RunStatus = (typeof RUN_STATUSES)[number];
-
-export const TERMINAL_RUN_STATUSES: readonly RunStatus[] = ["succeeded", "failed", "cancelled"];
+export { RUN_STATUSES, type RunStatus } from "../model/run-status";
 
 export interface RunRecord {
   runId: string;
