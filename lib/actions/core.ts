@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { ActionError } from "../errors";
-import { httpAction } from "./http";
+import { defineAction } from "./define";
+import { HTTP_INPUT, httpAction } from "./http";
 import { registerAction } from "./registry";
 
 /** The built-in actions of DESIGN.md, registered when this module is imported. */
@@ -8,13 +9,14 @@ registerAction("core.noop", () => null);
 
 registerAction("core.echo", (input) => input ?? null);
 
-registerAction("core.sleep", async (input, { signal }) => {
-  const seconds = Number((input as { seconds?: unknown } | null)?.seconds ?? 0);
-  if (!Number.isFinite(seconds) || seconds < 0) {
-    throw new ActionError("InvalidActionInput", "core.sleep needs `seconds` >= 0");
-  }
-  await sleep(seconds * 1000, undefined, { signal });
-  return { slept: seconds };
+defineAction({
+  name: "core.sleep",
+  input: { type: ["object", "null"], properties: { seconds: { type: "number", minimum: 0 } } },
+  run: async (input, { signal }) => {
+    const seconds = input?.seconds ?? 0;
+    await sleep(seconds * 1000, undefined, { signal });
+    return { slept: seconds };
+  },
 });
 
 registerAction("core.fail", (input) => {
@@ -22,7 +24,7 @@ registerAction("core.fail", (input) => {
   throw new ActionError("TaskFailed", typeof message === "string" ? message : "core.fail was called");
 });
 
-registerAction("core.http", httpAction);
+defineAction({ name: "core.http", input: HTTP_INPUT, run: httpAction });
 
 /** Listed so that definitions validate; the worker suspends such tasks instead (lib/engine/callback.ts). */
 registerAction("core.callback", () => {

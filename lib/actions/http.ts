@@ -1,31 +1,29 @@
 import { ActionError } from "../errors";
+import type { SchemaType } from "./define";
 import type { ActionContext } from "./registry";
 
-interface HttpInput {
-  url: string;
-  method?: string;
-  headers?: Record<string, string>;
-  body?: unknown;
-  timeoutSeconds?: number;
-}
-
-function parseInput(input: unknown): HttpInput {
-  const value = (input ?? {}) as Partial<HttpInput>;
-  if (typeof value.url !== "string" || !/^https?:\/\//.test(value.url)) {
-    throw new ActionError("InvalidActionInput", "core.http needs an http(s) `url`");
-  }
-  if (value.headers !== undefined && (typeof value.headers !== "object" || value.headers === null)) {
-    throw new ActionError("InvalidActionInput", "core.http `headers` must be an object");
-  }
-  return value as HttpInput;
-}
+/** `core.http`'s input, validated before each attempt (a mismatch is `InvalidActionInput`, not retried). */
+export const HTTP_INPUT = {
+  type: "object",
+  required: ["url"],
+  properties: {
+    url: { type: "string", pattern: "^https?://" },
+    method: { type: "string" },
+    headers: { type: "object", additionalProperties: { type: ["string", "number", "boolean"] } },
+    body: {},
+    timeoutSeconds: { type: "number", minimum: 0 },
+  },
+} as const;
 
 /**
  * `core.http`: one HTTP request per attempt, carrying the execution's `Idempotency-Key` and
  * `X-Onceflow-Attempt`. Non-2xx fails the attempt; 429, 5xx and network errors are retryable.
  */
-export async function httpAction(input: unknown, context: ActionContext): Promise<unknown> {
-  const { url, method = "POST", headers = {}, body, timeoutSeconds } = parseInput(input);
+export async function httpAction(
+  input: SchemaType<typeof HTTP_INPUT>,
+  context: ActionContext,
+): Promise<{ status: number; body: unknown }> {
+  const { url, method = "POST", headers = {}, body, timeoutSeconds } = input;
   const signals = [context.signal];
   if (timeoutSeconds) signals.push(AbortSignal.timeout(timeoutSeconds * 1000));
   const hasBody = body !== undefined && method !== "GET" && method !== "HEAD";
@@ -35,7 +33,7 @@ export async function httpAction(input: unknown, context: ActionContext): Promis
       method,
       headers: {
         ...(hasBody && typeof body !== "string" ? { "content-type": "application/json" } : {}),
-        ...headers,
+        ...Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, String(value)])),
         "Idempotency-Key": context.idempotencyKey,
         "X-Onceflow-Attempt": String(context.attempt),
       },

@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { handler as advanceHandler } from "../../functions/advance";
 import { handler as workerHandler } from "../../functions/worker";
+import { defineAction } from "../../lib/actions/registry";
 import { sqs } from "../../lib/clients";
 import { config } from "../../lib/config";
 import { lambdaContext, sqsEvent } from "../helpers/lambda-events";
@@ -11,6 +12,21 @@ import { eventsOf, register, waitForRun } from "../helpers/runs";
 import { useSink } from "../helpers/sink";
 import { useLocalStack } from "../helpers/stack";
 import { snapshotTable } from "../helpers/table";
+
+/** A typed action: `run` is counted, so a bad input can be shown never to reach it. */
+const typedRuns: unknown[] = [];
+defineAction({
+  name: "test.typed",
+  input: {
+    type: "object",
+    required: ["order"],
+    properties: { order: { type: "object", required: ["qty"], properties: { qty: { type: "integer" } } } },
+  },
+  run: (input) => {
+    typedRuns.push(input);
+    return { double: input.order.qty * 2 };
+  },
+});
 
 const stack = useLocalStack();
 const sinkFixture = useSink();
@@ -139,6 +155,50 @@ describe("graph execution", () => {
     const { runId } = (await stack.api("POST", "/workflows/slow/runs", { input: {} })).body;
     const run = await waitForRun(stack, runId);
     expect(run.tasks.nap).toMatchObject({ status: "failed", attempts: 2, error: { code: "TaskTimedOut" } });
+  });
+
+  it("a defineAction task given input its schema refuses fails after one attempt with InvalidActionInput", async () => {
+    await register(stack, {
+      name: "typed",
+      tasks: {
+        typed: {
+          action: "test.typed",
+          input: { order: "{% input.order %}" },
+          retry: { maxAttempts: 3, intervalSeconds: 0, backoffRate: 1 },
+        },
+      },
+    });
+    const good = (await stack.api("POST", "/workflows/typed/runs", { input: { order: { qty: 2 } } })).body;
+    expect(await waitForRun(stack, good.runId)).toMatchObject({
+      status: "succeeded",
+      output: { typed: { double: 4 } },
+    });
+    typedRuns.length = 0;
+
+    const bad = (await stack.api("POST", "/workflows/typed/runs", { input: { order: { qty: "two" } } })).body;
+    const run = await waitForRun(stack, bad.runId);
+    const message = "the input of test.typed does not match its schema: input.order.qty must be an integer";
+    expect(run.status).toBe("failed");
+    // the run fails with TaskFailed; the task's own error (view and event) is InvalidActionInput
+    expect(run.error).toEqual({
+      code: "TaskFailed",
+      task: "typed",
+      message: `task typed failed: ${message}`,
+    });
+    expect(run.tasks.typed).toEqual({
+      status: "failed",
+      attempts: 1,
+      error: { code: "InvalidActionInput", message },
+    });
+    expect(typedRuns).toEqual([]); // run was never called
+    const events = await eventsOf(stack, bad.runId);
+    expect(events.filter((e) => e.type === "TaskStarted")).toHaveLength(1);
+    expect(events.filter((e) => e.type === "TaskRetrying")).toHaveLength(0);
+    expect(events.find((e) => e.type === "TaskFailed")).toMatchObject({
+      task: "typed",
+      attempt: 1,
+      detail: { error: { code: "InvalidActionInput", message } },
+    });
   });
 });
 

@@ -5,6 +5,7 @@
  * path (`runAttempt`), which turns the errors into non-retryable task failures.
  */
 import "../../helpers/unit-env";
+import "../../../lib/actions/core";
 import { describe, expect, expectTypeOf, it, vi } from "vitest";
 import { type ActionDefinition, defineAction } from "../../../lib/actions/define";
 import { type ActionContext, getAction, registerAction } from "../../../lib/actions/registry";
@@ -238,6 +239,49 @@ describe("defineAction: validation", () => {
     expect(() => defineAction({ name: "test.charge", input: {}, run: () => null })).toThrow(
       "action 'test.charge' is already registered",
     );
+  });
+});
+
+describe("the built-in actions defined with it", () => {
+  it("core.sleep: `{seconds}` (or no input), a negative or non-number refused before sleeping", async () => {
+    expect(await runAttempt(record("core.sleep", { seconds: 0 }))).toEqual({
+      ok: true,
+      output: { slept: 0 },
+    });
+    expect(await runAttempt(record("core.sleep", undefined))).toEqual({ ok: true, output: { slept: 0 } });
+    for (const [input, problem] of [
+      [{ seconds: -1 }, "input.seconds must be >= 0"],
+      [{ seconds: "soon" }, "input.seconds must be a number"],
+    ] as const) {
+      expect(await runAttempt(record("core.sleep", input))).toEqual({
+        ok: false,
+        retryable: false,
+        error: {
+          code: "InvalidActionInput",
+          message: `the input of core.sleep does not match its schema: ${problem}`,
+        },
+      });
+    }
+  });
+
+  it("core.http: a missing or non-http url, or headers that are not an object, fail before any request", async () => {
+    const fetchSpy = vi.spyOn(globalThis, "fetch");
+    for (const [input, problem] of [
+      [{}, "input.url is required"],
+      [{ url: "ftp://x" }, 'input.url must match pattern "^https?://"'],
+      [{ url: "http://x", headers: "x" }, "input.headers must be an object"],
+    ] as const) {
+      expect(await runAttempt(record("core.http", input))).toMatchObject({
+        ok: false,
+        retryable: false,
+        error: {
+          code: "InvalidActionInput",
+          message: `the input of core.http does not match its schema: ${problem}`,
+        },
+      });
+    }
+    expect(fetchSpy).not.toHaveBeenCalled();
+    fetchSpy.mockRestore();
   });
 });
 
