@@ -26,7 +26,6 @@ import {
 import {
   type BenchStack,
   type Emulators,
-  expectStatus,
   invocationLabel,
   mapLimit,
   startBenchStack,
@@ -186,15 +185,11 @@ export async function runCost(
   const detach = attachMeter(meter, [bench.stack.clients.sqs]);
   try {
     await registerFanout(bench, options.concurrency, options.maxRunning);
-    await expectStatus(
-      bench.api("PUT", "/workflows/bench-plain", {
-        name: "bench-plain",
-        ...noopLimit(options.maxRunning),
-        tasks: { only: { action: "bench.noop" } },
-      }),
-      200,
-      201,
-    );
+    await bench.client.putWorkflow("bench-plain", {
+      name: "bench-plain",
+      ...noopLimit(options.maxRunning),
+      tasks: { only: { action: "bench.noop" } },
+    });
     const chain = Object.fromEntries(
       Array.from({ length: CHAIN_LENGTH }, (_, i) => [
         `t${i + 1}`,
@@ -204,15 +199,11 @@ export async function runCost(
         },
       ]),
     );
-    await expectStatus(
-      bench.api("PUT", "/workflows/bench-chain", {
-        name: "bench-chain",
-        ...noopLimit(options.maxRunning),
-        tasks: chain,
-      }),
-      200,
-      201,
-    );
+    await bench.client.putWorkflow("bench-chain", {
+      name: "bench-chain",
+      ...noopLimit(options.maxRunning),
+      tasks: chain,
+    });
     const shapes: ShapeCost[] = [];
     // Step Functions: a Map state around the items' Task state, then the successor's Task state
     shapes.push(
@@ -228,20 +219,17 @@ export async function runCost(
         },
       ),
     );
-    await expectStatus(
-      bench.api("PUT", "/workflows/bench-large", {
-        name: "bench-large",
-        tasks: { only: { action: "bench.large", input: { bytes: LARGE_OUTPUT_BYTES } } },
-      }),
-      200,
-      201,
-    );
+    await bench.client.putWorkflow("bench-large", {
+      name: "bench-large",
+      tasks: { only: { action: "bench.large", input: { bytes: LARGE_OUTPUT_BYTES } } },
+    });
     /** `runs` runs of `workflow`, created 8 at a time, until each has ended. */
     const runsOf = (workflow: string, runs: number) => async () => {
-      const runIds = await mapLimit(Array.from({ length: runs }), 8, async () => {
-        const created = await expectStatus(bench.api("POST", `/workflows/${workflow}/runs`, {}), 201);
-        return created.body.runId as string;
-      });
+      const runIds = await mapLimit(
+        Array.from({ length: runs }),
+        8,
+        async () => (await bench.client.createRun(workflow)).runId,
+      );
       await waitForRuns(bench, runIds, 600_000);
     };
     const fewer = Math.max(1, Math.round(options.plainRuns / CHAIN_LENGTH));

@@ -6,7 +6,7 @@
  */
 import { executions } from "./actions";
 import { efficiencyFigures } from "./figures";
-import { type Emulators, expectStatus, mapLimit, startBenchStack, waitForRuns } from "./setup";
+import { type Emulators, mapLimit, startBenchStack, waitForRuns } from "./setup";
 
 export interface EfficiencyOptions {
   tasks: number;
@@ -27,41 +27,36 @@ export async function runEfficiency(
   // one task an invocation: `workers` is then the number of tasks that can run at once
   const bench = await startBenchStack(emulators, { workers: options.workers, tasksPerInvocation: 1 });
   try {
-    await expectStatus(
-      bench.api("PUT", "/workflows/bench-sleep", {
-        name: "bench-sleep",
-        tasks: {
-          sleep: {
-            action: "bench.sleep",
-            input: { seconds: "{% input.seconds %}" },
-            timeoutSeconds: Math.max(10, Math.ceil(options.taskSeconds * 4)),
-          },
+    await bench.client.putWorkflow("bench-sleep", {
+      name: "bench-sleep",
+      tasks: {
+        sleep: {
+          action: "bench.sleep",
+          input: { seconds: "{% input.seconds %}" },
+          timeoutSeconds: Math.max(10, Math.ceil(options.taskSeconds * 4)),
         },
-      }),
-      200,
-      201,
-    );
-    const indexes = Array.from({ length: options.tasks }, (_, i) => i);
-    const runIds = await mapLimit(indexes, CLIENTS, async () => {
-      const created = await expectStatus(
-        bench.api("POST", "/workflows/bench-sleep/runs", {
-          input: { seconds: options.taskSeconds },
-          start: false,
-        }),
-        201,
-      );
-      return created.body.runId as string;
+      },
     });
+    const indexes = Array.from({ length: options.tasks }, (_, i) => i);
+    const runIds = await mapLimit(
+      indexes,
+      CLIENTS,
+      async () =>
+        (
+          await bench.client.createRun("bench-sleep", {
+            input: { seconds: options.taskSeconds },
+            start: false,
+          })
+        ).runId,
+    );
     executions.reset();
     const started = Date.now();
-    await mapLimit(runIds, CLIENTS, (runId) =>
-      expectStatus(bench.api("POST", `/runs/${runId}/trigger`), 202),
-    );
+    await mapLimit(runIds, CLIENTS, (runId) => bench.client.triggerRun(runId));
     const triggeredMs = Date.now() - started;
     const runs = await waitForRuns(bench, runIds, 600_000);
     const failed = runs.filter((run) => run.status !== "succeeded");
     if (failed.length > 0) throw new Error(`${failed.length} run(s) did not succeed: ${failed[0]?.status}`);
-    const endedAt = Math.max(...runs.map((run) => Date.parse(run.endedAt)));
+    const endedAt = Math.max(...runs.map((run) => Date.parse(run.endedAt ?? "")));
     const figures = efficiencyFigures({
       tasks: options.tasks,
       taskSeconds: options.taskSeconds,

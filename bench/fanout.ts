@@ -6,7 +6,7 @@
  */
 import { executions } from "./actions";
 import { percentile, round } from "./figures";
-import { type BenchStack, type Emulators, expectStatus, startBenchStack, waitForRuns } from "./setup";
+import { type BenchStack, type Emulators, startBenchStack, waitForRuns } from "./setup";
 import { measureStoreLimit, type StoreLimit, WRITES_PER_ITEM } from "./store-limit";
 
 export interface FanoutOptions {
@@ -42,39 +42,29 @@ export async function registerFanout(
   concurrency: number,
   maxRunning?: number,
 ): Promise<void> {
-  await expectStatus(
-    bench.api("PUT", `/workflows/${FANOUT_WORKFLOW}`, {
-      name: FANOUT_WORKFLOW,
-      ...noopLimit(maxRunning),
-      tasks: {
-        each: {
-          action: "bench.noop",
-          withItems: "{% [1..input.n] %}",
-          concurrency,
-          next: [{ when: "succeeded", do: ["after"] }],
-        },
-        after: { action: "bench.noop" },
+  await bench.client.putWorkflow(FANOUT_WORKFLOW, {
+    name: FANOUT_WORKFLOW,
+    ...noopLimit(maxRunning),
+    tasks: {
+      each: {
+        action: "bench.noop",
+        withItems: "{% [1..input.n] %}",
+        concurrency,
+        next: [{ when: "succeeded", do: ["after"] }],
       },
-    }),
-    200,
-    201,
-  );
+      after: { action: "bench.noop" },
+    },
+  });
 }
 
 /** Runs the fan-out workflow once over `items` items and reads its figures. */
 export async function fanoutOnce(bench: BenchStack, items: number): Promise<FanoutRun> {
   const started = Date.now();
-  const created = await expectStatus(
-    bench.api("POST", `/workflows/${FANOUT_WORKFLOW}/runs`, { input: { n: items } }),
-    201,
-  );
-  const runId = created.body.runId as string;
+  const { runId } = await bench.client.createRun(FANOUT_WORKFLOW, { input: { n: items } });
   const [run] = await waitForRuns(bench, [runId], 1_800_000);
-  if (run.status !== "succeeded") throw new Error(`fan-out run ${runId} ended ${run.status}`);
-  const seconds = (Date.parse(run.endedAt) - started) / 1000;
-  const { events } = (await expectStatus(bench.api("GET", `/runs/${runId}/events`), 200)).body as {
-    events: { type: string; at: string; task?: string; item?: number }[];
-  };
+  if (run?.status !== "succeeded") throw new Error(`fan-out run ${runId} ended ${run?.status}`);
+  const seconds = (Date.parse(run.endedAt ?? "") - started) / 1000;
+  const events = await bench.client.getEvents(runId);
   const lastItem = events
     .filter((e) => e.type === "TaskSucceeded" && e.task === "each" && e.item !== undefined)
     .reduce((last, e) => Math.max(last, Date.parse(e.at)), 0);

@@ -2,7 +2,7 @@
  * What every scenario shares: the emulators (DynamoDB Local and the SQS emulator, started once),
  * one local stack per scenario on them (its own stage, so its own table and queues, with the
  * worker concurrency the scenario asks for), handlers wrapped to count Lambda invocations and
- * their durations, and the HTTP API client of the tests.
+ * their durations, and the typed client (lib/client) of its API.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { APIGatewayProxyEventV2, Context, SQSEvent } from "aws-lambda";
@@ -19,7 +19,7 @@ import {
   type LocalStack,
   startLocalStack,
 } from "../infra/local/stack";
-import { type ApiResponse, callApi, type LocalStackFixture } from "../test/helpers/stack";
+import { createClient, isTerminal, type OnceflowClient, type RunView } from "../lib/client";
 import "./actions";
 
 export interface Emulators {
@@ -102,7 +102,12 @@ export class Invocations {
   }
 }
 
-export interface BenchStack extends LocalStackFixture {
+export interface BenchStack {
+  stack: LocalStack;
+  /** `http://127.0.0.1:PORT` */
+  apiUrl: string;
+  /** The typed client of the stack's API. */
+  client: OnceflowClient;
   invocations: Invocations;
   stop(): Promise<void>;
 }
@@ -142,40 +147,23 @@ export async function startBenchStack(emulators: Emulators, options: BenchStackO
   return {
     stack,
     apiUrl: stack.apiUrl,
+    client: createClient(stack.apiUrl),
     invocations,
-    api: (method: string, path: string, body?: unknown, headers?: Record<string, string>) =>
-      callApi(stack.apiUrl, method, path, body, headers),
     stop: () => stack.stop(),
   };
 }
-
-/** Calls the API and insists on one of the expected statuses. */
-export async function expectStatus(
-  response: Promise<ApiResponse>,
-  ...statuses: number[]
-): Promise<ApiResponse> {
-  const answer = await response;
-  if (!statuses.includes(answer.status)) {
-    throw new Error(`unexpected HTTP ${answer.status}: ${answer.text.slice(0, 500)}`);
-  }
-  return answer;
-}
-
-const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 
 /**
  * Waits for every run to end and returns them (as GET /runs/{id} shows them). Polls gently: the
  * figures come from the runs' own `endedAt` and events, not from when the poll saw them.
  */
 export async function waitForRuns(
-  bench: LocalStackFixture,
+  bench: BenchStack,
   runIds: string[],
   timeoutMs: number,
-  // biome-ignore lint/suspicious/noExplicitAny: run bodies are read freely.
-): Promise<any[]> {
+): Promise<RunView[]> {
   const deadline = Date.now() + timeoutMs;
-  // biome-ignore lint/suspicious/noExplicitAny: run bodies are read freely.
-  const done = new Map<string, any>();
+  const done = new Map<string, RunView>();
   let cursor = 0;
   while (done.size < runIds.length) {
     if (Date.now() > deadline) throw new Error(`${runIds.length - done.size} run(s) did not end in time`);
@@ -183,18 +171,18 @@ export async function waitForRuns(
     // look at the oldest open runs first, a few at a time
     const batch = open.slice(0, 8);
     cursor++;
-    const answers = await Promise.all(batch.map((id) => bench.api("GET", `/runs/${id}`)));
+    const runs = await Promise.all(batch.map((id) => bench.client.getRun(id)));
     let progressed = false;
-    for (const [k, answer] of answers.entries()) {
-      if (TERMINAL.has(answer.body?.status)) {
-        done.set(batch[k] as string, answer.body);
+    for (const [k, run] of runs.entries()) {
+      if (isTerminal(run.status)) {
+        done.set(batch[k] as string, run);
         progressed = true;
       }
     }
     if (!progressed) await new Promise((resolve) => setTimeout(resolve, Math.min(500, 50 * cursor)));
     else cursor = 0;
   }
-  return runIds.map((id) => done.get(id));
+  return runIds.map((id) => done.get(id) as RunView);
 }
 
 export { mapLimit } from "../lib/map-limit";
