@@ -6,10 +6,9 @@
  * duplicated and redelivered), each execution is completed by exactly one callback, a different
  * body never wins afterwards, and the task after the fan-out runs once with every output.
  */
-import type { LocalStack } from "../../infra/local/stack";
+import { isOnceflowError, isTerminal, type OnceflowClient, OnceflowError } from "../../lib/client";
 import { listEvents } from "../../lib/store/events";
 import type { Sink } from "../helpers/sink";
-import { callApi, persist } from "../helpers/stack";
 
 const RUNS = 4;
 const ITEMS = 3;
@@ -20,7 +19,22 @@ interface Notify {
   item: number;
 }
 
-export async function callbacksCompleteOnce(stack: LocalStack, sink: Sink, seed: number): Promise<string[]> {
+/** The API's answer, or the error it answered with (an OnceflowError with its HTTP status); no answer throws. */
+const answered = <T>(call: Promise<T>): Promise<T | OnceflowError> =>
+  call.catch((error: unknown) => {
+    if (isOnceflowError(error) && error.status > 0) return error;
+    throw error;
+  });
+
+/** How an answer is told in a violation: its HTTP status, and an error's code. */
+const told = (answer: unknown) =>
+  answer instanceof OnceflowError ? `${answer.status} ${answer.code}` : "200";
+
+export async function callbacksCompleteOnce(
+  client: OnceflowClient,
+  sink: Sink,
+  seed: number,
+): Promise<string[]> {
   const name = `chaos-${seed}-callback`;
   const definition = {
     name,
@@ -40,13 +54,9 @@ export async function callbacksCompleteOnce(stack: LocalStack, sink: Sink, seed:
       },
     },
   };
-  const registered = await persist(stack.apiUrl, "PUT", `/workflows/${name}`, definition);
-  if (registered.status >= 300) throw new Error(`registration failed: ${registered.text}`);
+  await client.putWorkflow(name, definition);
   const runIds = await Promise.all(
-    Array.from({ length: RUNS }, async () => {
-      const created = await persist(stack.apiUrl, "POST", `/workflows/${name}/runs`, {});
-      return created.body.runId as string;
-    }),
+    Array.from({ length: RUNS }, async () => (await client.createRun(name)).runId),
   );
   const ours = new Set(runIds);
   const violations: string[] = [];
@@ -55,26 +65,26 @@ export async function callbacksCompleteOnce(stack: LocalStack, sink: Sink, seed:
   const answering: Promise<void>[] = [];
 
   const answer = async ({ token, runId, item }: Notify, n: number) => {
-    const path = `/callbacks/${encodeURIComponent(token)}`;
     if (n % 2 === 0) {
-      const beat = await persist(stack.apiUrl, "POST", `${path}/heartbeat`);
-      if (![200, 404].includes(beat.status)) violations.push(`callback: heartbeat answered ${beat.status}`);
+      const beat = await answered(client.heartbeatCallback(token));
+      if (beat instanceof OnceflowError && beat.status !== 404)
+        violations.push(`callback: heartbeat answered ${told(beat)}`);
     }
     const body = { output: { item } };
     const same = await Promise.all(
-      Array.from({ length: 3 }, () => persist(stack.apiUrl, "POST", path, body)),
+      Array.from({ length: 3 }, () => answered(client.completeCallback(token, body))),
     );
     for (const r of same) {
       // 404: the token was replaced (its notify failed and the attempt was retried) or expired
-      if (r.status !== 200 && r.status !== 404)
-        violations.push(`callback: ${runId}/${item} answered ${r.status}`);
-      if (r.body?.changed === true)
+      if (r instanceof OnceflowError) {
+        if (r.status !== 404) violations.push(`callback: ${runId}/${item} answered ${told(r)}`);
+      } else if (r.changed === true)
         changed.set(`${runId}/${item}`, (changed.get(`${runId}/${item}`) ?? 0) + 1);
     }
-    if (same.some((r) => r.status === 200)) {
-      const other = await persist(stack.apiUrl, "POST", path, { output: { item, other: true } });
-      if (other.status !== 409)
-        violations.push(`callback: a different body for ${runId}/${item} answered ${other.status}`);
+    if (same.some((r) => !(r instanceof OnceflowError))) {
+      const other = await answered(client.completeCallback(token, { output: { item, other: true } }));
+      if (!(other instanceof OnceflowError && other.status === 409))
+        violations.push(`callback: a different body for ${runId}/${item} answered ${told(other)}`);
     }
   };
 
@@ -89,8 +99,8 @@ export async function callbacksCompleteOnce(stack: LocalStack, sink: Sink, seed:
     }
     for (const runId of runIds) {
       if (ended.has(runId)) continue;
-      const { body } = await callApi(stack.apiUrl, "GET", `/runs/${runId}`);
-      if (["succeeded", "failed", "cancelled"].includes(body?.status)) ended.set(runId, body.status);
+      const { status } = await client.getRun(runId);
+      if (isTerminal(status)) ended.set(runId, status);
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }

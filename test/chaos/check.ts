@@ -8,6 +8,7 @@ import { GetQueueAttributesCommand, SendMessageCommand } from "@aws-sdk/client-s
 import type { ChaosReport } from "../../infra/local/chaos";
 import { seededRandom } from "../../infra/local/seeded-random";
 import type { LocalStack } from "../../infra/local/stack";
+import { isOnceflowError, isTerminal, type OnceflowClient, type RunView } from "../../lib/client";
 import { sqs } from "../../lib/clients";
 import { config } from "../../lib/config";
 import { canonicalJson } from "../../lib/definition/hash";
@@ -19,7 +20,7 @@ import { listEvents } from "../../lib/store/events";
 import { keys } from "../../lib/store/keys";
 import { queryRunItems, readTasks } from "../../lib/store/run-state";
 import { peakOverlap, type Sink, type SinkRequest } from "../helpers/sink";
-import { callApi, persist } from "../helpers/stack";
+import { persistentClient } from "../helpers/stack";
 import { callbacksCompleteOnce } from "./callbacks";
 import { type Stall, stallsOf } from "./stalls";
 import { fanOutAndSuccessor, randomShape, type Shape, sinkCall, transientFailures } from "./workflows";
@@ -50,6 +51,7 @@ export async function runChecker(options: {
   log?: (line: string) => void;
 }): Promise<CheckResult> {
   const { stack, sink, seed } = options;
+  const client = persistentClient(stack.apiUrl);
   const log = options.log ?? (() => {});
   const random = seededRandom(seed);
   const violations: string[] = [];
@@ -68,7 +70,7 @@ export async function runChecker(options: {
     const limited = shapes.filter((s) => s.definition.limits);
     const name = `chaos-${seed}-${i}`;
     if (options.workload === "fanout") {
-      shapes.push(await registered(stack, fanOutAndSuccessor(name, sinkCall(sink.url))));
+      shapes.push(await registered(client, fanOutAndSuccessor(name, sinkCall(sink.url))));
       continue;
     }
     if (limited.length > 0 && random() < 0.15) {
@@ -77,45 +79,30 @@ export async function runChecker(options: {
     }
     const shape = randomShape(random, name, sinkCall(sink.url));
     if (random() < 0.3) withLimit(shape, 1 + Math.floor(random() * 3));
-    shapes.push(await registered(stack, shape));
+    shapes.push(await registered(client, shape));
   }
   log(`registered ${shapes.length} workflows (${options.workload ?? "random"}); starting the runs`);
   const runIds = await Promise.all(
     shapes.map(async (shape, i) => {
-      const headers = { "idempotency-key": `chaos-${seed}-${i}` };
-      const created = await persist(
-        stack.apiUrl,
-        "POST",
-        `/workflows/${shape.definition.name}/runs`,
-        { input: { i } },
-        headers,
-      );
-      if (created.status >= 300) throw new Error(`run creation failed: ${created.text}`);
+      const create = () =>
+        client.createRun(shape.definition.name, { input: { i }, idempotencyKey: `chaos-${seed}-${i}` });
+      const created = await create();
       // the same create again must give the same run (I1)
-      const again = await persist(
-        stack.apiUrl,
-        "POST",
-        `/workflows/${shape.definition.name}/runs`,
-        { input: { i } },
-        headers,
-      );
-      if (again.body?.runId !== created.body.runId)
+      const again = await create().catch(() => undefined);
+      if (again?.runId !== created.runId)
         violations.push(`I1: run ${i} created twice under one Idempotency-Key`);
-      return created.body.runId as string;
+      return created.runId;
     }),
   );
 
   // wait for every run to end
   const deadline = Date.now() + (options.timeoutMs ?? 300_000);
-  const finals = new Map<
-    string,
-    { status: string; createdAt: string; endedAt: string; tasks: Record<string, { status: string }> }
-  >();
+  const finals = new Map<string, RunView>();
   while (finals.size < runIds.length && Date.now() < deadline) {
     for (const runId of runIds) {
       if (finals.has(runId)) continue;
-      const { body } = await callApi(stack.apiUrl, "GET", `/runs/${runId}`);
-      if (["succeeded", "failed", "cancelled"].includes(body?.status)) finals.set(runId, body);
+      const run = await client.getRun(runId);
+      if (isTerminal(run.status)) finals.set(runId, run);
     }
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
@@ -133,10 +120,10 @@ export async function runChecker(options: {
     const shape = shapes[i] as Shape;
     const run = finals.get(runId);
     if (!run) {
-      const { body } = await callApi(stack.apiUrl, "GET", `/runs/${runId}`);
+      const last = await client.getRun(runId).catch(() => undefined);
       const items = (await readTasks(runId)).map((t) => JSON.stringify(t)).join("\n    ");
       violations.push(
-        `I6: run ${runId} (${shape.definition.name}) did not finish: ${JSON.stringify(body?.tasks)}\n    ${items}`,
+        `I6: run ${runId} (${shape.definition.name}) did not finish: ${JSON.stringify(last?.tasks)}\n    ${items}`,
       );
       continue;
     }
@@ -213,9 +200,9 @@ export async function runChecker(options: {
   violations.push(...(await limitsHeld(shapes, runIds, calls)));
   if (options.subChecks !== false) {
     log("runs sharing concurrency keys (I5)");
-    violations.push(...(await sharedKeysNeverOverlap(stack, sink, seed)));
+    violations.push(...(await sharedKeysNeverOverlap(client, sink, seed)));
     log("callback tasks completed once");
-    violations.push(...(await callbacksCompleteOnce(stack, sink, seed)));
+    violations.push(...(await callbacksCompleteOnce(client, sink, seed)));
   }
   log("re-sending every message of the ended runs (I7)");
   const resent = Date.now();
@@ -231,7 +218,7 @@ export async function runChecker(options: {
   };
   return {
     runs: runIds.length,
-    durationsMs: [...finals.values()].map((run) => Date.parse(run.endedAt) - Date.parse(run.createdAt)),
+    durationsMs: [...finals.values()].map((run) => Date.parse(run.endedAt ?? "") - Date.parse(run.createdAt)),
     stalls: await stallsOf(report.crashes, eventsOf),
     limitedRuns: shapes.filter((s) => s.definition.limits).length,
     calls: sink.requests.length,
@@ -245,9 +232,8 @@ export async function runChecker(options: {
 }
 
 /** Registers the shape's workflow. */
-async function registered(stack: LocalStack, shape: Shape): Promise<Shape> {
-  const answer = await persist(stack.apiUrl, "PUT", `/workflows/${shape.definition.name}`, shape.definition);
-  if (answer.status >= 300) throw new Error(`registration failed: ${answer.text}`);
+async function registered(client: OnceflowClient, shape: Shape): Promise<Shape> {
+  await client.putWorkflow(shape.definition.name, shape.definition);
   return shape;
 }
 
@@ -397,7 +383,7 @@ async function duplicatesChangeNothing(runIds: string[], report: ChaosReport): P
  * two keys; each run calls the sink twice, and the calls of runs that share a key never overlap
  * (each run's first call comes after the previous holder's last call was answered).
  */
-async function sharedKeysNeverOverlap(stack: LocalStack, sink: Sink, seed: number): Promise<string[]> {
+async function sharedKeysNeverOverlap(client: OnceflowClient, sink: Sink, seed: number): Promise<string[]> {
   const name = `chaos-${seed}-keyed`;
   const call = (step: number) => ({
     action: "core.http",
@@ -410,34 +396,23 @@ async function sharedKeysNeverOverlap(stack: LocalStack, sink: Sink, seed: numbe
     concurrencyKey: "{% input.repo %}",
     tasks: { first: { ...call(1), next: [{ do: ["second"] }] }, second: call(2) },
   };
-  const registered = await persist(stack.apiUrl, "PUT", `/workflows/${name}`, definition);
-  if (registered.status >= 300) throw new Error(`registration failed: ${registered.text}`);
+  await client.putWorkflow(name, definition);
   const repoOf = (n: number) => (n % 2 === 0 ? "even" : "odd");
   const created = await Promise.all(
     Array.from({ length: 6 }, (_, n) =>
-      persist(
-        stack.apiUrl,
-        "POST",
-        `/workflows/${name}/runs`,
-        { input: { repo: repoOf(n), n } },
-        {
-          "idempotency-key": `${name}-${n}`,
-        },
-      ),
+      client.createRun(name, { input: { repo: repoOf(n), n }, idempotencyKey: `${name}-${n}` }),
     ),
   );
   const violations: string[] = [];
   const deadline = Date.now() + 180_000;
-  for (const [n, c] of created.entries()) {
-    for (;;) {
-      const { body } = await callApi(stack.apiUrl, "GET", `/runs/${c.body.runId}`);
-      if (body?.status === "succeeded") break;
-      if (["failed", "cancelled"].includes(body?.status) || Date.now() > deadline) {
-        violations.push(`I5: keyed run ${n} (${c.body.runId}) ended ${body?.status}`);
-        break;
-      }
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
+  for (const [n, { runId }] of created.entries()) {
+    const run = await client
+      .waitForRun(runId, { timeoutMs: Math.max(1, deadline - Date.now()), intervalMs: 250 })
+      .catch((error: unknown) => {
+        if (isOnceflowError(error, "WaitTimedOut")) return error.fields.run as RunView;
+        throw error;
+      });
+    if (run.status !== "succeeded") violations.push(`I5: keyed run ${n} (${runId}) ended ${run.status}`);
   }
   // each run's span, from its first call's arrival to its last call's answer, per key
   const spans = new Map<number, { from: number; to: number }>();

@@ -1,49 +1,46 @@
+import { isOnceflowError, type RunEvent } from "../../lib/client";
 import type { LocalStackFixture } from "./stack";
 
-const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
-
-/** Polls GET /runs/{id} until the run is terminal (or `until` holds), and returns it. */
+/**
+ * Polls the run (`client.getRun`, every 100 ms) until it has ended, or until `until` holds, and
+ * returns it. Throws with the run as last seen when it does not get there in `timeoutMs`.
+ */
 export async function waitForRun(
   stack: LocalStackFixture,
   runId: string,
   // biome-ignore lint/suspicious/noExplicitAny: tests read run bodies freely.
   until?: (run: any) => boolean,
   timeoutMs = 30_000,
-) {
+  // biome-ignore lint/suspicious/noExplicitAny: tests read run bodies freely.
+): Promise<any> {
+  const late = (run: unknown) => new Error(`run ${runId} did not get there in time: ${JSON.stringify(run)}`);
+  if (!until)
+    return stack.client.waitForRun(runId, { timeoutMs, intervalMs: 100 }).catch((error: unknown) => {
+      throw isOnceflowError(error, "WaitTimedOut") ? late(error.fields.run) : error;
+    });
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const { body } = await stack.api("GET", `/runs/${runId}`);
-    if (until ? until(body) : TERMINAL.has(body.status)) return body;
-    if (Date.now() > deadline)
-      throw new Error(`run ${runId} did not get there in time: ${JSON.stringify(body)}`);
+    const run = await stack.client.getRun(runId);
+    if (until(run)) return run;
+    if (Date.now() > deadline) throw late(run);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
 
-/** Registers a definition (an object, sent as JSON) and checks it was accepted. */
+/** Registers a definition (an object, sent as JSON); an invalid one throws. Returns its version. */
 export async function register(
   stack: LocalStackFixture,
   definition: { name: string; [key: string]: unknown },
 ): Promise<number> {
-  const response = await stack.api("PUT", `/workflows/${definition.name}`, definition);
-  if (response.status !== 201 && response.status !== 200) {
-    throw new Error(`registration failed: ${response.status} ${response.text}`);
-  }
-  return response.body.version;
+  return (await stack.client.putWorkflow(definition.name, definition)).version;
 }
 
-/** One entry of `GET /runs/{id}/events`. */
-export interface RunEventView {
-  seq: number;
-  at: string;
-  type: string;
-  task?: string;
-  item?: number;
-  attempt?: number;
+/** One entry of `GET /runs/{id}/events`, with the error of its detail typed. */
+export type RunEventView = Omit<RunEvent, "detail"> & {
   detail?: { error?: { code: string; message: string } } & Record<string, unknown>;
-}
+};
 
 /** The run's history, from the API. */
 export async function eventsOf(stack: LocalStackFixture, runId: string): Promise<RunEventView[]> {
-  return (await stack.api("GET", `/runs/${runId}/events`)).body.events;
+  return (await stack.client.getEvents(runId)) as RunEventView[];
 }

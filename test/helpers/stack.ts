@@ -1,13 +1,16 @@
 /**
  * `useLocalStack()` gives an integration test file the app part of the local stack: its own tables
  * and queues (a stage unique to the file) on the emulators started once by global-setup.ts, the
- * HTTP API on a free port, the SQS pollers and the sweeper timer, and a small `api()` client.
- * (The `localEndpoints` type of `inject` is declared in global-setup.ts.)
+ * HTTP API on a free port, the SQS pollers and the sweeper timer, the typed client of its API
+ * (`client`, lib/client: for using the API), and `api()`, raw requests and answers (for testing
+ * the API itself: statuses, headers, malformed bodies). (The `localEndpoints` type of `inject` is
+ * declared in global-setup.ts.)
  */
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, inject } from "vitest";
 import { consoleLog } from "../../infra/local/log";
 import { type LocalStack, type LocalStackOptions, startLocalStack } from "../../infra/local/stack";
+import { createClient, type OnceflowClient } from "../../lib/client";
 
 export type UseLocalStackOptions = Omit<LocalStackOptions, "endpoints" | "port">;
 
@@ -25,9 +28,12 @@ export interface LocalStackFixture {
   readonly stack: LocalStack;
   /** `http://127.0.0.1:PORT` */
   readonly apiUrl: string;
+  /** The typed client (lib/client) of the stack's API: an error answer throws an OnceflowError. */
+  readonly client: OnceflowClient;
   /**
-   * Calls the HTTP API. An object body is sent as JSON; a string body as is (say its
-   * Content-Type in `headers`).
+   * Calls the HTTP API and gives the raw answer, for a test of the API itself (its statuses,
+   * headers, bodies). An object body is sent as JSON; a string body as is (say its Content-Type
+   * in `headers`).
    */
   api(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<ApiResponse>;
 }
@@ -39,8 +45,10 @@ export function uniqueStage(): string {
 
 export function useLocalStack(options: UseLocalStackOptions = {}): LocalStackFixture {
   let stack: LocalStack | undefined;
+  let client: OnceflowClient | undefined;
 
   beforeAll(async () => {
+    client = undefined;
     stack = await startLocalStack({
       stage: uniqueStage(),
       log: consoleLog({ prefix: "[stack]", minLevel: "warn" }),
@@ -67,6 +75,10 @@ export function useLocalStack(options: UseLocalStackOptions = {}): LocalStackFix
     },
     get apiUrl() {
       return running().apiUrl;
+    },
+    get client() {
+      client ??= createClient(running().apiUrl);
+      return client;
     },
     api: (method, path, body, headers) => callApi(running().apiUrl, method, path, body, headers),
   };
@@ -103,17 +115,19 @@ export async function callApi(
   return { status: response.status, headers: response.headers, body: parsed, text };
 }
 
-/** Calls the API until it answers something other than a 5xx: a client retrying (under chaos a handler may have crashed). */
-export async function persist(
-  baseUrl: string,
-  method: string,
-  path: string,
-  body?: unknown,
-  headers?: Record<string, string>,
-): Promise<ApiResponse> {
-  for (let attempt = 0; ; attempt++) {
-    const response = await callApi(baseUrl, method, path, body, headers);
-    if (response.status < 500 || attempt > 50) return response;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+/**
+ * A client of the API at `baseUrl` that sends each request again while the answer is a 5xx (up
+ * to 50 times, 50 ms apart), as a client retrying would: under chaos an API handler may have
+ * crashed. The last answer stands (a 5xx then throws, as any error answer does).
+ */
+export function persistentClient(baseUrl: string): OnceflowClient {
+  const retrying: typeof fetch = async (input, init) => {
+    for (let attempt = 0; ; attempt++) {
+      const response = await fetch(input, init);
+      if (response.status < 500 || attempt >= 50) return response;
+      await response.body?.cancel();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+  return createClient({ baseUrl, fetch: retrying });
 }

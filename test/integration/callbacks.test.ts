@@ -42,9 +42,9 @@ function waitThenAfter(name: string, wait: Record<string, unknown> = {}) {
 }
 
 async function start(name: string): Promise<string> {
-  const created = await stack.api("POST", `/workflows/${name}/runs`, { input: {} });
-  expect(created.status).toBe(201);
-  return created.body.runId;
+  const created = await stack.client.createRun(name, { input: {} });
+  expect(created.created).toBe(true);
+  return created.runId;
 }
 
 /** Waits for the notify of `runId` at the sink and returns it. */
@@ -95,7 +95,7 @@ describe("callback tasks", () => {
       expect(bad.body.error.code).toBe("InvalidRequest");
       expect((await callback(token, { error: { code: 5 } })).status).toBe(400);
       expect((await callback(token, [1])).status).toBe(400);
-      expect((await stack.api("GET", `/runs/${runId}`)).body.tasks.wait.status).toBe("running");
+      expect((await stack.client.getRun(runId)).tasks.wait?.status).toBe("running");
 
       // ten identical callbacks released together
       const body = { output: { approved: true, round } };
@@ -139,7 +139,7 @@ describe("callback tasks", () => {
       (await callback(`${Buffer.from("{}").toString("base64url")}.${"a".repeat(32)}`, { output: 1 })).status,
     ).toBe(404);
     expect((await stack.api("POST", "/callbacks/nope/heartbeat")).status).toBe(404);
-    expect((await stack.api("GET", `/runs/${runId}`)).body.tasks.wait.status).toBe("running");
+    expect((await stack.client.getRun(runId)).tasks.wait?.status).toBe("running");
     expect((await callback(token, { output: "finally" })).status).toBe(200);
     expect((await waitForRun(stack, runId)).status).toBe("succeeded");
   }, 120_000);
@@ -203,7 +203,7 @@ describe("callback tasks", () => {
       expect(Date.parse(answer.body.heartbeatUntil)).toBeGreaterThan(Date.now());
       await new Promise((resolve) => setTimeout(resolve, 1000));
     }
-    const view = (await stack.api("GET", `/runs/${runId}`)).body;
+    const view = await stack.client.getRun(runId);
     expect(view.tasks.wait).toMatchObject({ status: "running", waitingFor: { callback: true } });
     expect((await callback(token, { output: "late but alive" })).body).toMatchObject({ changed: true });
     const run = await waitForRun(stack, runId);
@@ -276,16 +276,16 @@ describe("callback tasks", () => {
 
   it("cancelling a keyed run waiting for a callback passes its concurrency key on at once", async () => {
     await register(stack, { ...waitThenAfter("keyed"), concurrencyKey: "{% input.repo %}" });
-    const first = await stack.api("POST", "/workflows/keyed/runs", { input: { repo: "r" } });
-    const second = await stack.api("POST", "/workflows/keyed/runs", { input: { repo: "r" } });
-    expect([first.body.status, second.body.status]).toEqual(["running", "waiting"]);
-    await notified("keyed", first.body.runId);
-    expect((await stack.api("POST", `/runs/${first.body.runId}/cancel`)).status).toBe(202);
-    expect((await waitForRun(stack, first.body.runId)).status).toBe("cancelled");
+    const first = await stack.client.createRun("keyed", { input: { repo: "r" } });
+    const second = await stack.client.createRun("keyed", { input: { repo: "r" } });
+    expect([first.status, second.status]).toEqual(["running", "waiting"]);
+    await notified("keyed", first.runId);
+    expect((await stack.api("POST", `/runs/${first.runId}/cancel`)).status).toBe(202);
+    expect((await waitForRun(stack, first.runId)).status).toBe("cancelled");
     // the next run of the key gets it and starts waiting for its own callback
-    const token = tokenOf(await notified("keyed", second.body.runId));
+    const token = tokenOf(await notified("keyed", second.runId));
     expect((await callback(token, { output: 1 })).status).toBe(200);
-    expect((await waitForRun(stack, second.body.runId)).status).toBe("succeeded");
+    expect((await waitForRun(stack, second.runId)).status).toBe("succeeded");
   }, 60_000);
 
   it("with-items callback tasks: one token per item, each completed by its own callback", async () => {
@@ -310,8 +310,8 @@ describe("callback tasks", () => {
     const items = [first, second].map((r) => (r.json as { item: number }).item).sort();
     expect(items).toEqual([0, 1]); // concurrency 2: the third waits for a slot
     expect(first.headers["idempotency-key"]).toBe(`${runId}/each/${(first.json as { item: number }).item}`);
-    const view = (await stack.api("GET", `/runs/${runId}`)).body;
-    expect(view.tasks.each.items).toMatchObject({ total: 3, running: 2, queued: 1 });
+    const view = await stack.client.getRun(runId);
+    expect(view.tasks.each?.items).toMatchObject({ total: 3, running: 2, queued: 1 });
     for (const r of [first, second]) {
       const item = (r.json as { item: number }).item;
       const answer = await callback(tokenOf(r), { output: `done ${item}` });
@@ -343,8 +343,8 @@ describe("callback tasks", () => {
         .requestsTo("/notify/pic")
         .filter((r) => (r.json as { runId: string }).runId === runId),
     );
-    const next = await stack.api("POST", "/workflows/per-item-cancel/runs", {});
-    expect(next.body.status).toBe("waiting");
+    const next = await stack.client.createRun("per-item-cancel");
+    expect(next.status).toBe("waiting");
     expect((await stack.api("POST", `/runs/${runId}/cancel`)).status).toBe(202);
     // the run ends first; its waiting items are cancelled by the same call and counted through
     // their completions, so the counts follow within moments (no timeout is waited for)
@@ -353,6 +353,6 @@ describe("callback tasks", () => {
     expect(run.tasks.each.items).toMatchObject({ total: 2, running: 0, cancelled: 2 });
     for (const r of notifies) expect((await callback(tokenOf(r), { output: 1 })).status).toBe(404);
     // nothing of the cancelled run waits any more: its key passed on without any timeout
-    await waitForRun(stack, next.body.runId, (v) => v.status !== "waiting", 10_000);
+    await waitForRun(stack, next.runId, (v) => v.status !== "waiting", 10_000);
   }, 60_000);
 });

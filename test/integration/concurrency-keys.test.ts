@@ -46,28 +46,26 @@ describe("concurrency keys", () => {
     sink().delay("/step", 20);
     const firstCall = sink().holdNext(1); // the holder's first call waits until the queue is read
     const created = await Promise.all(
-      Array.from({ length: 20 }, (_, n) =>
-        stack.api("POST", "/workflows/deploy/runs", { input: { repo: "r1", n } }),
-      ),
+      Array.from({ length: 20 }, (_, n) => stack.client.createRun("deploy", { input: { repo: "r1", n } })),
     );
-    expect(created.map((c) => c.status)).toEqual(Array(20).fill(201));
-    const statuses = created.map((c) => c.body.status).sort();
+    expect(created.map((c) => c.created)).toEqual(Array(20).fill(true));
+    const statuses = created.map((c) => c.status).sort();
     expect(statuses).toEqual(["running", ...Array(19).fill("waiting")]);
     await firstCall;
 
     // the queue as the API shows it: each waiting run's place behind the holder
-    const views = await Promise.all(created.map((c) => stack.api("GET", `/runs/${c.body.runId}`)));
-    const holder = created.findIndex((c) => c.body.status === "running");
+    const views = await Promise.all(created.map((c) => stack.client.getRun(c.runId)));
+    const holder = created.findIndex((c) => c.status === "running");
     const order = [holder];
     for (const [n, view] of views.entries()) {
       if (n === holder) continue;
-      expect(view.body.waitingFor.holder).toBe(created[holder]?.body.runId);
-      order[view.body.waitingFor.position] = n;
+      expect(view.waitingFor?.holder).toBe(created[holder]?.runId);
+      order[view.waitingFor?.position ?? -1] = n;
     }
     expect(new Set(order).size).toBe(20);
     sink().release();
 
-    const runs = await Promise.all(created.map((c) => waitForRun(stack, c.body.runId, undefined, 120_000)));
+    const runs = await Promise.all(created.map((c) => waitForRun(stack, c.runId, undefined, 120_000)));
     expect(runs.map((r) => r.status)).toEqual(Array(20).fill("succeeded"));
     const calls = sink().requestsTo("/step");
     expect(calls).toHaveLength(40);
@@ -109,56 +107,52 @@ describe("concurrency keys", () => {
   it("F5: a pending run holds its key; the run behind it waits, and starts by itself when the first ends", async () => {
     await register(stack, keyed("release"));
     sink().reset();
-    const pending = await stack.api("POST", "/workflows/release/runs", {
-      input: { repo: "r2", n: 1 },
-      start: false,
-    });
-    expect(pending.body.status).toBe("pending");
-    const second = await stack.api("POST", "/workflows/release/runs", { input: { repo: "r2", n: 2 } });
-    expect(second.body.status).toBe("waiting");
-    const view = await stack.api("GET", `/runs/${second.body.runId}`);
-    expect(view.body.waitingFor).toEqual({ concurrencyKey: "r2", holder: pending.body.runId, position: 1 });
+    const pending = await stack.client.createRun("release", { input: { repo: "r2", n: 1 }, start: false });
+    expect(pending.status).toBe("pending");
+    const second = await stack.client.createRun("release", { input: { repo: "r2", n: 2 } });
+    expect(second.status).toBe("waiting");
+    const view = await stack.client.getRun(second.runId);
+    expect(view.waitingFor).toEqual({ concurrencyKey: "r2", holder: pending.runId, position: 1 });
     // a trigger of the waiting run is refused: it is not pending
-    const early = await stack.api("POST", `/runs/${second.body.runId}/trigger`);
+    const early = await stack.api("POST", `/runs/${second.runId}/trigger`);
     expect(early.status).toBe(409);
     expect(early.body.error.status).toBe("waiting");
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(sink().requestsTo("/step")).toHaveLength(0); // nothing ran while the first was pending
 
-    expect((await stack.api("POST", `/runs/${pending.body.runId}/trigger`)).status).toBe(202);
+    expect((await stack.api("POST", `/runs/${pending.runId}/trigger`)).status).toBe(202);
     const [first, next] = await Promise.all([
-      waitForRun(stack, pending.body.runId),
-      waitForRun(stack, second.body.runId),
+      waitForRun(stack, pending.runId),
+      waitForRun(stack, second.runId),
     ]);
     expect([first.status, next.status]).toEqual(["succeeded", "succeeded"]);
     const byRun = spans(sink().requestsTo("/step"));
     expect(byRun.get(2)?.from).toBeGreaterThanOrEqual(byRun.get(1)?.to as number);
-    const types = (await eventsOf(stack, second.body.runId)).map((e) => e.type);
+    const types = (await eventsOf(stack, second.runId)).map((e) => e.type);
     expect(types.slice(0, 4)).toEqual(["RunCreated", "LockWaiting", "LockAcquired", "RunStarted"]);
-    expect((await eventsOf(stack, pending.body.runId)).map((e) => e.type)).toContain("LockReleased");
+    expect((await eventsOf(stack, pending.runId)).map((e) => e.type)).toContain("LockReleased");
   }, 60_000);
 
   it("cancelling a waiting run takes it off the queue; cancelling the holder passes the key on", async () => {
     await register(stack, keyed("cancel-keyed"));
     sink().reset();
     const held = sink().holdNext(1);
-    const create = (n: number) =>
-      stack.api("POST", "/workflows/cancel-keyed/runs", { input: { repo: "r3", n } });
+    const create = (n: number) => stack.client.createRun("cancel-keyed", { input: { repo: "r3", n } });
     const a = await create(1);
     await held; // a's first call is in flight
     const b = await create(2);
     const c = await create(3);
-    expect([b.body.status, c.body.status]).toEqual(["waiting", "waiting"]);
-    expect((await stack.api("POST", `/runs/${b.body.runId}/cancel`)).status).toBe(202);
-    expect((await stack.api("GET", `/runs/${c.body.runId}`)).body.waitingFor.position).toBe(1);
-    expect((await stack.api("POST", `/runs/${a.body.runId}/cancel`)).status).toBe(202);
+    expect([b.status, c.status]).toEqual(["waiting", "waiting"]);
+    expect((await stack.api("POST", `/runs/${b.runId}/cancel`)).status).toBe(202);
+    expect((await stack.client.getRun(c.runId)).waitingFor?.position).toBe(1);
+    expect((await stack.api("POST", `/runs/${a.runId}/cancel`)).status).toBe(202);
     // a's action is still running: c waits for it to end before it gets the key
     await new Promise((resolve) => setTimeout(resolve, 300));
-    expect((await stack.api("GET", `/runs/${c.body.runId}`)).body.status).toBe("waiting");
+    expect((await stack.client.getRun(c.runId)).status).toBe("waiting");
     sink().release();
-    expect((await waitForRun(stack, c.body.runId)).status).toBe("succeeded");
-    expect((await waitForRun(stack, a.body.runId)).status).toBe("cancelled");
-    expect((await waitForRun(stack, b.body.runId)).status).toBe("cancelled");
+    expect((await waitForRun(stack, c.runId)).status).toBe("succeeded");
+    expect((await waitForRun(stack, a.runId)).status).toBe("cancelled");
+    expect((await waitForRun(stack, b.runId)).status).toBe("cancelled");
     const runsCalled = new Set(
       sink()
         .requestsTo("/step")
@@ -174,13 +168,13 @@ describe("concurrency keys", () => {
     sink().reset();
     const held = sink().holdNext(2);
     const [x, y] = await Promise.all(
-      ["r4", "r5"].map((repo, n) => stack.api("POST", "/workflows/parallel/runs", { input: { repo, n } })),
+      ["r4", "r5"].map((repo, n) => stack.client.createRun("parallel", { input: { repo, n } })),
     );
-    expect([x?.body.status, y?.body.status]).toEqual(["running", "running"]);
+    expect([x?.status, y?.status]).toEqual(["running", "running"]);
     await held; // both first calls are in flight at once
     sink().release();
-    expect((await waitForRun(stack, x?.body.runId)).status).toBe("succeeded");
-    expect((await waitForRun(stack, y?.body.runId)).status).toBe("succeeded");
+    expect((await waitForRun(stack, x?.runId as string)).status).toBe("succeeded");
+    expect((await waitForRun(stack, y?.runId as string)).status).toBe("succeeded");
   }, 60_000);
 
   it("a key that does not evaluate to a string is a 400 that creates nothing", async () => {

@@ -36,9 +36,9 @@ const sink = () => sinkFixture.sink;
 describe("graph execution", () => {
   it("runs the README example: parallel branches, a handled failure, a join, the run output", async () => {
     await register(stack, parse(readFileSync("examples/hello.yaml", "utf8")));
-    const created = await stack.api("POST", "/workflows/hello/runs", { input: { name: "Ada" } });
-    expect(created).toMatchObject({ status: 201, body: { status: "running" } });
-    const run = await waitForRun(stack, created.body.runId);
+    const created = await stack.client.createRun("hello", { input: { name: "Ada" } });
+    expect(created).toMatchObject({ created: true, status: "running" });
+    const run = await waitForRun(stack, created.runId);
     expect(run.status).toBe("succeeded");
     expect(run.output).toEqual({ greeting: "HELLO, ADA!", recovered: true });
     expect(run.tasks).toMatchObject({
@@ -71,7 +71,7 @@ describe("graph execution", () => {
         cleanup: { action: "core.noop" },
       },
     });
-    const { runId } = (await stack.api("POST", "/workflows/unhandled/runs", { input: {} })).body;
+    const { runId } = await stack.client.createRun("unhandled", { input: {} });
     const run = await waitForRun(stack, runId);
     expect(run.status).toBe("failed");
     expect(run.error).toMatchObject({ code: "TaskFailed", task: "boom" });
@@ -90,7 +90,7 @@ describe("graph execution", () => {
         },
       },
     });
-    const { runId } = (await stack.api("POST", "/workflows/call/runs", { input: { who: "sink" } })).body;
+    const { runId } = await stack.client.createRun("call", { input: { who: "sink" } });
     const run = await waitForRun(stack, runId);
     expect(run.status).toBe("succeeded");
     expect(run.output).toEqual({ call: { status: 200, body: { ok: true } } });
@@ -123,7 +123,7 @@ describe("graph execution", () => {
         },
       },
     });
-    const { runId } = (await stack.api("POST", "/workflows/retrying/runs", { input: {} })).body;
+    const { runId } = await stack.client.createRun("retrying", { input: {} });
     const run = await waitForRun(stack, runId);
     expect(run.status).toBe("failed");
     expect(run.tasks.flaky).toMatchObject({ status: "succeeded", attempts: 2 });
@@ -152,7 +152,7 @@ describe("graph execution", () => {
         },
       },
     });
-    const { runId } = (await stack.api("POST", "/workflows/slow/runs", { input: {} })).body;
+    const { runId } = await stack.client.createRun("slow", { input: {} });
     const run = await waitForRun(stack, runId);
     expect(run.tasks.nap).toMatchObject({ status: "failed", attempts: 2, error: { code: "TaskTimedOut" } });
   });
@@ -168,14 +168,14 @@ describe("graph execution", () => {
         },
       },
     });
-    const good = (await stack.api("POST", "/workflows/typed/runs", { input: { order: { qty: 2 } } })).body;
+    const good = await stack.client.createRun("typed", { input: { order: { qty: 2 } } });
     expect(await waitForRun(stack, good.runId)).toMatchObject({
       status: "succeeded",
       output: { typed: { double: 4 } },
     });
     typedRuns.length = 0;
 
-    const bad = (await stack.api("POST", "/workflows/typed/runs", { input: { order: { qty: "two" } } })).body;
+    const bad = await stack.client.createRun("typed", { input: { order: { qty: "two" } } });
     const run = await waitForRun(stack, bad.runId);
     const message = "the input of test.typed does not match its schema: input.order.qty must be an integer";
     expect(run.status).toBe("failed");
@@ -215,8 +215,7 @@ describe("exactly once under duplicates", () => {
     for (let round = 0; round < 5; round++) {
       sink().reset();
       const held = sink().holdNext(1);
-      const { runId } = (await stack.api("POST", "/workflows/dup-completion/runs", { input: { round } }))
-        .body;
+      const { runId } = await stack.client.createRun("dup-completion", { input: { round } });
       await held; // `second` was dispatched and is running, held by the sink
       const completion = { runId, task: "first", attempt: 1 };
       const before = await snapshotTable(runId);
@@ -257,7 +256,7 @@ describe("exactly once under duplicates", () => {
     });
     for (let round = 0; round < 10; round++) {
       sink().reset();
-      const { runId } = (await stack.api("POST", "/workflows/contended/runs", { input: { round } })).body;
+      const { runId } = await stack.client.createRun("contended", { input: { round } });
       const message = { runId, task: "only" };
       // 12 direct worker invocations race the stack's own poller for the same execution
       await Promise.all(Array.from({ length: 12 }, () => workerHandler(sqsEvent([message]), lambdaContext)));
@@ -280,13 +279,13 @@ describe("exactly once under duplicates", () => {
       },
     });
     const held = sink().holdNext(1);
-    const { runId } = (await stack.api("POST", "/workflows/cancellable/runs", { input: {} })).body;
+    const { runId } = await stack.client.createRun("cancellable", { input: {} });
     await held;
     expect(await stack.api("POST", `/runs/${runId}/cancel`)).toMatchObject({ status: 202 });
     sink().release();
     const run = await waitForRun(stack, runId, (r) => r.tasks.working?.status === "succeeded");
     await new Promise((resolve) => setTimeout(resolve, 1500));
-    const after = (await stack.api("GET", `/runs/${runId}`)).body;
+    const after = await stack.client.getRun(runId);
     expect(after.status).toBe("cancelled");
     expect(run.tasks.after).toBeUndefined();
     expect(after.tasks.after).toBeUndefined();

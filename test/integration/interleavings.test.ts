@@ -30,7 +30,7 @@ describe("forced interleavings", () => {
     for (let round = 0; round < 5; round++) {
       sink().reset();
       const allRead = barrier("claim:before-write", 3);
-      const { runId } = (await stack.api("POST", "/workflows/claim-race/runs", { input: { round } })).body;
+      const { runId } = await stack.client.createRun("claim-race", { input: { round } });
       // the stack's own worker is the first; two more take the same message
       const direct = [0, 1].map(() => workerHandler(sqsEvent([{ runId, task: "only" }]), lambdaContext));
       await within(allRead, 10_000, "three readers");
@@ -58,7 +58,7 @@ describe("forced interleavings", () => {
     for (let round = 0; round < 5; round++) {
       sink().reset();
       const held = sink().holdNext(3);
-      const { runId } = (await stack.api("POST", "/workflows/count-race/runs", { input: { round } })).body;
+      const { runId } = await stack.client.createRun("count-race", { input: { round } });
       await held;
       const sameCounters = barrier("countdown:before-commit", 2);
       sink().release();

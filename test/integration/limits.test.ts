@@ -59,7 +59,7 @@ describe("concurrency limits", () => {
     const lasts = [...byRun.values()].map((ats) => Math.max(...ats));
     expect(Math.max(...firsts)).toBeLessThan(Math.min(...lasts));
     // the history says who waited and who was handed a slot
-    const events = (await Promise.all(created.map((c) => eventsOf(stack, c.body.runId)))).flat();
+    const events = (await Promise.all(created.map((c) => eventsOf(stack, c.runId)))).flat();
     expect(events.filter((e) => e.type === "SlotWaiting").length).toBeGreaterThan(0);
     expect(events.filter((e) => e.type === "SlotAcquired").length).toBe(
       events.filter((e) => e.type === "SlotWaiting").length,
@@ -80,10 +80,8 @@ describe("concurrency limits", () => {
       for (let round = 0; round < 3; round++) {
         sink().reset();
         const items = Array.from({ length: 2 * maxRunning }, (_, k) => k);
-        const { body } = await stack.api("POST", "/workflows/same-instant/runs", {
-          input: { run: round, items },
-        });
-        const run = await waitForRun(stack, body.runId, undefined, 60_000);
+        const { runId } = await stack.client.createRun("same-instant", { input: { run: round, items } });
+        const run = await waitForRun(stack, runId, undefined, 60_000);
         expect(run.status).toBe("succeeded");
         const calls = sink().requestsTo("/limited");
         expect(new Set(calls.map((r) => JSON.stringify(r.json))).size).toBe(items.length);
@@ -119,10 +117,10 @@ describe("concurrency limits", () => {
     });
     sink().reset();
     const held = sink().holdNext(1);
-    const first = await stack.api("POST", "/workflows/one-slot/runs", { input: { n: 1 } });
+    const first = await stack.client.createRun("one-slot", { input: { n: 1 } });
     await held;
-    const second = await stack.api("POST", "/workflows/one-slot/runs", { input: { n: 2 } });
-    const waiting = await waitForRun(stack, second.body.runId, (r) => r.tasks.call?.waitingFor !== undefined);
+    const second = await stack.client.createRun("one-slot", { input: { n: 2 } });
+    const waiting = await waitForRun(stack, second.runId, (r) => r.tasks.call?.waitingFor !== undefined);
     expect(waiting.tasks.call.waitingFor).toEqual({
       action: "core.http",
       maxRunning: 1,
@@ -131,7 +129,7 @@ describe("concurrency limits", () => {
       position: 1,
     });
     sink().release();
-    const runs = await Promise.all([first, second].map((c) => waitForRun(stack, c.body.runId)));
+    const runs = await Promise.all([first, second].map((c) => waitForRun(stack, c.runId)));
     expect(runs.map((r) => r.status)).toEqual(["succeeded", "succeeded"]);
     expect(runs[1].tasks.call.waitingFor).toBeUndefined();
     expect(peakOverlap(sink().requestsTo("/one"))).toBe(1);
@@ -145,20 +143,20 @@ describe("concurrency limits", () => {
     sink().reset();
     const held = sink().holdNext(2);
     const items = Array.from({ length: 6 }, (_, k) => k);
-    const a = await stack.api("POST", "/workflows/cancel-limited/runs", { input: { run: 0, items } });
+    const a = await stack.client.createRun("cancel-limited", { input: { run: 0, items } });
     await held;
-    const b = await stack.api("POST", "/workflows/cancel-limited/runs", { input: { run: 1, items } });
-    await waitForRun(stack, b.body.runId, (r) => r.tasks.fan?.waitingFor?.waiting === 6);
+    const b = await stack.client.createRun("cancel-limited", { input: { run: 1, items } });
+    await waitForRun(stack, b.runId, (r) => r.tasks.fan?.waitingFor?.waiting === 6);
     // a run cancelled while its items are parked: they are cancelled at once, and leave the queue
-    const c = await stack.api("POST", "/workflows/cancel-limited/runs", { input: { run: 2, items } });
-    await waitForRun(stack, c.body.runId, (r) => r.tasks.fan?.waitingFor?.waiting === 6);
-    expect((await stack.api("POST", `/runs/${c.body.runId}/cancel`)).status).toBe(202);
-    const rc = await waitForRun(stack, c.body.runId, (r) => r.tasks.fan?.items?.running === 0, 10_000);
+    const c = await stack.client.createRun("cancel-limited", { input: { run: 2, items } });
+    await waitForRun(stack, c.runId, (r) => r.tasks.fan?.waitingFor?.waiting === 6);
+    expect((await stack.api("POST", `/runs/${c.runId}/cancel`)).status).toBe(202);
+    const rc = await waitForRun(stack, c.runId, (r) => r.tasks.fan?.items?.running === 0, 10_000);
     expect(rc.tasks.fan.items).toMatchObject({ cancelled: 6 });
     expect(rc.tasks.fan.waitingFor).toBeUndefined();
-    expect((await stack.api("POST", `/runs/${a.body.runId}/cancel`)).status).toBe(202);
+    expect((await stack.api("POST", `/runs/${a.runId}/cancel`)).status).toBe(202);
     sink().release(); // a's two running calls finish; its slots go to b
-    const [ra, rb] = await Promise.all([a, b].map((c) => waitForRun(stack, c.body.runId, undefined, 60_000)));
+    const [ra, rb] = await Promise.all([a, b].map((c) => waitForRun(stack, c.runId, undefined, 60_000)));
     expect(ra.status).toBe("cancelled");
     expect(rb.status).toBe("succeeded");
     const limit = await readLimit({ workflow: "cancel-limited", action: "core.http" });

@@ -46,9 +46,9 @@ describe("listing", () => {
     for (let i = 0; i < 14; i++) {
       const workflow = i % 3 === 0 ? "list-bad" : "list-ok";
       const start = i % 5 !== 4; // every fifth run is created without starting: pending
-      const { body } = await stack.api("POST", `/workflows/${workflow}/runs`, { input: { i }, start });
+      const { runId } = await stack.client.createRun(workflow, { input: { i }, start });
       created.push({
-        runId: body.runId,
+        runId,
         workflow,
         status: start ? (workflow === "list-bad" ? "failed" : "succeeded") : "pending",
       });

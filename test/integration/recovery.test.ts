@@ -8,7 +8,7 @@ import { historyEvent } from "../../lib/store/events";
 import { keys } from "../../lib/store/keys";
 import { transact } from "../../lib/store/transaction";
 import { getLatestWorkflow } from "../../lib/workflows";
-import { register, waitForRun } from "../helpers/runs";
+import { eventsOf, register, waitForRun } from "../helpers/runs";
 import { useLocalStack } from "../helpers/stack";
 
 const stack = useLocalStack();
@@ -60,7 +60,7 @@ describe("recovery by the sweeper (I6)", () => {
     await register(stack, chain);
     const runId = await runLeftByACrash();
     await new Promise((resolve) => setTimeout(resolve, 1000));
-    expect((await stack.api("GET", `/runs/${runId}`)).body.tasks.a.status).toBe("queued");
+    expect((await stack.client.getRun(runId)).tasks.a?.status).toBe("queued");
     expect((await sweep(later(10))).acted).toBe(0); // not overdue yet: nothing re-sent
     expect((await sweep(later(301))).acted).toBeGreaterThanOrEqual(1);
     const run = await waitForRun(stack, runId);
@@ -77,10 +77,8 @@ describe("recovery by the sweeper (I6)", () => {
     const run = await waitForRun(stack, runId);
     expect(run.status).toBe("succeeded");
     expect(run.tasks.a.attempts).toBe(2);
-    const events = (await stack.api("GET", `/runs/${runId}/events`)).body.events;
-    expect(events.find((e: { type: string }) => e.type === "TaskRetrying")?.detail.error.code).toBe(
-      "LeaseExpired",
-    );
+    const events = await eventsOf(stack, runId);
+    expect(events.find((e) => e.type === "TaskRetrying")?.detail?.error?.code).toBe("LeaseExpired");
   });
 
   it("two sweepers racing over the same overdue execution send it once (one dedup id)", async () => {

@@ -35,7 +35,7 @@ describe("redrive", () => {
     });
     sink().reset();
     sink().respond("/item/2", [400, 200]); // fails once (not retryable), then accepts
-    const { body: created } = await stack.api("POST", "/workflows/redrive-items/runs", {});
+    const created = await stack.client.createRun("redrive-items");
     const failed = await waitForRun(stack, created.runId);
     expect(failed.status).toBe("failed");
     expect(failed.tasks.fan.items).toMatchObject({ total: 5, succeeded: 4, failed: 1 });
@@ -86,8 +86,8 @@ describe("redrive", () => {
     sink().reset();
     sink().respond("/late/1", [400, 200]);
     sink().respond("/late/2", [400, 200]);
-    const { body: created } = await stack.api("POST", "/workflows/redrive-late/runs", {});
-    const runId = created.runId as string;
+    const created = await stack.client.createRun("redrive-late");
+    const runId = created.runId;
     expect((await waitForRun(stack, runId)).status).toBe("failed");
     const failed = (await eventsOf(stack, runId)).find((e) => e.type === "TaskFailed" && e.item === 1);
     const duplicate = {
@@ -129,7 +129,7 @@ describe("redrive", () => {
     });
     sink().reset();
     sink().respond("/flaky", [500, 500, 500, 200]); // two attempts fail, then a redrive: 500, 200
-    const { body: created } = await stack.api("POST", "/workflows/redrive-plain/runs", {});
+    const created = await stack.client.createRun("redrive-plain");
     expect((await waitForRun(stack, created.runId)).status).toBe("failed");
 
     const answers = await Promise.all(
@@ -150,13 +150,13 @@ describe("redrive", () => {
 
   it("only a failed run can be redriven", async () => {
     await register(stack, { name: "redrive-ok", tasks: { a: { action: "core.noop" } } });
-    const { body: created } = await stack.api("POST", "/workflows/redrive-ok/runs", {});
+    const created = await stack.client.createRun("redrive-ok");
     expect((await waitForRun(stack, created.runId)).status).toBe("succeeded");
     const answer = await stack.api("POST", `/runs/${created.runId}/redrive`);
     expect(answer.status).toBe(409);
     expect(answer.body.error).toMatchObject({ code: "RunNotRedrivable", status: "succeeded" });
     expect((await stack.api("POST", "/runs/no-such-run/redrive")).status).toBe(404);
-    const { body: pending } = await stack.api("POST", "/workflows/redrive-ok/runs", { start: false });
+    const pending = await stack.client.createRun("redrive-ok", { start: false });
     expect((await stack.api("POST", `/runs/${pending.runId}/redrive`)).body.error).toMatchObject({
       code: "RunNotRedrivable",
       status: "pending",
@@ -171,20 +171,20 @@ describe("redrive", () => {
     });
     sink().reset();
     sink().respond("/keyed/1", [400, 200]);
-    const first = await stack.api("POST", "/workflows/redrive-keyed/runs", { input: { repo: "r", n: 1 } });
-    expect((await waitForRun(stack, first.body.runId)).status).toBe("failed");
+    const first = await stack.client.createRun("redrive-keyed", { input: { repo: "r", n: 1 } });
+    expect((await waitForRun(stack, first.runId)).status).toBe("failed");
     const held = sink().holdNext(1);
-    const second = await stack.api("POST", "/workflows/redrive-keyed/runs", { input: { repo: "r", n: 2 } });
+    const second = await stack.client.createRun("redrive-keyed", { input: { repo: "r", n: 2 } });
     await held; // the second run holds the key, its call in flight
-    const busy = await stack.api("POST", `/runs/${first.body.runId}/redrive`);
+    const busy = await stack.api("POST", `/runs/${first.runId}/redrive`);
     expect(busy.status).toBe(409);
-    expect(busy.body.error).toMatchObject({ code: "ConcurrencyKeyBusy", holder: second.body.runId });
+    expect(busy.body.error).toMatchObject({ code: "ConcurrencyKeyBusy", holder: second.runId });
     sink().release();
-    expect((await waitForRun(stack, second.body.runId)).status).toBe("succeeded");
-    expect((await stack.api("POST", `/runs/${first.body.runId}/redrive`)).status).toBe(202);
-    expect((await waitForRun(stack, first.body.runId)).status).toBe("succeeded");
+    expect((await waitForRun(stack, second.runId)).status).toBe("succeeded");
+    expect((await stack.api("POST", `/runs/${first.runId}/redrive`)).status).toBe(202);
+    expect((await waitForRun(stack, first.runId)).status).toBe("succeeded");
     // the key is free again: a third run starts at once
-    const third = await stack.api("POST", "/workflows/redrive-keyed/runs", { input: { repo: "r", n: 3 } });
-    expect(third.body.status).toBe("running");
+    const third = await stack.client.createRun("redrive-keyed", { input: { repo: "r", n: 3 } });
+    expect(third.status).toBe("running");
   });
 });

@@ -25,7 +25,7 @@ it(`a with-items task of ${ITEMS} items with concurrency 100 completes`, async (
     output: "{% tasks.after.output %}",
   });
   const started = Date.now();
-  const { runId } = (await stack.api("POST", "/workflows/scale/runs", { input: { n: ITEMS } })).body;
+  const { runId } = await stack.client.createRun("scale", { input: { n: ITEMS } });
   const run = await waitForRun(stack, runId, undefined, 1_200_000);
   console.log(`${ITEMS} items in ${Date.now() - started} ms`);
   expect(run.status).toBe("succeeded");

@@ -42,7 +42,7 @@ describe("with-items fan-out and fan-in", () => {
       sink().reset();
       const held = sink().holdNext(3);
       const items = [10, 20, 30, 40, 50];
-      const { runId } = (await stack.api("POST", "/workflows/f1/runs", { input: { items } })).body;
+      const { runId } = await stack.client.createRun("f1", { input: { items } });
       await held;
       const second = sink().holdNext(2);
       sink().release(); // the first three finish together
@@ -83,7 +83,7 @@ describe("with-items fan-out and fan-in", () => {
       sink().reset();
       const held = sink().holdNext(100);
       const items = Array.from({ length: 100 }, (_, i) => i);
-      const { runId } = (await stack.api("POST", "/workflows/f1-wide/runs", { input: { items } })).body;
+      const { runId } = await stack.client.createRun("f1-wide", { input: { items } });
       await held;
       sink().release();
       const run = await waitForRun(stack, runId, undefined, 60_000);
@@ -108,11 +108,9 @@ describe("with-items fan-out and fan-in", () => {
     sink().reset();
     sink().delay("/item", 150);
     await register(stack, fanInWorkflow("capped", 4));
-    const { runId } = (
-      await stack.api("POST", "/workflows/capped/runs", {
-        input: { items: Array.from({ length: 20 }, (_, i) => i) },
-      })
-    ).body;
+    const { runId } = await stack.client.createRun("capped", {
+      input: { items: Array.from({ length: 20 }, (_, i) => i) },
+    });
     const run = await waitForRun(stack, runId, undefined, 60_000);
     expect(run.status).toBe("succeeded");
     const calls = sink().requestsTo("/item");
@@ -126,7 +124,7 @@ describe("with-items fan-out and fan-in", () => {
   it("an empty list succeeds at once with output []", async () => {
     sink().reset();
     await register(stack, fanInWorkflow("empty", 3));
-    const { runId } = (await stack.api("POST", "/workflows/empty/runs", { input: { items: [] } })).body;
+    const { runId } = await stack.client.createRun("empty", { input: { items: [] } });
     const run = await waitForRun(stack, runId);
     expect(run.status).toBe("succeeded");
     expect(run.tasks.process_items).toMatchObject({ status: "succeeded", items: { total: 0 } });
@@ -151,7 +149,7 @@ describe("with-items fan-out and fan-in", () => {
       output: "{% tasks.square.output %}",
     });
     const n = Array.from({ length: 12 }, (_, i) => i);
-    const { runId } = (await stack.api("POST", "/workflows/squares/runs", { input: { n } })).body;
+    const { runId } = await stack.client.createRun("squares", { input: { n } });
     const run = await waitForRun(stack, runId);
     expect(run.output).toEqual(n.map((i) => i * i));
   });
@@ -172,9 +170,7 @@ describe("with-items retries, failures, timeouts and cancel", () => {
         },
       },
     });
-    const { runId } = (
-      await stack.api("POST", "/workflows/item-retry/runs", { input: { items: ["a", "b", "c"] } })
-    ).body;
+    const { runId } = await stack.client.createRun("item-retry", { input: { items: ["a", "b", "c"] } });
     const run = await waitForRun(stack, runId);
     expect(run.status).toBe("succeeded");
     const calls = sink().requestsTo("/retry/1");
@@ -212,11 +208,9 @@ describe("with-items retries, failures, timeouts and cancel", () => {
     sink().respond("/tol/3", 400);
     sink().respond("/tol/7", 400);
     await register(stack, tolerating("tolerant", 20));
-    const { runId } = (
-      await stack.api("POST", "/workflows/tolerant/runs", {
-        input: { items: Array.from({ length: 10 }, (_, i) => i) },
-      })
-    ).body;
+    const { runId } = await stack.client.createRun("tolerant", {
+      input: { items: Array.from({ length: 10 }, (_, i) => i) },
+    });
     const run = await waitForRun(stack, runId);
     expect(run.status).toBe("succeeded");
     expect(run.tasks.each.items).toMatchObject({ total: 10, succeeded: 8, failed: 2 });
@@ -243,11 +237,9 @@ describe("with-items retries, failures, timeouts and cancel", () => {
     sink().respond("/tol/1", 400);
     sink().delay("/tol/0", 300); // item 0 is still running when item 1 fails
     await register(stack, tolerating("intolerant", 0));
-    const { runId } = (
-      await stack.api("POST", "/workflows/intolerant/runs", {
-        input: { items: Array.from({ length: 10 }, (_, i) => i) },
-      })
-    ).body;
+    const { runId } = await stack.client.createRun("intolerant", {
+      input: { items: Array.from({ length: 10 }, (_, i) => i) },
+    });
     const run = await waitForRun(stack, runId);
     expect(run.status).toBe("succeeded"); // the failure was handled by `when: failed`
     expect(run.tasks.each.status).toBe("failed");
@@ -275,8 +267,7 @@ describe("with-items retries, failures, timeouts and cancel", () => {
         },
       },
     });
-    const { runId } = (await stack.api("POST", "/workflows/item-timeout/runs", { input: { items: [0, 5] } }))
-      .body;
+    const { runId } = await stack.client.createRun("item-timeout", { input: { items: [0, 5] } });
     const run = await waitForRun(stack, runId);
     expect(run.status).toBe("failed");
     expect(run.tasks.each.items).toMatchObject({ succeeded: 1, failed: 1 });
@@ -301,11 +292,9 @@ describe("with-items retries, failures, timeouts and cancel", () => {
         },
       },
     });
-    const { runId } = (
-      await stack.api("POST", "/workflows/run-timeout/runs", {
-        input: { items: Array.from({ length: 10 }, (_, i) => i) },
-      })
-    ).body;
+    const { runId } = await stack.client.createRun("run-timeout", {
+      input: { items: Array.from({ length: 10 }, (_, i) => i) },
+    });
     const run = await waitForRun(stack, runId);
     expect(run.status).toBe("failed");
     expect(run.error.code).toBe("RunTimedOut");
@@ -322,11 +311,9 @@ describe("with-items retries, failures, timeouts and cancel", () => {
     sink().reset();
     await register(stack, fanInWorkflow("cancel-fan", 2));
     const held = sink().holdNext(2);
-    const { runId } = (
-      await stack.api("POST", "/workflows/cancel-fan/runs", {
-        input: { items: Array.from({ length: 20 }, (_, i) => i) },
-      })
-    ).body;
+    const { runId } = await stack.client.createRun("cancel-fan", {
+      input: { items: Array.from({ length: 20 }, (_, i) => i) },
+    });
     await held;
     expect(await stack.api("POST", `/runs/${runId}/cancel`)).toMatchObject({ status: 202 });
     sink().release();
