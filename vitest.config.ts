@@ -13,8 +13,25 @@ export default defineConfig({
       {
         extends: true,
         test: {
+          // no emulator, seconds in all
           name: "unit",
           include: ["test/unit/**/*.test.ts"],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          // the deterministic simulation: thousands of schedules, a few minutes of CPU
+          name: "sim",
+          include: ["test/sim/**/*.test.ts"],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          // serverless.yml packaged offline (osls package) and checked
+          name: "deploy",
+          include: ["test/deploy/**/*.test.ts"],
         },
       },
       {

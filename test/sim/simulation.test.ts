@@ -6,10 +6,10 @@
  * checks can fail and that every guard is needed.
  */
 import { describe, expect, it } from "vitest";
-import { CLAIM_AS_READ, claimGuards, QUEUED_CLAIM } from "../../../lib/engine/claim";
-import { countingGuards } from "../../../lib/engine/counted";
-import type { Weakening } from "../../helpers/sim/memory-table";
-import { type FaultMode, simulateMany } from "../../helpers/sim/simulation";
+import { CLAIM_AS_READ, claimGuards, QUEUED_CLAIM } from "../../lib/engine/claim";
+import { countingGuards } from "../../lib/engine/counted";
+import type { Weakening } from "../helpers/sim/memory-table";
+import { type FaultMode, simulateMany } from "../helpers/sim/simulation";
 
 // half the schedules now also race several runs for a concurrency limit's slots, and half redrive
 // failed runs (up to four times each), which makes them longer: fewer of them keep this file's

@@ -11,9 +11,9 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { inflateRawSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { creationOrder } from "../../../infra/local/resources";
-import { loadServerlessConfig, type ServerlessConfig } from "../../../infra/local/serverless-config";
-import { MAX_RETRY_ATTEMPTS, MAX_TASK_TIMEOUT_SECONDS } from "../../../lib/definition/schema";
+import { creationOrder } from "../../infra/local/resources";
+import { loadServerlessConfig, type ServerlessConfig } from "../../infra/local/serverless-config";
+import { MAX_RETRY_ATTEMPTS, MAX_TASK_TIMEOUT_SECONDS } from "../../lib/definition/schema";
 
 interface Resource {
   Type: string;
@@ -40,7 +40,7 @@ interface Packaged {
   state: { service: { provider: { stage: string; region: string } } };
 }
 
-const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
+const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 const STAGE = "ci";
 const REGION = "eu-west-1";
 const osls = join(repoRoot, "node_modules", "osls", "bin", "serverless.js");
