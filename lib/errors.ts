@@ -129,6 +129,23 @@ export class ConcurrencyKeyBusyError extends OnceflowError {
   }
 }
 
+/**
+ * An optimistic write lost its race on every try (lib/store/contention.ts): other writers kept
+ * moving the item it read, and the write it tried was not made. The same request may well succeed
+ * shortly: the API answers 503 with `Retry-After`, and a queue message is delivered again.
+ */
+export class ContentionError extends OnceflowError {
+  /** What was being done (`end run r1`, `cancel run r1`...). */
+  readonly label: string;
+  readonly tries: number;
+  constructor(label: string, tries: number, cause?: unknown) {
+    const message = `could not ${label}: lost the race ${tries} times in a row (contention); try again shortly`;
+    super("Contention", message, { cause });
+    this.label = label;
+    this.tries = tries;
+  }
+}
+
 /** A JSONata expression failed to compile or evaluate. */
 export class ExpressionError extends OnceflowError {
   constructor(message: string, cause?: unknown) {

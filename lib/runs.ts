@@ -20,6 +20,7 @@ import {
 import { newRunId } from "./ids";
 import { isTerminal } from "./model/run-status";
 import { sendTasks } from "./queue";
+import { lostRace, retryOnContention } from "./store/contention";
 import { historyEvent } from "./store/events";
 import { keys } from "./store/keys";
 import { type RunRecord, type RunStatus, readItem, readRun, readTasks } from "./store/run-state";
@@ -29,8 +30,6 @@ import { getLatestWorkflow, getWorkflowVersion } from "./workflows";
 export const MAX_INPUT_BYTES = 256 * 1024;
 /** Idempotency keys are remembered this long. */
 const IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600;
-/** Re-reads of a concurrency-key lock that moved while a create or cancel used it. */
-const LOCK_RETRIES = 10;
 
 export interface RunSummary {
   runId: string;
@@ -80,92 +79,97 @@ export async function createRun(
   const inputHash = sha256(inputJson);
   const start = request.start ?? true;
 
-  for (let tries = 0; tries < LOCK_RETRIES; tries++) {
-    const runId = newRunId();
-    const now = new Date();
-    const lock = concurrencyKey ? await readLock(workflow.name, concurrencyKey) : undefined;
-    const taken = concurrencyKey ? acquireOrWait(lock, workflow.name, concurrencyKey, runId) : undefined;
-    if (taken && !taken.acquired && workflow.definition.onConcurrencyConflict === "reject") {
-      // a replayed create (of the holder, or of a run since ended) answers with its run, not 409
-      const replayed = idempotencyKey && (await readItem(keys.idempotency(workflow.name, idempotencyKey)));
-      if (!replayed) throw new ConcurrencyKeyBusyError(concurrencyKey as string, String(lock?.holder));
-    }
-    const status = taken && !taken.acquired ? "waiting" : start ? "running" : "pending";
-    const run: RunRecord = {
-      runId,
-      workflow: workflow.name,
-      version: workflow.version,
-      status,
-      input,
-      idempotencyKey,
-      concurrencyKey,
-      startOnLock: status === "waiting" ? start : undefined,
-      createdAt: now.toISOString(),
-    };
-    // the history in order: created, the key taken or waited for, then started
-    const history = [
-      historyEvent(runId, "RunCreated", { detail: { workflow: workflow.name, version: workflow.version } }),
-      ...(taken
-        ? [
-            historyEvent(runId, taken.acquired ? "LockAcquired" : "LockWaiting", {
-              detail: { concurrencyKey, ...(taken.holder ? { holder: taken.holder } : {}) },
-            }),
-          ]
-        : []),
-    ];
-    const started = status === "running" ? await planStart(run, workflow, now) : undefined;
-    Object.assign(run, started?.fields);
-    const items: Write[] = [];
-    if (idempotencyKey) {
-      items.push({
-        Put: {
-          TableName: config.tableName(),
-          Item: {
-            ...keys.idempotency(workflow.name, idempotencyKey),
-            runId,
-            inputHash,
-            createdAt: run.createdAt,
-            expiresAt: Math.floor(now.getTime() / 1000) + IDEMPOTENCY_TTL_SECONDS,
-          },
-          // closes: concurrent creates with one Idempotency-Key each creating a run (I1)
-          ConditionExpression: "attribute_not_exists(pk)",
-          ReturnValuesOnConditionCheckFailure: "ALL_OLD",
-        },
-      });
-    }
-    items.push(
-      {
-        Put: {
-          TableName: config.tableName(),
-          Item: { ...keys.run(runId), ...keys.runListing(run), ...run },
-          // closes: a run id collision overwriting another run
-          ConditionExpression: "attribute_not_exists(pk)",
-        },
-      },
-      ...history,
-    );
-    if (taken) items.push(taken.write);
-    items.push(...(started?.writes ?? []));
-
-    const outcome = await transact(items);
-    if (outcome.ok) {
-      if (started) await launch(run, started.tasks, workflow);
-      return { run: { runId, status: run.status }, created: true };
-    }
-    const previous = idempotencyKey ? outcome.reasons[0]?.item : undefined;
-    if (previous) {
-      if (previous.inputHash !== inputHash)
-        throw new IdempotencyKeyReusedError(idempotencyKey as string, String(previous.runId));
-      const existing = await readRun(String(previous.runId));
-      if (existing?.status === "running") await resume(existing.runId);
-      return {
-        run: { runId: String(previous.runId), status: existing?.status ?? "pending" },
-        created: false,
+  // the lock moving on every try throws (ContentionError, 503): no run was created, and the client
+  // tries again
+  return retryOnContention(
+    `create a run of ${workflow.name} (its concurrency-key lock kept moving)`,
+    async () => {
+      const runId = newRunId();
+      const now = new Date();
+      const lock = concurrencyKey ? await readLock(workflow.name, concurrencyKey) : undefined;
+      const taken = concurrencyKey ? acquireOrWait(lock, workflow.name, concurrencyKey, runId) : undefined;
+      if (taken && !taken.acquired && workflow.definition.onConcurrencyConflict === "reject") {
+        // a replayed create (of the holder, or of a run since ended) answers with its run, not 409
+        const replayed = idempotencyKey && (await readItem(keys.idempotency(workflow.name, idempotencyKey)));
+        if (!replayed) throw new ConcurrencyKeyBusyError(concurrencyKey as string, String(lock?.holder));
+      }
+      const status = taken && !taken.acquired ? "waiting" : start ? "running" : "pending";
+      const run: RunRecord = {
+        runId,
+        workflow: workflow.name,
+        version: workflow.version,
+        status,
+        input,
+        idempotencyKey,
+        concurrencyKey,
+        startOnLock: status === "waiting" ? start : undefined,
+        createdAt: now.toISOString(),
       };
-    }
-    // the concurrency-key lock moved since it was read (another create, a run ending): again
-  }
-  throw new Error(`could not create a run of ${workflow.name}: its concurrency-key lock kept moving`);
+      // the history in order: created, the key taken or waited for, then started
+      const history = [
+        historyEvent(runId, "RunCreated", { detail: { workflow: workflow.name, version: workflow.version } }),
+        ...(taken
+          ? [
+              historyEvent(runId, taken.acquired ? "LockAcquired" : "LockWaiting", {
+                detail: { concurrencyKey, ...(taken.holder ? { holder: taken.holder } : {}) },
+              }),
+            ]
+          : []),
+      ];
+      const started = status === "running" ? await planStart(run, workflow, now) : undefined;
+      Object.assign(run, started?.fields);
+      const items: Write[] = [];
+      if (idempotencyKey) {
+        items.push({
+          Put: {
+            TableName: config.tableName(),
+            Item: {
+              ...keys.idempotency(workflow.name, idempotencyKey),
+              runId,
+              inputHash,
+              createdAt: run.createdAt,
+              expiresAt: Math.floor(now.getTime() / 1000) + IDEMPOTENCY_TTL_SECONDS,
+            },
+            // closes: concurrent creates with one Idempotency-Key each creating a run (I1)
+            ConditionExpression: "attribute_not_exists(pk)",
+            ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+          },
+        });
+      }
+      items.push(
+        {
+          Put: {
+            TableName: config.tableName(),
+            Item: { ...keys.run(runId), ...keys.runListing(run), ...run },
+            // closes: a run id collision overwriting another run
+            ConditionExpression: "attribute_not_exists(pk)",
+          },
+        },
+        ...history,
+      );
+      if (taken) items.push(taken.write);
+      items.push(...(started?.writes ?? []));
+
+      const outcome = await transact(items);
+      if (outcome.ok) {
+        if (started) await launch(run, started.tasks, workflow);
+        return { run: { runId, status: run.status }, created: true };
+      }
+      const previous = idempotencyKey ? outcome.reasons[0]?.item : undefined;
+      if (previous) {
+        if (previous.inputHash !== inputHash)
+          throw new IdempotencyKeyReusedError(idempotencyKey as string, String(previous.runId));
+        const existing = await readRun(String(previous.runId));
+        if (existing?.status === "running") await resume(existing.runId);
+        return {
+          run: { runId: String(previous.runId), status: existing?.status ?? "pending" },
+          created: false,
+        };
+      }
+      // the concurrency-key lock moved since it was read (another create, a run ending): again
+      return lostRace(outcome.reasons);
+    },
+  );
 }
 
 /**
@@ -213,7 +217,8 @@ export async function triggerRun(runId: string): Promise<RunSummary> {
  * passes it on in the same transaction; a run waiting for one leaves the queue.
  */
 export async function cancelRun(runId: string): Promise<RunSummary> {
-  for (let tries = 0; tries < LOCK_RETRIES; tries++) {
+  // the run or its lock moving on every try throws (ContentionError, 503): nothing was cancelled
+  return retryOnContention(`cancel run ${runId} (it kept changing)`, async () => {
     const run = await requireRun(runId);
     if (isTerminal(run.status)) throw new RunAlreadyEndedError(runId, run.status);
     // a running run keeps its lock until its running actions ended (windDown)
@@ -240,16 +245,12 @@ export async function cancelRun(runId: string): Promise<RunSummary> {
       historyEvent(runId, "RunCancelled"),
       ...(lock?.writes ?? []),
     ]);
-    if (!outcome.ok) continue; // the run or its lock moved: look again
+    if (!outcome.ok) return lostRace(outcome.reasons); // the run or its lock moved: look again
     if (run.status === "running") await windDown({ ...run, status: "cancelled" });
     await launchPromoted(lock?.promoted);
-    return { runId, status: "cancelled" };
-  }
-  throw new Error(`could not cancel run ${runId}: it kept changing`);
+    return { runId, status: "cancelled" as const };
+  });
 }
-
-/** Redrives lost to a run, task or lock that moved between the reads and the transaction. */
-const REDRIVE_RETRIES = 5;
 
 /**
  * Restarts a failed run from its failed and cancelled executions, keeping what succeeded (see
@@ -258,20 +259,21 @@ const REDRIVE_RETRIES = 5;
  * `ConcurrencyKeyBusy` while another run holds it.
  */
 export async function redriveRun(runId: string): Promise<RunSummary & { redriveCount: number }> {
-  for (let tries = 0; tries < REDRIVE_RETRIES; tries++) {
+  // the run, a task or the key moving on every try throws (ContentionError, 503): nothing was
+  // redriven
+  return retryOnContention(`redrive run ${runId} (it kept changing)`, async () => {
     const run = await requireRun(runId);
     const tasks = await readTasks(runId);
     const workflow = await getWorkflowVersion(run.workflow, run.version);
     const plan = await planRedrive(run, tasks, workflow);
     const outcome = await transact([...plan.writes, ...(await retake(run))]);
-    if (!outcome.ok) continue; // the run, a task or the key moved: look again
+    if (!outcome.ok) return lostRace(outcome.reasons); // the run, a task or the key moved: look again
     await point("redrive:after-commit", { runId, redriveCount: plan.redriveCount });
     await sendTasks(
       plan.queued.map((task) => ({ runId, task })),
       `redrive/${plan.redriveCount}`,
     );
     await advance(runId);
-    return { runId, status: "running", redriveCount: plan.redriveCount };
-  }
-  throw new Error(`could not redrive run ${runId}: it kept changing`);
+    return { runId, status: "running" as const, redriveCount: plan.redriveCount };
+  });
 }

@@ -25,6 +25,7 @@ import {
 } from "../errors";
 import { completionOf, sendCompletion } from "../queue";
 import { updateIf } from "../store/conditional";
+import { lostRace, retryOnContention } from "../store/contention";
 import { historyEvent } from "../store/events";
 import { keys } from "../store/keys";
 import { readItem, readRun } from "../store/run-state";
@@ -39,8 +40,6 @@ import { addSeconds, type ErrorInfo, idempotencyKey, sweepShard, type TaskRecord
 
 /** How long the notify POST may take. */
 export const NOTIFY_TIMEOUT_SECONDS = 30;
-/** Re-reads of the execution when a callback's write lost a race (another callback, its expiry). */
-const CALLBACK_TRIES = 5;
 
 interface CallbackInput {
   notifyUrl?: string;
@@ -351,7 +350,9 @@ export async function completeCallback(
   const parsed = checkCallbackBody(body);
   const key = decode(token);
   const bodyHash = contentHash(parsed);
-  for (let tries = 0; tries < CALLBACK_TRIES; tries++) {
+  // the execution changing under every try throws (ContentionError): 503, and the caller's retry
+  // is judged like any repeated callback (the same body again answers 200)
+  return retryOnContention(`complete the callback of ${key.runId}/${key.task}`, async () => {
     const judged = judge(await readItem<TaskRecord>(keys.execution(key)), key, token, now);
     const { record } = judged;
     if (judged.kind === "completed") {
@@ -370,8 +371,8 @@ export async function completeCallback(
       return answer(record, outcome.kind, true);
     }
     // lost: another callback, the expiry or a cancel got there first; judge from what it left
-  }
-  throw new Error(`callback for ${key.runId}/${key.task}: the execution kept changing`);
+    return lostRace(outcome);
+  });
 }
 
 /**
@@ -383,7 +384,9 @@ export async function heartbeatCallback(
   now = new Date(),
 ): Promise<{ heartbeatUntil: string }> {
   const key = decode(token);
-  for (let tries = 0; tries < CALLBACK_TRIES; tries++) {
+  // the execution changing under every try throws (ContentionError): 503, and the heartbeat is
+  // simply sent again
+  return retryOnContention(`heartbeat the callback of ${key.runId}/${key.task}`, async () => {
     const judged = judge(await readItem<TaskRecord>(keys.execution(key)), key, token, now);
     const { record } = judged;
     if (judged.kind === "completed") {
@@ -413,6 +416,6 @@ export async function heartbeatCallback(
     });
     if (beat) return { heartbeatUntil: until };
     // settled, cancelled or expired meanwhile: judge again
-  }
-  throw new Error(`heartbeat for ${key.runId}/${key.task}: the execution kept changing`);
+    return lostRace();
+  });
 }

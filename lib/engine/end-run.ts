@@ -1,4 +1,5 @@
 import { config } from "../config";
+import { lostRace, retryOnContention } from "../store/contention";
 import { historyEvent } from "../store/events";
 import { keys } from "../store/keys";
 import type { RunRecord } from "../store/run-state";
@@ -8,9 +9,6 @@ import { type ErrorInfo, sweepValues } from "./task-record";
 
 /** A run's output is stored on the run's item, which must stay under 400 KB. */
 export const MAX_RUN_OUTPUT_BYTES = 128 * 1024;
-
-/** Re-reads of the lock when another run joined its queue meanwhile. */
-const LOCK_RETRIES = 10;
 
 export interface Ending {
   /** Whether this call ended the run. */
@@ -40,7 +38,9 @@ export async function endRun(
       message: `the run output is ${size} bytes, over ${MAX_RUN_OUTPUT_BYTES}`,
     });
   }
-  for (let tries = 0; tries < LOCK_RETRIES; tries++) {
+  // the lock moving on every try throws (ContentionError), as it threw before: the run stays
+  // running, and the message that asked for the end (or the sweeper's next look) ends it later
+  return retryOnContention(`end run ${run.runId} (its concurrency-key lock kept moving)`, async () => {
     // a run timed out may still have actions running: its lock waits for them (see windDown)
     const lock = options.keepLock ? undefined : await release(run, now);
     // a run that keeps its lock stays in the sweeper's index until it gives the lock back
@@ -75,8 +75,8 @@ export async function endRun(
     if (outcome.ok) return { ended: true, promoted: lock?.promoted };
     if (outcome.reasons[0]?.code === "ConditionalCheckFailed") return { ended: false };
     // the lock moved (a run joined its queue): read it again
-  }
-  throw new Error(`could not end run ${run.runId}: its concurrency-key lock kept moving`);
+    return lostRace(outcome.reasons);
+  });
 }
 
 /**

@@ -4,6 +4,7 @@ import { ExpressionError } from "../errors";
 import { evaluateTemplate } from "../expression";
 import { type CompletionMessage, completionOf, sendTasks } from "../queue";
 import { putIf } from "../store/conditional";
+import { type LostRace, lostRace, retryOnContention } from "../store/contention";
 import { historyEvent } from "../store/events";
 import { keys } from "../store/keys";
 import { queryRunItems, queryRunRange, readItem } from "../store/run-state";
@@ -27,7 +28,19 @@ export const MAX_ITEMS = 50_000;
 /** Items moved from pending to queued in one transaction (2 writes each, under DynamoDB's 100). */
 const SLOTS_PER_TRANSACTION = 40;
 const ITEM_WRITE_CONCURRENCY = 16;
-const OPTIMISTIC_RETRIES = 20;
+/**
+ * Transactions of items one fill queues at most (800 items); the rest is queued by the next
+ * advance. (Before the retry helper, the fill's 20 tries bounded its batches and its lost races
+ * together.)
+ */
+const FILL_BATCHES = 20;
+/**
+ * Tries of a countdown, twice the default: every countdown and fill of a with-items task writes its
+ * parent (several advances at once: a run's completions are spread over a few FIFO groups), so the
+ * parent is a hot item; and a countdown that gives up returns its whole batch of completions to
+ * the queue (their visibility timeout) instead of counting them. About 14 s of backoff at most.
+ */
+const COUNTDOWN_TRIES = 20;
 
 /*
  * A with-items task, timeline of one item (every arrow is one conditional write):
@@ -308,25 +321,36 @@ export async function fill(
   now = new Date(),
 ): Promise<void> {
   let parent = known;
-  for (let tries = 0; tries < OPTIMISTIC_RETRIES; tries++) {
-    parent ??= await readParent(runId, task);
-    if (!parent) return;
-    const count = Math.min(freeSlots(parent), SLOTS_PER_TRANSACTION);
-    if (count === 0) return;
-    const taken = takeItems(parent, count);
-    const after = { ...taken.after, version: parent.version + 1 };
-    const outcome = await transact([
-      whileRunning(runId),
-      parentUpdate(parent, after, now),
-      ...queueItems(parent, taken.batch, now),
-    ]);
-    if (!outcome.ok) {
-      if (outcome.reasons[0]?.code === "ConditionalCheckFailed") return; // the run is no longer running
-      parent = undefined; // another handler moved the counters: read them again
-      continue;
-    }
-    await sendItems(parent, taken.batch);
-    parent = after;
+  for (let batch = 0; batch < FILL_BATCHES; batch++) {
+    // contention on every try: stop quietly, like a fill that found nothing to do, so no
+    // ContentionError. Level-triggered: the handler that moved the counters refills the slots it
+    // freed, and the next advance repairs whatever is left
+    const filled = await retryOnContention(
+      `fill ${runId}/${task}`,
+      async () => {
+        const current = parent ?? (await readParent(runId, task));
+        if (!current) return undefined;
+        const count = Math.min(freeSlots(current), SLOTS_PER_TRANSACTION);
+        if (count === 0) return undefined;
+        const taken = takeItems(current, count);
+        const after = { ...taken.after, version: current.version + 1 };
+        const outcome = await transact([
+          whileRunning(runId),
+          parentUpdate(current, after, now),
+          ...queueItems(current, taken.batch, now),
+        ]);
+        if (!outcome.ok) {
+          if (outcome.reasons[0]?.code === "ConditionalCheckFailed") return undefined; // the run is no longer running
+          parent = undefined; // another handler moved the counters: read them again
+          return lostRace(outcome.reasons);
+        }
+        await sendItems(current, taken.batch);
+        return after;
+      },
+      { giveUp: () => undefined },
+    );
+    if (!filled) return;
+    parent = filled;
   }
 }
 
@@ -356,89 +380,94 @@ export async function countDown(
     if (c.item !== undefined) byItem.set(c.item, c);
   }
   let todo = [...byItem.values()];
+  if (todo.length === 0) return "other";
   let parent: FanOutRecord | undefined;
   /** The run is not running (or past its deadline): count the items, refill and end nothing. */
   let stopped = false;
-  for (let tries = 0; tries < OPTIMISTIC_RETRIES && todo.length > 0; tries++) {
-    parent ??= await readParent(runId, task);
-    // a cancelled task still counts its running items' results, and starts nothing
-    if (parent?.status !== "running" && parent?.status !== "cancelled") return "other";
-    // a duplicate or redelivered completion finds its item counted, and a late one of an attempt from
-    // before a redrive finds it put back: they count nothing, and write nothing (F1, I7)
-    const current = parent;
-    todo = todo.filter((c) => countable(current, c));
-    if (todo.length === 0) break;
-    const count = (outcome: CompletionMessage["outcome"]) => todo.filter((c) => c.outcome === outcome).length;
-    const counted: FanOutRecord = {
-      ...parent,
-      ...withCounted(
-        parent,
-        todo.map((c) => c.item as number),
-      ),
-      version: parent.version + 1,
-      active: parent.active - todo.length,
-      succeededItems: parent.succeededItems + count("succeeded"),
-      failedItems: parent.failedItems + count("failed"),
-      cancelledItems: (parent.cancelledItems ?? 0) + count("cancelled"),
-    };
-    // (the items counted are not written: only the parent is, so a refill may take a whole transaction's slots)
-    const refill = stopped ? 0 : Math.min(freeSlots(counted), SLOTS_PER_TRANSACTION);
-    const { batch, after } = takeItems(counted, refill);
-    const ended =
-      !stopped &&
-      parent.status === "running" &&
-      after.active === 0 &&
-      (failing(after) || unqueued(after) === 0);
-    if (ended) {
-      after.status = failing(after) ? "failed" : "succeeded";
-      if (failing(after)) {
-        after.error = {
-          code: "ItemsFailed",
-          message: `${after.failedItems} of ${after.total} items failed (${after.maxFailures} tolerated)`,
-        };
+  // contention on every try throws (ContentionError): never drop a count; failing leaves the
+  // completions on the queue, to be counted later
+  return retryOnContention(
+    `count ${todo.length} item(s) of ${runId}/${task} down`,
+    async (): Promise<CountDownResult | LostRace> => {
+      parent ??= await readParent(runId, task);
+      // a cancelled task still counts its running items' results, and starts nothing
+      if (parent?.status !== "running" && parent?.status !== "cancelled") return "other";
+      // a duplicate or redelivered completion finds its item counted, and a late one of an attempt from
+      // before a redrive finds it put back: they count nothing, and write nothing (F1, I7)
+      const current = parent;
+      todo = todo.filter((c) => countable(current, c));
+      if (todo.length === 0) return "other";
+      const count = (outcome: CompletionMessage["outcome"]) =>
+        todo.filter((c) => c.outcome === outcome).length;
+      const counted: FanOutRecord = {
+        ...parent,
+        ...withCounted(
+          parent,
+          todo.map((c) => c.item as number),
+        ),
+        version: parent.version + 1,
+        active: parent.active - todo.length,
+        succeededItems: parent.succeededItems + count("succeeded"),
+        failedItems: parent.failedItems + count("failed"),
+        cancelledItems: (parent.cancelledItems ?? 0) + count("cancelled"),
+      };
+      // (the items counted are not written: only the parent is, so a refill may take a whole transaction's slots)
+      const refill = stopped ? 0 : Math.min(freeSlots(counted), SLOTS_PER_TRANSACTION);
+      const { batch, after } = takeItems(counted, refill);
+      const ended =
+        !stopped &&
+        parent.status === "running" &&
+        after.active === 0 &&
+        (failing(after) || unqueued(after) === 0);
+      if (ended) {
+        after.status = failing(after) ? "failed" : "succeeded";
+        if (failing(after)) {
+          after.error = {
+            code: "ItemsFailed",
+            message: `${after.failedItems} of ${after.total} items failed (${after.maxFailures} tolerated)`,
+          };
+        }
       }
-    }
-    const dispatches = refill > 0 || ended;
-    await point("countdown:before-commit", { runId, task, version: parent.version });
-    const outcome = await transact([
-      ...(dispatches ? [whileRunning(runId, now)] : []),
-      parentUpdate(parent, after, now),
-      ...queueItems(parent, batch, now),
-      ...(ended
-        ? [
-            historyEvent(runId, after.status === "succeeded" ? "TaskSucceeded" : "TaskFailed", {
-              task,
-              detail: {
-                succeeded: after.succeededItems,
-                failed: after.failedItems,
-                total: after.total,
-                error: after.error,
-              },
-            }),
-          ]
-        : []),
-    ]);
-    if (outcome.ok) {
-      if (refill > 0) await sendItems(parent, batch);
-      if (ended) return "ended";
-      // `counted` only when the transaction checked that the run runs (and is within its deadline)
-      return dispatches && parent.status === "running" && freeSlots(after) === 0 ? "counted" : "other";
-    }
-    if (dispatches && outcome.reasons[0]?.code === "ConditionalCheckFailed") {
-      // the run ended (or its deadline passed): count without refilling
-      // (the task keeps its status: a run past its deadline is timed out by advance, which cancels it)
-      stopped = true;
-      continue;
-    }
-    // the parent moved (another handler counted, filled or cancelled): read it again, and drop what
-    // it counted meanwhile
-    parent = undefined;
-  }
-  if (todo.length > 0) {
-    // never drop a count: failing here leaves the completions on the queue, to be counted later
-    throw new Error(`could not count ${todo.length} item(s) of ${runId}/${task} down: too much contention`);
-  }
-  return "other";
+      const dispatches = refill > 0 || ended;
+      await point("countdown:before-commit", { runId, task, version: parent.version });
+      const outcome = await transact([
+        ...(dispatches ? [whileRunning(runId, now)] : []),
+        parentUpdate(parent, after, now),
+        ...queueItems(parent, batch, now),
+        ...(ended
+          ? [
+              historyEvent(runId, after.status === "succeeded" ? "TaskSucceeded" : "TaskFailed", {
+                task,
+                detail: {
+                  succeeded: after.succeededItems,
+                  failed: after.failedItems,
+                  total: after.total,
+                  error: after.error,
+                },
+              }),
+            ]
+          : []),
+      ]);
+      if (outcome.ok) {
+        if (refill > 0) await sendItems(parent, batch);
+        if (ended) return "ended";
+        // `counted` only when the transaction checked that the run runs (and is within its deadline)
+        return dispatches && parent.status === "running" && freeSlots(after) === 0 ? "counted" : "other";
+      }
+      if (dispatches && outcome.reasons[0]?.code === "ConditionalCheckFailed") {
+        // the run ended (or its deadline passed): count without refilling, on the parent as read
+        // (the task keeps its status: a run past its deadline is timed out by advance, which cancels it)
+        stopped = true;
+        return lostRace(outcome.reasons);
+      }
+      // the parent moved (another handler counted, filled or cancelled): read it again, and drop what
+      // it counted meanwhile
+      parent = undefined;
+      return lostRace(outcome.reasons);
+    },
+    // why twice the default: see COUNTDOWN_TRIES
+    { tries: COUNTDOWN_TRIES },
+  );
 }
 
 /**

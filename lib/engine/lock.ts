@@ -19,6 +19,7 @@ import { config } from "../config";
 import type { WorkflowDefinition } from "../definition/types";
 import { ConcurrencyKeyBusyError, ExpressionError, InvalidInputError } from "../errors";
 import { evaluateTemplate } from "../expression";
+import { lostRace, retryOnContention } from "../store/contention";
 import { type EventType, historyEvent } from "../store/events";
 import { keys } from "../store/keys";
 import { type RunRecord, readItem, readTasks } from "../store/run-state";
@@ -207,9 +208,6 @@ export async function release(run: RunRecord, now = new Date()): Promise<Release
   return { writes, promoted: { run: { ...next, ...start?.fields, status }, workflow, start } };
 }
 
-/** Re-reads of the lock when a run joined its queue while it was being given back. */
-const RELEASE_RETRIES = 10;
-
 /**
  * Gives back the lock of a run that ended early (cancelled, timed out) once none of its actions
  * runs any more, so that the next run of the key never overlaps its last actions (I5). Called
@@ -217,7 +215,10 @@ const RELEASE_RETRIES = 10;
  */
 export async function releaseWhenIdle(run: RunRecord, now = new Date()): Promise<Promoted | undefined> {
   if (run.concurrencyKey === undefined) return undefined;
-  for (let tries = 0; tries < RELEASE_RETRIES; tries++) {
+  // the lock moving on every try throws (ContentionError), as it threw before: the ended run keeps
+  // its lock (and its place in the sweeper's index) until a later call gives it back (a late
+  // completion, the sweeper's look at the run)
+  return retryOnContention(`give back the concurrency-key lock of run ${run.runId}`, async () => {
     const busy = (await readTasks(run.runId)).some((t) =>
       isFanOut(t) ? t.active > 0 : t.status === "running",
     );
@@ -240,6 +241,6 @@ export async function releaseWhenIdle(run: RunRecord, now = new Date()): Promise
     if (outcome.ok) return plan.promoted;
     if (outcome.reasons.at(-1)?.code === "ConditionalCheckFailed") return undefined; // redriven: it keeps its key
     // the lock moved (a run joined its queue): read it again
-  }
-  throw new Error(`could not give back the concurrency-key lock of run ${run.runId}: it kept moving`);
+    return lostRace(outcome.reasons);
+  });
 }

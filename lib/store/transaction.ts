@@ -9,7 +9,7 @@ import {
 } from "@aws-sdk/lib-dynamodb";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
 import { db } from "../clients";
-import { backoff } from "./backoff";
+import { lostRace, retryOnContention } from "./contention";
 import { type HistoryEvent, isHistoryEvent, LOG_ATTRIBUTE, type LogEntry } from "./events";
 import type { Key } from "./keys";
 
@@ -27,8 +27,6 @@ export interface TxReason {
 /** `item`: the item as written, for a single update that asked for it (`ReturnValues: ALL_NEW`). */
 export type TxOutcome = { ok: true; item?: Record<string, unknown> } | { ok: false; reasons: TxReason[] };
 
-const CONFLICT_RETRIES = 8;
-
 /** The attribute a single write stamps with its own token, to know its own write again (below). */
 export const WRITE_TOKEN_ATTRIBUTE = "w";
 
@@ -43,7 +41,8 @@ export const WRITE_TOKEN_ATTRIBUTE = "w";
  *   item as it was (always for a single write; for items of a transaction written with
  *   `ReturnValuesOnConditionCheckFailure: ALL_OLD`), the winner's state without a second read.
  * - `TransactionConflict` (another transaction held one of the items) means nothing was written
- *   and no condition was judged, so the transaction is simply tried again.
+ *   and no condition was judged, so the transaction is simply tried again (`retryOnContention`,
+ *   with its backoff); a conflict on every try is answered as the outcome, like a refusal.
  * - A retry of the SDK after a lost response must not turn a write that happened into a failed
  *   condition: a transaction's retries share one `ClientRequestToken`; a single write stamps the
  *   item with a token of its own, and a failed condition on an item carrying that token is the
@@ -54,28 +53,35 @@ export async function transact(writes: Write[]): Promise<TxOutcome> {
   if (items.length === 1 && !items[0]?.ConditionCheck) return writeOne(items[0] as TxItem);
   if (items.some((i) => i.Update && "ReturnValues" in i.Update))
     throw new Error("transact: ReturnValues is for a single update only");
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await db().send(new TransactWriteCommand({ TransactItems: items }));
-      return { ok: true };
-    } catch (error) {
-      if (!(error instanceof TransactionCanceledException)) throw error;
-      const reasons: TxReason[] = (error.CancellationReasons ?? []).map((r) => ({
-        code: r.Code ?? "None",
-        item: r.Item ? unmarshall(r.Item) : undefined,
-      }));
-      const failed = reasons.filter((r) => r.code !== "None");
-      const conflictOnly = failed.length > 0 && failed.every((r) => r.code === "TransactionConflict");
-      if (conflictOnly && attempt < CONFLICT_RETRIES) {
-        await backoff(attempt);
-        continue;
+  let conflicted: TxOutcome | undefined;
+  return retryOnContention<TxOutcome, TxOutcome>(
+    "write a transaction",
+    async () => {
+      try {
+        await db().send(new TransactWriteCommand({ TransactItems: items }));
+        return { ok: true };
+      } catch (error) {
+        if (!(error instanceof TransactionCanceledException)) throw error;
+        const reasons: TxReason[] = (error.CancellationReasons ?? []).map((r) => ({
+          code: r.Code ?? "None",
+          item: r.Item ? unmarshall(r.Item) : undefined,
+        }));
+        const failed = reasons.filter((r) => r.code !== "None");
+        const conflictOnly = failed.length > 0 && failed.every((r) => r.code === "TransactionConflict");
+        if (conflictOnly) {
+          conflicted = { ok: false, reasons };
+          return lostRace(reasons);
+        }
+        if (failed.some((r) => r.code !== "ConditionalCheckFailed" && r.code !== "TransactionConflict")) {
+          throw error;
+        }
+        return { ok: false, reasons };
       }
-      if (failed.some((r) => r.code !== "ConditionalCheckFailed" && r.code !== "TransactionConflict")) {
-        throw error;
-      }
-      return { ok: false, reasons };
-    }
-  }
+    },
+    // a conflict on every try is answered like a refusal, never thrown: each caller reads again and
+    // decides (its own retryOnContention, usually)
+    { giveUp: () => conflicted as TxOutcome },
+  );
 }
 
 /** One conditional write, answered in the shape of a transaction of one. */

@@ -8,7 +8,9 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { db, sqs } from "../../../lib/clients";
 import { countDown } from "../../../lib/engine/fanout";
 import type { FanOutRecord } from "../../../lib/engine/task-record";
+import { ContentionError } from "../../../lib/errors";
 import type { CompletionMessage } from "../../../lib/queue";
+import { useSleep } from "../../../lib/store/backoff";
 
 const dynamo = mockClient(db());
 const queue = mockClient(sqs());
@@ -173,7 +175,19 @@ describe("countDown", () => {
   it("never drops a count: endless contention throws, so the completions stay on the queue", async () => {
     dynamo.on(GetCommand).resolves({ Item: parent() });
     dynamo.on(UpdateCommand).rejects(conditionFailed());
-    await expect(countDown("r1", "each", [done(3)])).rejects.toThrow(/contention/);
+    const pauses: number[] = [];
+    const restoreSleep = useSleep(async (ms) => {
+      pauses.push(ms); // the backoff between tries, not slept
+    });
+    try {
+      const error = await countDown("r1", "each", [done(3)]).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ContentionError);
+      expect((error as ContentionError).message).toMatch(/contention/);
+      expect(updates()).toHaveLength(20); // every try wrote the parent, and lost
+      expect(pauses).toHaveLength(19);
+    } finally {
+      restoreSleep();
+    }
   });
 
   it("drops a late duplicate of an item a redrive put back: it is counted, and the refill may queue it", async () => {
