@@ -1,5 +1,5 @@
 import type { APIGatewayProxyStructuredResultV2 } from "aws-lambda";
-import { OnceflowError } from "../../lib/errors";
+import { ContentionError, OnceflowError } from "../../lib/errors";
 
 /** The one place where error codes become HTTP status codes. */
 export const STATUS_BY_CODE: Record<string, number> = {
@@ -20,7 +20,14 @@ export const STATUS_BY_CODE: Record<string, number> = {
   ConcurrencyKeyBusy: 409,
   RunNotRedrivable: 409,
   CallbackAlreadyCompleted: 409,
+  Contention: 503,
 };
+
+/**
+ * `Retry-After` of a 503 `Contention`, in seconds: the writers it lost to have spread out by then
+ * (its own tries waited about 2 s in all), and a client should not come back in step with them.
+ */
+export const CONTENTION_RETRY_AFTER_SECONDS = 1;
 
 export function json(
   statusCode: number,
@@ -43,7 +50,11 @@ export function errorResponse(error: unknown): APIGatewayProxyStructuredResultV2
     const body: Record<string, unknown> = { code: error.code, message: error.message, ...error.fields };
     if (error.details) body.details = error.details;
     const headers: Record<string, string> =
-      error instanceof MethodNotAllowedError ? { allow: error.allowed.join(", ") } : {};
+      error instanceof MethodNotAllowedError
+        ? { allow: error.allowed.join(", ") }
+        : error instanceof ContentionError
+          ? { "retry-after": String(CONTENTION_RETRY_AFTER_SECONDS) }
+          : {};
     return json(STATUS_BY_CODE[error.code] as number, { error: body }, headers);
   }
   return json(500, { error: { code: "InternalError", message: "internal error" } });

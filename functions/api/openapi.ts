@@ -67,7 +67,11 @@ export const openApiDocument = {
     version: "0.1.0",
     description:
       "A serverless workflow executor where every step happens exactly once in effect. Errors are " +
-      '`{"error": {"code", "message", "details"?}}`; bad input changes nothing.',
+      '`{"error": {"code", "message", "details"?}}`; bad input changes nothing. Creating, ' +
+      "cancelling and redriving runs and the callback routes may answer 503 `Contention`, with " +
+      "`Retry-After` (seconds), when other writers kept moving what they write on every try: the same " +
+      "request may succeed then. Like 500 `InternalError`, it is listed under no route: no request " +
+      "provokes it on its own.",
   },
   paths: {
     "/health": {

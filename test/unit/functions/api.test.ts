@@ -1,12 +1,16 @@
 import "../../helpers/unit-env";
-import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
-import { GetCommand, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
+import { ConditionalCheckFailedException, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
+import { GetCommand, TransactWriteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { marshall } from "@aws-sdk/util-dynamodb";
 import type { APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
 import { handler } from "../../../functions/api";
+import { CONTENTION_RETRY_AFTER_SECONDS, errorResponse } from "../../../functions/api/errors";
 import { db } from "../../../lib/clients";
+import { ContentionError } from "../../../lib/errors";
+import { useSleep } from "../../../lib/store/backoff";
+import { CONTENTION_TRIES } from "../../../lib/store/contention";
 import { httpEvent, lambdaContext } from "../../helpers/lambda-events";
 
 const dynamo = mockClient(db());
@@ -79,6 +83,54 @@ describe("api handler", () => {
         },
       },
     });
+  });
+
+  it("maps ContentionError to 503 Contention with Retry-After, in the body every error has", () => {
+    const response = errorResponse(new ContentionError("cancel run r1", 10, new Error("lost")));
+    expect(response.statusCode).toBe(503);
+    expect(response.headers).toEqual({
+      "content-type": "application/json",
+      "retry-after": String(CONTENTION_RETRY_AFTER_SECONDS),
+    });
+    expect(CONTENTION_RETRY_AFTER_SECONDS).toBe(1);
+    expect(JSON.parse(response.body ?? "null")).toEqual({
+      error: {
+        code: "Contention",
+        message: "could not cancel run r1: lost the race 10 times in a row (contention); try again shortly",
+      },
+    });
+  });
+
+  it("answers a cancel whose run moves under every try with 503 Contention, after the tries, not 500", async () => {
+    const restoreSleep = useSleep(async () => {});
+    try {
+      dynamo.on(GetCommand).resolves({
+        Item: { runId: "r1", workflow: "w", version: 1, status: "pending", input: {}, createdAt: "x" },
+      });
+      // the run's status moves between the read and the write, every time
+      dynamo.on(UpdateCommand).rejects(
+        new ConditionalCheckFailedException({
+          message: "no",
+          $metadata: {},
+          Item: marshall({ status: "running" }),
+        }),
+      );
+      const response = (await handler(
+        httpEvent("POST", "/runs/r1/cancel", {
+          routeKey: "POST /runs/{runId}/cancel",
+          pathParameters: { runId: "r1" },
+        }),
+        lambdaContext,
+      )) as APIGatewayProxyStructuredResultV2;
+      expect(response.statusCode).toBe(503);
+      expect(response.headers?.["retry-after"]).toBe("1");
+      expect(JSON.parse(response.body ?? "null")).toEqual({
+        error: { code: "Contention", message: expect.stringMatching(/^could not cancel run r1/) },
+      });
+      expect(dynamo.commandCalls(UpdateCommand)).toHaveLength(CONTENTION_TRIES);
+    } finally {
+      restoreSleep();
+    }
   });
 
   it("never shows an internal error's message or stack to the client", async () => {
