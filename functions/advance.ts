@@ -1,13 +1,9 @@
-import { processPartialResponse, SqsFifoPartialProcessorAsync } from "@aws-lambda-powertools/batch";
 import { Logger } from "@aws-lambda-powertools/logger";
-import middy from "@middy/core";
-import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
+import type { SQSEvent, SQSRecord } from "aws-lambda";
 import { config } from "../lib/config";
 import { advanceOn } from "../lib/engine/advance";
 import type { AdvanceMessage } from "../lib/queue";
-import { retrySoon } from "./visibility";
-
-const logger = new Logger({ serviceName: "onceflow-advance" });
+import { fifoBatchHandler } from "./fifo-batch";
 
 /**
  * completions.fifo → count items down, evaluate the run's graph, dispatch successors or end the
@@ -15,31 +11,24 @@ const logger = new Logger({ serviceName: "onceflow-advance" });
  * batch was received, so one advance per run per batch, given all of that run's messages, sees
  * them all.
  */
-async function advanceBatch(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
+function advanceBatch(event: SQSEvent): (record: SQSRecord) => Promise<void> {
   const advanced = new Set<string>();
   const messages = event.Records.map((r) => JSON.parse(r.body) as AdvanceMessage);
-  return processPartialResponse(
-    event,
-    async (record: SQSRecord) => {
-      const { runId } = JSON.parse(record.body) as AdvanceMessage;
-      if (advanced.has(runId)) return;
-      await advanceOn(
-        runId,
-        messages.filter((m) => m.runId === runId),
-      ).catch(async (error: unknown) => {
-        logger.error("completion failed; SQS will deliver it again shortly", {
-          runId,
-          error: error as Error,
-        });
-        await retrySoon(config.completionsQueueUrl(), record, event.Records);
-        throw error;
-      });
-      advanced.add(runId);
-    },
-    // one processor per invocation: it keeps the batch's state, and the local stack runs invocations side by side
-    new SqsFifoPartialProcessorAsync(),
-    { context, skipGroupOnError: true, throwOnFullBatchFailure: false },
-  );
+  return async (record) => {
+    const { runId } = JSON.parse(record.body) as AdvanceMessage;
+    if (advanced.has(runId)) return;
+    await advanceOn(
+      runId,
+      messages.filter((m) => m.runId === runId),
+    );
+    advanced.add(runId);
+  };
 }
 
-export const handler = middy(advanceBatch);
+export const handler = fifoBatchHandler({
+  logger: new Logger({ serviceName: "onceflow-advance" }),
+  queueUrl: config.completionsQueueUrl,
+  failure: "completion failed; SQS will deliver it again shortly",
+  describe: (record) => ({ runId: (JSON.parse(record.body) as AdvanceMessage).runId }),
+  forBatch: advanceBatch,
+});

@@ -1,4 +1,5 @@
 import { Logger } from "@aws-lambda-powertools/logger";
+import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import middy from "@middy/core";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import "../lib/actions/core";
@@ -14,11 +15,11 @@ async function api(event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStruct
   return route(event, params);
 }
 
-export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>(api).onError(
-  (request) => {
+export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>(api)
+  .use(injectLambdaContext(logger))
+  .onError((request) => {
     const response = errorResponse(request.error);
     if ((response.statusCode ?? 500) >= 500)
       logger.error("request failed", { error: request.error as Error });
     request.response = response;
-  },
-);
+  });

@@ -1,4 +1,5 @@
 import { Logger } from "@aws-lambda-powertools/logger";
+import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import middy from "@middy/core";
 import type { ScheduledEvent, SQSEvent } from "aws-lambda";
 import type { SweepResult } from "../lib/engine/sweep";
@@ -35,4 +36,4 @@ export const handler = middy<ScheduledEvent | SQSEvent, Omit<SweepResult, "first
     else if (counts.acted > 0) logger.info("acted on overdue items", counts);
     return counts;
   },
-);
+).use(injectLambdaContext(logger));

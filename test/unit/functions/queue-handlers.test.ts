@@ -9,7 +9,7 @@ import { ChangeMessageVisibilityCommand } from "@aws-sdk/client-sqs";
 import { GetCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import type { SQSBatchResponse } from "aws-lambda";
 import { mockClient } from "aws-sdk-client-mock";
-import { beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 import { handler as advanceHandler } from "../../../functions/advance";
 import { handler as workerHandler } from "../../../functions/worker";
 import { db, sqs } from "../../../lib/clients";
@@ -93,5 +93,37 @@ describe("advance: a completion whose run could not be advanced", () => {
       { handle: "rh0", seconds: 1 },
       { handle: "rh1", seconds: 1 },
     ]);
+  });
+});
+
+describe("logs", () => {
+  it("a failed record's log line names the invocation's request id and the message", async () => {
+    dynamo.on(UpdateCommand).rejects(new Error("down"));
+    // Powertools' logger writes JSON lines through a console of its own (errors on stderr)
+    const lines: string[] = [];
+    const capture = (chunk: unknown) => {
+      lines.push(String(chunk));
+      return true;
+    };
+    const spies = [
+      vi.spyOn(process.stdout, "write").mockImplementation(capture),
+      vi.spyOn(process.stderr, "write").mockImplementation(capture),
+    ];
+    try {
+      await workerHandler(batch([{ runId: "r9", task: "z" }], 1), lambdaContext);
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
+    const logged = lines
+      .flatMap((l) => l.split("\n"))
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l));
+    expect(logged).toContainEqual(
+      expect.objectContaining({
+        level: "ERROR",
+        function_request_id: "req",
+        taskMessage: { runId: "r9", task: "z" },
+      }),
+    );
   });
 });
