@@ -266,7 +266,11 @@ describe("one crash at each AWS call, on the deployed timeouts", () => {
     }
     expect(problems).toEqual([]);
     expect(points.length).toBeGreaterThanOrEqual(20);
-    expect(points.filter((p) => p.at !== undefined).length).toBeGreaterThan(points.length * 0.8);
+    // every point of the API and the worker fires; an advance's points fire only up to the calls of
+    // its run's first advance, which vary with what its batch holds (the probe saw the most)
+    const missed = points.filter((p) => p.at === undefined);
+    expect(missed.filter((p) => p.kind !== "advance")).toEqual([]);
+    expect(points.filter((p) => p.kind === "advance" && p.at !== undefined).length).toBeGreaterThanOrEqual(2);
     expect(sweeperPoints.every((p) => p.at !== undefined)).toBe(true);
   }, 480_000);
 });
