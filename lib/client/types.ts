@@ -113,6 +113,7 @@ export const API_ERROR_CODES = [
   "ConcurrencyKeyBusy",
   "RunNotRedrivable",
   "CallbackAlreadyCompleted",
+  "Contention",
   "InternalError",
 ] as const;
 export type ApiErrorCode = (typeof API_ERROR_CODES)[number];
