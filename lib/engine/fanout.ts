@@ -193,8 +193,6 @@ interface Batch {
 
 /** The next `count` items to queue, and the parent's counters once they are. */
 function takeItems(p: FanOutRecord, count: number): { batch: Batch; after: FanOutRecord } {
-  // `active` counts queued items: a count below zero would take slots away that no item gave back
-  if (!Number.isInteger(count) || count < 0) throw new Error(`takeItems: cannot queue ${count} items`);
   const redo = (p.redo ?? []).slice(0, count);
   const fresh = Array.from({ length: count - redo.length }, (_, k) => p.nextIndex + k);
   const after: FanOutRecord = {
