@@ -6,7 +6,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { repoRoot } from "../../infra/local/stack";
-import { createClient, isOnceflowError, type OnceflowClient, OnceflowError } from "../../lib/client";
+import { createClient, isOnceflowError, type OnceflowClient } from "../../lib/client";
+import { rejection } from "../helpers/rejection";
 import { useLocalStack } from "../helpers/stack";
 
 const stack = useLocalStack();
@@ -15,15 +16,6 @@ let client: OnceflowClient;
 beforeAll(() => {
   client = createClient({ baseUrl: stack.apiUrl });
 });
-
-async function rejection(promise: Promise<unknown>): Promise<OnceflowError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(OnceflowError);
-  return error as OnceflowError;
-}
 
 describe("the client against the local API", () => {
   it("workflows: put (YAML text and objects), get, versions, list; an invalid definition's problems", async () => {

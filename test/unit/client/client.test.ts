@@ -4,8 +4,9 @@
  */
 import { describe, expect, it } from "vitest";
 import { STATUS_BY_CODE } from "../../../functions/api/errors";
-import { API_ERROR_CODES, createClient, isOnceflowError, OnceflowError } from "../../../lib/client";
+import { API_ERROR_CODES, createClient, isOnceflowError } from "../../../lib/client";
 import { regionOfUrl, sigV4Signer } from "../../../lib/client/sigv4";
+import { rejection } from "../../helpers/rejection";
 
 interface Sent {
   method: string;
@@ -32,15 +33,6 @@ function fakeFetch(answer: (request: Sent) => { status: number; body?: unknown; 
     });
   }) as typeof globalThis.fetch;
   return { fetch, sent };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<OnceflowError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(OnceflowError);
-  return error as OnceflowError;
 }
 
 describe("requests", () => {
