@@ -80,6 +80,18 @@ export class RunNotFoundError extends OnceflowError {
   }
 }
 
+/** `GET /runs/{runId}/tasks/{task}`: the run has no such task (not in its workflow, or not started yet), or no such item. */
+export class TaskNotFoundError extends OnceflowError {
+  constructor(runId: string, task: string, item?: number) {
+    super(
+      "TaskNotFound",
+      item === undefined
+        ? `run '${runId}' has no task '${task}' (not in its workflow, or not started yet)`
+        : `task '${task}' of run '${runId}' has no item ${item}`,
+    );
+  }
+}
+
 export class IdempotencyKeyReusedError extends OnceflowError {
   readonly runId: string;
   constructor(key: string, runId: string) {

@@ -8,9 +8,11 @@ import { unqueued } from "./engine/fanout";
 import { readLock } from "./engine/lock";
 import { limitOf, readLimit } from "./engine/slot";
 import { isFanOut, type TaskItem } from "./engine/task-record";
+import { InvalidQueryError, TaskNotFoundError } from "./errors";
 import { requireRun } from "./runs";
 import { listEvents, type RunEvent } from "./store/events";
-import { type RunRecord, type RunStatus, readTasks } from "./store/run-state";
+import { keys } from "./store/keys";
+import { type RunRecord, type RunStatus, readItem, readTasks } from "./store/run-state";
 import { getWorkflowVersion } from "./workflows";
 
 export interface TaskView {
@@ -152,4 +154,93 @@ export async function getRunView(runId: string): Promise<RunView> {
 export async function getRunEvents(runId: string): Promise<{ events: RunEvent[] }> {
   await requireRun(runId);
   return { events: await listEvents(runId) };
+}
+
+/** `GET /runs/{runId}/tasks/{task}[?item=N]`: one execution, what a plain task or an item was given and gave. */
+export interface ExecutionView {
+  runId: string;
+  task: string;
+  /** The item's index, for an item of a with-items task. */
+  item?: number;
+  status: string;
+  action: string;
+  /** The current (or last) attempt; 0 before the first. */
+  attempts: number;
+  /** The evaluated input (absent while an item waits to be started). */
+  input: unknown;
+  output: unknown;
+  error: unknown;
+  createdAt: string;
+  startedAt: string | null;
+  endedAt: string | null;
+  waitingFor?: CallbackWait;
+}
+
+/** `GET /runs/{runId}/tasks/{task}` of a with-items task: its counters (an item: `?item=N`). */
+export interface FanOutView {
+  runId: string;
+  task: string;
+  status: string;
+  error: unknown;
+  items: NonNullable<TaskView["items"]>;
+  createdAt: string;
+  startedAt: string | null;
+  endedAt: string | null;
+}
+
+export type TaskDetail = ExecutionView | FanOutView;
+
+/** One task of a run (or one item of a with-items task, `item`), with its input and output. */
+export async function getTaskDetail(
+  runId: string,
+  task: string,
+  query: Record<string, string | undefined> = {},
+): Promise<TaskDetail> {
+  const item = parseItemQuery(query);
+  const record = await readItem<TaskItem>(keys.execution({ runId, task, item }));
+  if (!record) {
+    await requireRun(runId);
+    throw new TaskNotFoundError(runId, task, item);
+  }
+  const times = {
+    createdAt: record.createdAt,
+    startedAt: record.startedAt ?? null,
+    endedAt: record.endedAt ?? null,
+  };
+  if (isFanOut(record)) {
+    const view = taskView(record);
+    return {
+      runId,
+      task,
+      status: record.status,
+      error: record.error ?? null,
+      items: view.items as FanOutView["items"],
+      ...times,
+    };
+  }
+  const view = taskView(record);
+  return {
+    runId,
+    task,
+    ...(item === undefined ? {} : { item }),
+    status: record.status,
+    action: record.action,
+    attempts: record.attempt,
+    input: record.input ?? null,
+    output: record.output ?? null,
+    error: record.error ?? record.inputError ?? null,
+    ...times,
+    ...(view.waitingFor ? { waitingFor: view.waitingFor as CallbackWait } : {}),
+  };
+}
+
+function parseItemQuery(query: Record<string, string | undefined>): number | undefined {
+  const problems = Object.keys(query)
+    .filter((name) => name !== "item")
+    .map((name) => ({ path: name, message: "unknown parameter (expected item)" }));
+  const { item } = query;
+  if (item !== undefined && !/^(0|[1-9]\d{0,5})$/.test(item))
+    problems.push({ path: "item", message: "must be an item's index: a whole number from 0" });
+  if (problems.length > 0) throw new InvalidQueryError(problems);
+  return item === undefined ? undefined : Number(item);
 }

@@ -171,6 +171,35 @@ export const openApiDocument = {
         },
       },
     },
+    "/workflows/{name}/versions/{version}": {
+      parameters: [
+        nameParam,
+        {
+          name: "version",
+          in: "path",
+          required: true,
+          description: "A version number (1 is the first).",
+          schema: { type: "integer", minimum: 1 },
+        },
+      ],
+      get: {
+        summary: "One version of a workflow, with its definition (the one a run of it follows)",
+        responses: {
+          200: ok("the version", {
+            type: "object",
+            required: ["name", "version", "createdAt", "definition"],
+            properties: {
+              name: { type: "string" },
+              version: { type: "integer", minimum: 1 },
+              createdAt: { type: "string", format: "date-time" },
+              definition: { type: "object" },
+            },
+          }),
+          400: error(400, "the version is not a whole number from 1", ["InvalidRequest"]),
+          404: error(404, "no such workflow or version", ["WorkflowNotFound"]),
+        },
+      },
+    },
     "/workflows/{name}/runs": {
       parameters: [nameParam],
       post: {
@@ -262,6 +291,54 @@ export const openApiDocument = {
             properties: { events: { type: "array", items: ref("RunEvent") } },
           }),
           404: notFoundRun,
+        },
+      },
+    },
+    "/runs/{runId}/tasks/{task}": {
+      parameters: [
+        runIdParam,
+        {
+          name: "task",
+          in: "path",
+          required: true,
+          description: "A task's name.",
+          schema: { type: "string" },
+        },
+        {
+          name: "item",
+          in: "query",
+          description: "An item's index (from 0), for one item of a with-items task.",
+          schema: { type: "integer", minimum: 0 },
+        },
+      ],
+      get: {
+        summary: "One task of a run (or one item): its attempts, input, output and error",
+        responses: {
+          200: ok(
+            "a plain task or an item (`action`, `input`...), or a with-items task's counters (`items`)",
+            {
+              type: "object",
+              required: ["runId", "task", "status", "error", "createdAt", "startedAt", "endedAt"],
+              properties: {
+                runId: { type: "string" },
+                task: { type: "string" },
+                item: { type: "integer", minimum: 0 },
+                status: { type: "string" },
+                action: { type: "string" },
+                attempts: { type: "integer", minimum: 0 },
+                input: {},
+                output: {},
+                error: {},
+                items: { type: "object" },
+                createdAt: { type: "string", format: "date-time" },
+                startedAt: { type: ["string", "null"], format: "date-time" },
+                endedAt: { type: ["string", "null"], format: "date-time" },
+                waitingFor: { type: "object" },
+              },
+            },
+          ),
+          400: error(400, "an unknown parameter or a bad item", ["InvalidQuery"]),
+          404: error(404, "no such run, task or item", ["RunNotFound", "TaskNotFound"]),
         },
       },
     },

@@ -1,15 +1,16 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import { workflowJsonSchema } from "../../lib/definition/json-schema";
 import { completeCallback, heartbeatCallback } from "../../lib/engine/callback";
-import { MalformedBodyError } from "../../lib/errors";
+import { InvalidRequestError, MalformedBodyError } from "../../lib/errors";
 import { listRuns, listWorkflows } from "../../lib/listing";
-import { getRunEvents, getRunView } from "../../lib/run-view";
+import { getRunEvents, getRunView, getTaskDetail } from "../../lib/run-view";
 import { cancelRun, createRun, redriveRun, triggerRun } from "../../lib/runs";
-import { getLatestWorkflow, listVersions, registerWorkflow } from "../../lib/workflows";
+import { getLatestWorkflow, getWorkflowVersion, listVersions, registerWorkflow } from "../../lib/workflows";
+import { consoleRoutes } from "./console";
 import { json, MethodNotAllowedError, RouteNotFoundError } from "./errors";
 import { openApiDocument } from "./openapi";
 
-type Route = (
+export type Route = (
   event: APIGatewayProxyEventV2,
   params: Record<string, string>,
 ) => Promise<APIGatewayProxyStructuredResultV2>;
@@ -35,6 +36,13 @@ const queryOf = (event: APIGatewayProxyEventV2): Record<string, string | undefin
 
 const header = (event: APIGatewayProxyEventV2, name: string) => event.headers?.[name.toLowerCase()];
 
+/** A version number in a path: 1 or more, digits only. */
+function versionOf(text: string | undefined): number {
+  if (!text || !/^[1-9]\d{0,8}$/.test(text))
+    throw new InvalidRequestError(`the version must be a whole number from 1, not '${text ?? ""}'`);
+  return Number(text);
+}
+
 /** Route keys exactly as declared in serverless.yml (API Gateway passes them as `routeKey`). */
 export const routes: Record<string, Route> = {
   "GET /health": async () => json(200, { status: "ok" }),
@@ -57,6 +65,15 @@ export const routes: Record<string, Route> = {
   },
   "GET /workflows/{name}/versions": async (_event, { name }) =>
     json(200, { name, versions: await listVersions(name as string) }),
+  "GET /workflows/{name}/versions/{version}": async (_event, { name, version }) => {
+    const workflow = await getWorkflowVersion(name as string, versionOf(version));
+    return json(200, {
+      name: workflow.name,
+      version: workflow.version,
+      createdAt: workflow.createdAt,
+      definition: workflow.definition,
+    });
+  },
   "POST /workflows/{name}/runs": async (event, { name }) => {
     const { run, created } = await createRun(
       name as string,
@@ -71,18 +88,24 @@ export const routes: Record<string, Route> = {
   "POST /runs/{runId}/redrive": async (_event, { runId }) => json(202, await redriveRun(runId as string)),
   "GET /runs/{runId}": async (_event, { runId }) => json(200, await getRunView(runId as string)),
   "GET /runs/{runId}/events": async (_event, { runId }) => json(200, await getRunEvents(runId as string)),
+  "GET /runs/{runId}/tasks/{task}": async (event, { runId, task }) =>
+    json(200, await getTaskDetail(runId as string, task as string, queryOf(event))),
   "POST /callbacks/{token}": async (event, { token }) =>
     json(200, await completeCallback(token as string, jsonBody(event))),
   "POST /callbacks/{token}/heartbeat": async (_event, { token }) =>
     json(200, await heartbeatCallback(token as string)),
 };
 
-const templates = Object.keys(routes).map((key) => {
+/** The API's routes and the web console's (functions/api/console.ts: not part of the API's document). */
+const allRoutes: Record<string, Route> = { ...routes, ...consoleRoutes };
+
+const templates = Object.keys(allRoutes).map((key) => {
   const [method, template] = key.split(" ") as [string, string];
   const names: string[] = [];
-  const pattern = template.replace(/\{(\w+)\}/g, (_, n: string) => {
+  // `{name}` is one segment; a greedy `{name+}` the rest of the path, maybe empty
+  const pattern = template.replace(/\{(\w+)(\+?)\}/g, (_, n: string, greedy: string) => {
     names.push(n);
-    return "([^/]+)";
+    return greedy ? "(.*)" : "([^/]+)";
   });
   return { key, method, regex: new RegExp(`^${pattern}$`), names };
 });
@@ -95,7 +118,7 @@ export function resolveRoute(event: APIGatewayProxyEventV2): {
   route: Route;
   params: Record<string, string>;
 } {
-  const direct = routes[event.routeKey];
+  const direct = allRoutes[event.routeKey];
   if (direct) return { route: direct, params: (event.pathParameters ?? {}) as Record<string, string> };
   const method = event.requestContext.http.method;
   const path = event.rawPath;
@@ -111,6 +134,12 @@ export function resolveRoute(event: APIGatewayProxyEventV2): {
     throw new RouteNotFoundError(method, path);
   }
   const values = found.regex.exec(path)?.slice(1) ?? [];
-  const params = Object.fromEntries(found.names.map((n, i) => [n, decodeURIComponent(values[i] ?? "")]));
-  return { route: routes[found.key] as Route, params };
+  let params: Record<string, string>;
+  try {
+    params = Object.fromEntries(found.names.map((n, i) => [n, decodeURIComponent(values[i] ?? "")]));
+  } catch {
+    // a malformed %-escape names nothing
+    throw new RouteNotFoundError(method, path);
+  }
+  return { route: allRoutes[found.key] as Route, params };
 }

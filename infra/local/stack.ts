@@ -10,6 +10,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { type QueueAttributeName, SQSClient } from "@aws-sdk/client-sqs";
 import type { Context, ScheduledEvent, SQSEvent } from "aws-lambda";
+import { ensureConsoleBuilt } from "../../console/build";
 import { Chaos, type ChaosOptions, type ChaosReport, parseChaos } from "./chaos";
 import { type DynamoDbLocal, startDynamoDbLocal } from "./dynamodb-local";
 import { type GatewayRoute, type HttpGateway, startHttpGateway } from "./http-gateway";
@@ -212,6 +213,13 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       if (!fn) throw new Error(`serverless.yml has no function "${name}"`);
       return fn;
     };
+
+    // the web console's assets (console/dist), which the api function serves: built when missing or stale
+    try {
+      if (await ensureConsoleBuilt()) log.info("built the web console (console/dist)");
+    } catch (error) {
+      log.error("could not build the web console: the API works, /console/ does not", error);
+    }
 
     // HTTP API
     const routes: GatewayRoute[] = [];

@@ -18,6 +18,7 @@ import {
   type RunPage,
   type RunSummary,
   type RunView,
+  type TaskDetail,
   type WorkflowDefinition,
   type WorkflowListEntry,
   type WorkflowVersions,
@@ -124,6 +125,16 @@ export class OnceflowClient {
     ).body;
   }
 
+  /** `GET /workflows/{name}/versions/{version}`: one version, with its definition (a run's, say). */
+  async getWorkflowVersion(name: string, version: number): Promise<WorkflowVersionView> {
+    return (
+      await this.#call<WorkflowVersionView>({
+        method: "GET",
+        path: `/workflows/${segment(name)}/versions/${version}`,
+      })
+    ).body;
+  }
+
   // --- runs ---
 
   /**
@@ -169,6 +180,20 @@ export class OnceflowClient {
       yield* page.runs;
       cursor = page.nextCursor;
     } while (cursor);
+  }
+
+  /**
+   * `GET /runs/{runId}/tasks/{task}`: one task with its input, output and error (a with-items task:
+   * its counters; one of its items with `item`).
+   */
+  async getTask(runId: string, task: string, item?: number): Promise<TaskDetail> {
+    return (
+      await this.#call<TaskDetail>({
+        method: "GET",
+        path: `/runs/${segment(runId)}/tasks/${segment(task)}`,
+        query: { item },
+      })
+    ).body;
   }
 
   /** `GET /runs/{runId}/events`: the run's history, in order. */

@@ -10,7 +10,15 @@ import type { RunList, RunListEntry, WorkflowListEntry } from "../listing";
 import type { RunStatus } from "../model/run-status";
 import type { Registration, VersionListEntry } from "../workflows";
 
-export type { CallbackWait, RunView, SlotWait, TaskView } from "../run-view";
+export type {
+  CallbackWait,
+  ExecutionView,
+  FanOutView,
+  RunView,
+  SlotWait,
+  TaskDetail,
+  TaskView,
+} from "../run-view";
 export type { EventType, RunEvent } from "../store/events";
 export type {
   CallbackAnswer,
@@ -104,8 +112,10 @@ export const API_ERROR_CODES = [
   "InputTooLarge",
   "WorkflowNotFound",
   "RunNotFound",
+  "TaskNotFound",
   "CallbackNotFound",
   "RouteNotFound",
+  "AssetNotFound",
   "MethodNotAllowed",
   "IdempotencyKeyReused",
   "RunAlreadyStarted",

@@ -76,6 +76,21 @@ const calls: Call[] = [
     status: 404,
     request: () => api("GET", "/workflows/none/versions"),
   },
+  {
+    route: "GET /workflows/{name}/versions/{version}",
+    status: 200,
+    request: () => api("GET", "/workflows/oa/versions/1"),
+  },
+  {
+    route: "GET /workflows/{name}/versions/{version}",
+    status: 400,
+    request: () => api("GET", "/workflows/oa/versions/0"),
+  },
+  {
+    route: "GET /workflows/{name}/versions/{version}",
+    status: 404,
+    request: () => api("GET", "/workflows/oa/versions/99"),
+  },
   { route: "POST /workflows/{name}/runs", status: 201, request: () => api("POST", "/workflows/oa/runs", {}) },
   {
     route: "POST /workflows/{name}/runs",
@@ -103,6 +118,21 @@ const calls: Call[] = [
   { route: "GET /runs/{runId}", status: 404, request: () => api("GET", "/runs/none") },
   { route: "GET /runs/{runId}/events", status: 200, request: () => api("GET", run("/runs/{runId}/events")) },
   { route: "GET /runs/{runId}/events", status: 404, request: () => api("GET", "/runs/none/events") },
+  {
+    route: "GET /runs/{runId}/tasks/{task}",
+    status: 200,
+    request: () => api("GET", run("/runs/{runId}/tasks/a")),
+  },
+  {
+    route: "GET /runs/{runId}/tasks/{task}",
+    status: 400,
+    request: () => api("GET", run("/runs/{runId}/tasks/a?item=-1")),
+  },
+  {
+    route: "GET /runs/{runId}/tasks/{task}",
+    status: 404,
+    request: () => api("GET", run("/runs/{runId}/tasks/nowhere")),
+  },
   {
     route: "POST /runs/{runId}/trigger",
     status: 202,
