@@ -77,10 +77,15 @@ const taskGroup = (message: TaskMessage, generation: string) => {
 /** A FIFO group that no other message shares (at most 128 characters, as SQS requires). */
 const groupOfItsOwn = (key: string) => `own/${sha256(key)}`;
 
-export async function sendTasks(messages: TaskMessage[], generation = ""): Promise<void> {
+/** Sends task messages; `generation` (one for all, or each message's own) marks a deliberate re-send. */
+export async function sendTasks(
+  messages: TaskMessage[],
+  generation: string | ((message: TaskMessage) => string) = "",
+): Promise<void> {
+  const of = typeof generation === "string" ? () => generation : generation;
   await sendBatches(config.tasksQueueUrl(), messages, (message) => ({
-    MessageGroupId: taskGroup(message, generation),
-    MessageDeduplicationId: taskDedupId(message, generation),
+    MessageGroupId: taskGroup(message, of(message)),
+    MessageDeduplicationId: taskDedupId(message, of(message)),
   }));
 }
 

@@ -10,9 +10,10 @@ import { cancelRemaining } from "./cancel";
 import { dispatch, planTasks, type TemplateContext } from "./dispatch";
 import { endRun } from "./end-run";
 import { evaluate, type TaskStatus } from "./evaluate";
-import { countDown, fill, itemOutputs, startFanOut, uncountedCompletions } from "./fanout";
+import { countDown, fill, itemOutputs, startFanOut } from "./fanout";
 import { point } from "./interleave";
 import { type Promoted, releaseWhenIdle } from "./lock";
+import { lookAtItems } from "./look";
 import { type ErrorInfo, type FanOutRecord, isFanOut, type TaskItem, type TaskRecord } from "./task-record";
 
 export type AdvanceOutcome =
@@ -25,8 +26,9 @@ const MAX_ROUNDS = 10;
 
 /**
  * Advances `runId` for the messages of one batch: its completions, and the sweeper's looks. A look
- * at a with-items task adds the completions of its settled items not counted yet (lost on their
- * way); a look at the run adds nothing: advancing is enough, for it is level-triggered.
+ * at a with-items task re-sends its overdue items and adds the completions of its settled items not
+ * counted yet (lost on their way, look.ts); a look at the run adds nothing: advancing is enough,
+ * for it is level-triggered.
  */
 export async function advanceOn(
   runId: string,
@@ -38,7 +40,7 @@ export async function advanceOn(
   for (const { task } of looks) {
     if (task === undefined) continue;
     const parent = await readItem<FanOutRecord>(keys.task(runId, task));
-    if (parent) completions.push(...(await uncountedCompletions(parent)));
+    if (parent) completions.push(...(await lookAtItems(parent, now)));
   }
   return advance(runId, completions, now, looks.length > 0);
 }

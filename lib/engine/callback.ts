@@ -95,8 +95,9 @@ export async function issue(record: TaskRecord, now = new Date()): Promise<Attem
         TableName: config.tableName(),
         Key: keys.execution(record),
         UpdateExpression:
-          "SET callbackToken = :token, callbackDeadline = :deadline, leaseUntil = :until, sweepAt = :until, " +
-          "sweepShard = :shard REMOVE notifiedAt, callbackBodyHash",
+          "SET callbackToken = :token, callbackDeadline = :deadline, leaseUntil = :until, sweepAt = :until" +
+          // (an item's next look is its task's, look.ts: it gets no sweepShard)
+          `${record.item === undefined ? ", sweepShard = :shard" : ""} REMOVE notifiedAt, callbackBodyHash`,
         // closes: a zombie worker (its lease taken over by a newer attempt) suspending that attempt with its token
         ConditionExpression: "#status = :running AND attempt = :attempt",
         ExpressionAttributeNames: { "#status": "status" },
@@ -104,7 +105,7 @@ export async function issue(record: TaskRecord, now = new Date()): Promise<Attem
           ":token": token,
           ":deadline": deadline,
           ":until": until,
-          ":shard": sweepShard(record.runId),
+          ...(record.item === undefined ? { ":shard": sweepShard(record.runId) } : {}),
           ":running": "running",
           ":attempt": record.attempt,
         },

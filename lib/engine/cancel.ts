@@ -7,7 +7,7 @@ import { transact, type Write } from "../store/transaction";
 import { isSuspended } from "./callback-token";
 import { whileEnded } from "./dispatch";
 import { transactGivingBack } from "./slot";
-import { type FanOutRecord, isFanOut, sweepValues, type TaskRecord } from "./task-record";
+import { type FanOutRecord, isFanOut, type TaskRecord } from "./task-record";
 
 /**
  * Whether nobody works on the execution: queued, running under a lease that expired (its worker
@@ -23,9 +23,8 @@ function idle(record: TaskRecord, now = new Date()): boolean {
 
 /**
  * The writes that cancel an execution (under `condition`, on `values`), with its TaskCancelled
- * event. An item stays in the sweeper's index until its completion is counted: should the
- * completion be lost (no task message may come for a parked or waiting item), the sweeper's
- * re-sent message finds it cancelled and publishes it again.
+ * event. Should an item's completion be lost (no task message may come for a parked or waiting
+ * item), the look at its task counts it (look.ts).
  */
 function cancellation(
   record: TaskRecord,
@@ -40,10 +39,7 @@ function cancellation(
         TableName: config.tableName(),
         Key: keys.execution(record),
         UpdateExpression:
-          record.item === undefined
-            ? "SET #status = :cancelled, endedAt = :now REMOVE sweepShard, sweepAt, notBefore, leaseUntil, slot"
-            : "SET #status = :cancelled, endedAt = :now, sweepShard = :shard, sweepAt = :sweepAt " +
-              "REMOVE notBefore, leaseUntil, slot",
+          "SET #status = :cancelled, endedAt = :now REMOVE sweepShard, sweepAt, notBefore, leaseUntil, slot",
         ConditionExpression: condition,
         ExpressionAttributeNames: { "#status": "status" },
         ExpressionAttributeValues: {
@@ -52,7 +48,6 @@ function cancellation(
           ":running": "running",
           ":attempt": record.attempt,
           ":now": now.toISOString(),
-          ...(record.item === undefined ? {} : sweepValues(record.runId, now)),
         },
       },
     },
@@ -102,8 +97,7 @@ export async function cancelIdle(record: TaskRecord, now = new Date()): Promise<
 
 /**
  * An attempt this worker just claimed, found to belong to a run no longer running: cancelled at
- * once, before its action is invoked. An item stays in the sweeper's index until its completion is
- * counted, as in `cancelIdle`. Returns false when the attempt moved on meanwhile.
+ * once, before its action is invoked. Returns false when the attempt moved on meanwhile.
  */
 export async function cancelClaimed(record: TaskRecord, now = new Date()): Promise<boolean> {
   const outcome = await transact(
@@ -122,7 +116,9 @@ export async function cancelClaimed(record: TaskRecord, now = new Date()): Promi
 /**
  * The run was cancelled: a running with-items task becomes cancelled, so no slot is refilled.
  * Its queued items are cancelled when their messages arrive (the claim holds only while the run
- * runs); its running items finish and are recorded. Returns whether this call cancelled it.
+ * runs); its running items finish and are recorded. It stays in the sweeper's index until every
+ * item it dispatched is counted (look.ts): its looks are what re-send the items whose messages
+ * were lost. Returns whether this call cancelled it.
  */
 export async function cancelFanOut(parent: FanOutRecord, now = new Date()): Promise<boolean> {
   if (parent.status !== "running") return false;
@@ -131,8 +127,7 @@ export async function cancelFanOut(parent: FanOutRecord, now = new Date()): Prom
       Update: {
         TableName: config.tableName(),
         Key: keys.task(parent.runId, parent.task),
-        UpdateExpression:
-          "SET #status = :cancelled, endedAt = :now, version = version + :one REMOVE sweepShard, sweepAt",
+        UpdateExpression: "SET #status = :cancelled, endedAt = :now, version = version + :one",
         // closes: a countdown settling the task while the cancellation marks it
         ConditionExpression: "#status = :running",
         ExpressionAttributeNames: { "#status": "status" },

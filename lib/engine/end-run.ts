@@ -93,6 +93,6 @@ export function lockKept(
     return { update: " REMOVE sweepShard, sweepAt", values: {} };
   return {
     update: ", sweepShard = :shard, sweepAt = :sweepAt",
-    values: sweepValues(run.runId, now),
+    values: sweepValues({ runId: run.runId }, now),
   };
 }

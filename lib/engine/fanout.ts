@@ -2,16 +2,15 @@ import { config } from "../config";
 import type { TaskDefinition, WorkflowDefinition } from "../definition/types";
 import { ExpressionError } from "../errors";
 import { evaluateTemplate } from "../expression";
-import { type CompletionMessage, completionOf, sendTasks } from "../queue";
+import { type CompletionMessage, sendTasks } from "../queue";
 import { putIf } from "../store/conditional";
 import { type LostRace, lostRace, retryOnContention } from "../store/contention";
 import { historyEvent } from "../store/events";
 import { keys } from "../store/keys";
-import { queryRunItems, queryRunRange, readItem } from "../store/run-state";
+import { queryRunItems, readItem } from "../store/run-state";
 import { type TxItem, transact, type Write } from "../store/transaction";
-import { countable, isCounted, withCounted } from "./counted";
+import { countable, withCounted } from "./counted";
 import { planTasks, type TemplateContext, whileRunning } from "./dispatch";
-import { isSettled } from "./evaluate";
 import { point } from "./interleave";
 import {
   addSeconds,
@@ -19,7 +18,6 @@ import {
   type FanOutRecord,
   QUEUED_SWEEP_SECONDS,
   sweepShard,
-  sweepValues,
   type TaskRecord,
 } from "./task-record";
 
@@ -204,10 +202,14 @@ function takeItems(p: FanOutRecord, count: number): { batch: Batch; after: FanOu
   return { batch: { redo, fresh }, after };
 }
 
-/** The writes that queue a batch: a fresh item pending -> queued, a redriven one failed|cancelled -> queued. */
+/**
+ * The writes that queue a batch: a fresh item pending -> queued, a redriven one failed|cancelled ->
+ * queued. An item gets the time of its next look (`sweepAt`) but no `sweepShard`: it is looked at
+ * through its task's look (look.ts), not through the sweeper's index.
+ */
 function queueItems(p: FanOutRecord, batch: Batch, now: Date): Write[] {
   const writes: Write[] = [];
-  const sweep = sweepValues(p.runId, now);
+  const sweep = { ":sweepAt": addSeconds(now, QUEUED_SWEEP_SECONDS).toISOString() };
   for (const index of batch.redo) {
     writes.push(
       {
@@ -215,8 +217,8 @@ function queueItems(p: FanOutRecord, batch: Batch, now: Date): Write[] {
           TableName: config.tableName(),
           Key: keys.item(p.runId, p.task, index),
           UpdateExpression:
-            "SET #status = :queued, attemptBase = attempt, redriven = :redriven, sweepShard = :shard, " +
-            "sweepAt = :sweepAt REMOVE #error, #output, endedAt",
+            "SET #status = :queued, attemptBase = attempt, redriven = :redriven, sweepAt = :sweepAt " +
+            "REMOVE #error, #output, endedAt",
           // closes: an item put back by a redrive being queued twice by two fills that read the same counters
           ConditionExpression: "#status IN (:failed, :cancelled)",
           ExpressionAttributeNames: { "#status": "status", "#error": "error", "#output": "output" },
@@ -238,7 +240,7 @@ function queueItems(p: FanOutRecord, batch: Batch, now: Date): Write[] {
         Update: {
           TableName: config.tableName(),
           Key: keys.item(p.runId, p.task, index),
-          UpdateExpression: "SET #status = :queued, sweepShard = :shard, sweepAt = :sweepAt",
+          UpdateExpression: "SET #status = :queued, sweepAt = :sweepAt",
           // closes: an item queued twice by two fills that read the same counters
           ConditionExpression: "#status = :pending",
           ExpressionAttributeNames: { "#status": "status" },
@@ -251,8 +253,12 @@ function queueItems(p: FanOutRecord, batch: Batch, now: Date): Write[] {
   return writes;
 }
 
-/** The parent's new counters (and, when it ends, its terminal status), conditional on its version. */
-function parentUpdate(before: FanOutRecord, after: FanOutRecord, now: Date): TxItem {
+/**
+ * The parent's new counters (and, when it ends, its terminal status), conditional on its version.
+ * A task that is no longer running and has every item it dispatched counted leaves the sweeper's
+ * index: nothing of it is left to look at (look.ts).
+ */
+export function parentUpdate(before: FanOutRecord, after: FanOutRecord, now: Date): TxItem {
   // counters that no sequence of fills and countdowns can reach: refuse to write them (a bug), so
   // that it shows at once instead of as a task that waits forever for items that never come
   if (after.active < 0 || after.nextIndex > after.total)
@@ -284,8 +290,8 @@ function parentUpdate(before: FanOutRecord, after: FanOutRecord, now: Date): TxI
       update += ", #error = :error";
       values[":error"] = after.error;
     }
-    update += " REMOVE sweepShard, sweepAt";
   }
+  if (after.status !== "running" && after.active === 0) update += " REMOVE sweepShard, sweepAt";
   return {
     Update: {
       TableName: config.tableName(),
@@ -466,33 +472,6 @@ export async function countDown(
     // why twice the default: see COUNTDOWN_TRIES
     { tries: COUNTDOWN_TRIES },
   );
-}
-
-/**
- * The completions of items that settled but are not counted: their worker may have died between
- * its result and its completion send, or the advance that received the completion died holding
- * it (in flight, its FIFO group held back, until the queue's visibility timeout). Only items
- * dispatched and not counted are read (from the lowest not counted to the last queued: about the
- * concurrency window). Counted on the sweeper's periodic look at a running with-items task; a
- * completion counted twice is counted once.
- */
-export async function uncountedCompletions(parent: FanOutRecord): Promise<CompletionMessage[]> {
-  if (parent.active === 0) return [];
-  const { runId, task } = parent;
-  // items a redrive queued again are below `countedBelow`, yet not counted
-  const redo = new Set(parent.redo ?? []);
-  const requeued = Object.keys(parent.putBack ?? {})
-    .map(Number)
-    .filter((i) => !redo.has(i));
-  const low = Math.min(parent.countedBelow ?? 0, ...requeued);
-  const high = parent.nextIndex - 1;
-  if (low > high) return []; // (DynamoDB refuses a BETWEEN whose bounds are the wrong way round)
-  const from = keys.item(runId, task, low).sk;
-  const to = keys.item(runId, task, high).sk;
-  const items = (await queryRunRange(runId, from, to)) as unknown as TaskRecord[];
-  return items
-    .filter((item) => isSettled(item.status) && !isCounted(parent, item.item as number))
-    .map((item) => completionOf(item, item.status as CompletionMessage["outcome"]));
 }
 
 /** A with-items task's output: its items' outputs in index order, failed items as null. */

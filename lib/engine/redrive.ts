@@ -72,7 +72,7 @@ export async function planRedrive(
       `${back.length} tasks to put back, over ${MAX_TASKS_PUT_BACK}`,
     );
   }
-  const sweep = sweepValues(run.runId, now);
+  const sweep = sweepValues({ runId: run.runId }, now);
   const writes: Write[] = [];
   const items: Record<string, number> = {};
   for (const t of back) {

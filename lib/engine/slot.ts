@@ -262,7 +262,8 @@ export async function giveBack(record: TaskRecord, now = new Date()): Promise<Gi
       Update: {
         TableName: config.tableName(),
         Key: keys.execution(chosen),
-        UpdateExpression: "SET slot = :held, sweepShard = :shard, sweepAt = :sweepAt",
+        // (an item's next look is its task's, look.ts: it gets no sweepShard)
+        UpdateExpression: `SET slot = :held, sweepAt = :sweepAt${chosen.item === undefined ? ", sweepShard = :shard" : ""}`,
         // closes: handing a slot to an execution cancelled (or handed one) since it was read
         ConditionExpression: "#status = :queued AND slot = :waiting AND attempt = :attempt",
         ExpressionAttributeNames: { "#status": "status" },
@@ -271,7 +272,7 @@ export async function giveBack(record: TaskRecord, now = new Date()): Promise<Gi
           ":waiting": "waiting",
           ":queued": "queued",
           ":attempt": chosenAttempt,
-          ...sweepValues(chosen.runId, now),
+          ...sweepValues(chosen, now),
         },
       },
     },

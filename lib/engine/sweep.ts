@@ -44,7 +44,9 @@ export interface SweepResult {
  *   lease's end, and sends nothing;
  * - running runs and with-items tasks, looked at every 30 s and at the run's deadline: a look
  *   goes to `advance` (through the completions queue, in a group of its own), which times the run
- *   out, counts the items whose completion was lost, or finishes what a crash left undone.
+ *   out, or finishes what a crash left undone. A with-items task's items are not in the index: the
+ *   look at their task re-sends those overdue and counts those whose completion was lost, and
+ *   moves the task's next look up to the first item's lease end (look.ts).
  * The shards are read at once and the overdue items handled concurrently, each on its own: a
  * sweeper that dies loses only the items in hand, which the next pass (seconds later, tick.ts)
  * finds again. Each item's message is sent before its next look is postponed, with a dedup id
@@ -93,8 +95,8 @@ async function actOn(key: Key, now: Date): Promise<boolean> {
   const seen = record.sweepAt;
   const execution = record as TaskRecord;
   if (execution.item !== undefined && isSettled(execution.status)) {
-    // a cancelled item waits in the index until its completion is counted (cancel.ts): once it is,
-    // it leaves the index; until then its completion is published again through its message
+    // an item put in the index before items were looked at through their task (look.ts): a cancelled
+    // one waited there until its completion was counted; once it is, it leaves the index
     const parent = await readItem<FanOutRecord>(keys.task(execution.runId, execution.task));
     if (parent && isCounted(parent, execution.item)) return leave(key, seen);
   }

@@ -139,11 +139,19 @@ export function sweepShard(runId: string): string {
 }
 
 /**
- * The values `:shard` and `:sweepAt` of an update that puts an item in the sweeper's index, to be
- * looked at in QUEUED_SWEEP_SECONDS (`SET sweepShard = :shard, sweepAt = :sweepAt`).
+ * The values `:shard` and `:sweepAt` of an update that puts an execution in the sweeper's index, to
+ * be looked at in QUEUED_SWEEP_SECONDS (`SET sweepShard = :shard, sweepAt = :sweepAt`). An item
+ * (`item` set) gets `:sweepAt` only: it is looked at through its with-items task (look.ts), and an
+ * entry in the index would cost two write units an item.
  */
-export function sweepValues(runId: string, now: Date): { ":shard": string; ":sweepAt": string } {
-  return { ":shard": sweepShard(runId), ":sweepAt": addSeconds(now, QUEUED_SWEEP_SECONDS).toISOString() };
+export function sweepValues(
+  execution: { runId: string; item?: number },
+  now: Date,
+): { ":shard"?: string; ":sweepAt": string } {
+  const sweepAt = addSeconds(now, QUEUED_SWEEP_SECONDS).toISOString();
+  return execution.item === undefined
+    ? { ":shard": sweepShard(execution.runId), ":sweepAt": sweepAt }
+    : { ":sweepAt": sweepAt };
 }
 
 export function idempotencyKey(runId: string, task: string, item?: number): string {
