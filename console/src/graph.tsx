@@ -125,7 +125,8 @@ export function Graph({
               data-node={n.name}
               data-status={status}
               role="button"
-              tabIndex={0}
+              // lower case: SVG's attributes are case-sensitive
+              tabindex={0}
               aria-pressed={selected === n.name}
               aria-label={`${n.name}: ${status}${items ? `, ${summary} items done` : ""}`}
               onClick={() => onSelect(n.name)}

@@ -22,6 +22,8 @@ export function Json({ value, label }: { value: unknown; label: string }) {
 type Counts = NonNullable<TaskView["items"]>;
 
 const PARTS = ["succeeded", "failed", "running", "queued", "cancelled"] as const;
+/** The bar's parts; what is left of it (the track) is queued. */
+const DRAWN = ["succeeded", "failed", "running", "cancelled"] as const;
 
 /** A with-items task's progress: a bar of its counts, and the counts as text. */
 export function Progress({ items, compact = false }: { items: Counts; compact?: boolean }) {
@@ -36,7 +38,7 @@ export function Progress({ items, compact = false }: { items: Counts; compact?: 
         aria-valuenow={done}
         aria-label={`${done} of ${items.total} items done`}
       >
-        {PARTS.map((part) => {
+        {DRAWN.map((part) => {
           const n = part === "cancelled" ? (items.cancelled ?? 0) : items[part];
           return n > 0 ? (
             <span class={`seg s-${part}`} style={{ width: `${(100 * n) / items.total}%` }} />

@@ -7,7 +7,7 @@
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { inflateRawSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -170,29 +170,61 @@ describe("packaging", () => {
     expect(resources.IamRoleLambdaExecution).toBeUndefined();
   });
 
-  it("bundles a self-contained handler: the api's zip alone answers GET /health", async () => {
+  it("bundles a self-contained handler: the api's zip alone answers GET /health and serves the console", async () => {
     const dir = join(packaged.dir, "unzipped-api");
     const files = readZip(join(packaged.dir, "api.zip"));
-    expect(Object.keys(files).sort()).toEqual(["functions/api.mjs", "functions/api.mjs.map"]);
-    mkdirSync(join(dir, "functions"), { recursive: true });
-    for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content);
+    // the web console's build (infra/serverless-console.cjs builds it before packaging): its page
+    // and the hashed script and stylesheet it names, nothing else
+    const consoleFiles = Object.keys(files).filter((name) => name.startsWith("console/"));
+    expect(Object.keys(files).sort()).toEqual(
+      ["functions/api.mjs", "functions/api.mjs.map", ...consoleFiles].sort(),
+    );
+    expect(consoleFiles.map((name) => name.replace(/-\w+\./, "-HASH.")).sort()).toEqual([
+      "console/dist/app-HASH.js",
+      "console/dist/index.html",
+      "console/dist/style-HASH.css",
+    ]);
+    for (const [name, content] of Object.entries(files)) {
+      mkdirSync(dirname(join(dir, name)), { recursive: true });
+      writeFileSync(join(dir, name), content);
+    }
     // imported from a temporary folder, far from node_modules: nothing may be left external
     const module = (await import(pathToFileURL(join(dir, "functions/api.mjs")).href)) as {
-      handler: (event: unknown, context: unknown) => Promise<{ statusCode: number; body: string }>;
+      handler: (
+        event: unknown,
+        context: unknown,
+      ) => Promise<{
+        statusCode: number;
+        body: string;
+        headers?: Record<string, string>;
+        isBase64Encoded?: boolean;
+      }>;
     };
-    const response = await module.handler(
-      {
-        version: "2.0",
-        routeKey: "GET /health",
-        rawPath: "/health",
-        rawQueryString: "",
-        headers: {},
-        requestContext: { http: { method: "GET", path: "/health" }, requestId: "test" },
-        isBase64Encoded: false,
-      },
-      { awsRequestId: "test", functionName: "onceflow-ci-api", getRemainingTimeInMillis: () => 29_000 },
-    );
-    expect(response.statusCode).toBe(200);
+    const get = (routeKey: string, path: string, pathParameters?: Record<string, string>) =>
+      module.handler(
+        {
+          version: "2.0",
+          routeKey,
+          rawPath: path,
+          rawQueryString: "",
+          headers: {},
+          requestContext: { http: { method: "GET", path }, requestId: "test" },
+          ...(pathParameters ? { pathParameters } : {}),
+          isBase64Encoded: false,
+        },
+        { awsRequestId: "test", functionName: "onceflow-ci-api", getRemainingTimeInMillis: () => 29_000 },
+      );
+    expect((await get("GET /health", "/health")).statusCode).toBe(200);
+    // the console's page, from the zip (API Gateway sends /console/ to $default: no {file+} to match)
+    const page = await get("$default", "/console/");
+    expect(page.statusCode).toBe(200);
+    expect(page.headers?.["content-type"]).toContain("text/html");
+    const html = Buffer.from(page.body, page.isBase64Encoded ? "base64" : "utf8").toString("utf8");
+    const script = /src="(app-\w+\.js)"/.exec(html)?.[1] as string;
+    expect(files[`console/dist/${script}`]).toBeDefined();
+    const asset = await get("GET /console/{file+}", `/console/${script}`, { file: script });
+    expect(asset.statusCode).toBe(200);
+    expect(asset.headers?.["content-type"]).toContain("javascript");
     // (importing the whole bundle takes a few seconds on a loaded 2-core machine)
   }, 30_000);
 });
