@@ -55,6 +55,7 @@ async function main(): Promise<void> {
   console.log("");
   console.log(`onceflow is running locally (stage "${stack.stage}", region ${stack.region})`);
   console.log(`  HTTP API  ${stack.apiUrl}`);
+  console.log(`  console   ${stack.apiUrl}/  (the web console: docs/console.md)`);
   console.log(`  DynamoDB  ${stack.endpoints.dynamodb}  (table ${stack.env.TABLE_NAME})`);
   console.log(`  SQS       ${stack.endpoints.sqs}`);
   console.log(`  data      ${dataDir ? dataDir : "in memory (set DATA_DIR to keep it)"}`);
