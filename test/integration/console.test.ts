@@ -10,7 +10,7 @@
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { repoRoot } from "../../infra/local/stack";
 import type { RunView } from "../../lib/client";
 import { register, waitForRun } from "../helpers/runs";
@@ -22,6 +22,8 @@ const FAN_ITEMS = 1000;
 const FAN_CONCURRENCY = 10;
 
 let browser: Browser;
+/** Uncaught errors of the page's scripts: none, after each test. */
+const pageErrors: string[] = [];
 let page: Page;
 const runs = { succeeded: "", failed: "", fan: "", cancelled: "", toCancel: "" };
 
@@ -104,15 +106,18 @@ beforeAll(async () => {
         r.tasks.fan?.items?.running === FAN_CONCURRENCY &&
         r.tasks.fan.items.succeeded === 3 &&
         r.tasks.fan.items.failed === 2,
+      60_000,
     ),
     waitForRun(stack, runs.toCancel, (r: RunView) => r.tasks.w?.status === "running"),
   ]);
   browser = await launching;
   page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-  page.on("pageerror", (error) => {
-    throw error;
-  });
+  page.on("pageerror", (error) => pageErrors.push(error.message));
 }, 90_000);
+
+afterEach(() => {
+  expect(pageErrors.splice(0)).toEqual([]);
+});
 
 afterAll(async () => {
   await browser?.close();
