@@ -5,9 +5,10 @@
 
 import { isSuspended } from "./engine/callback-token";
 import { unqueued } from "./engine/fanout";
+import { itemRecords } from "./engine/items";
 import { readLock } from "./engine/lock";
 import { limitOf, readLimit } from "./engine/slot";
-import { isFanOut, type TaskItem } from "./engine/task-record";
+import { isFanOut, type TaskItem, type TaskRecord } from "./engine/task-record";
 import { InvalidQueryError, TaskNotFoundError } from "./errors";
 import { requireRun } from "./runs";
 import { listEvents, type RunEvent } from "./store/events";
@@ -197,7 +198,9 @@ export async function getTaskDetail(
   query: Record<string, string | undefined> = {},
 ): Promise<TaskDetail> {
   const item = parseItemQuery(query);
-  const record = await readItem<TaskItem>(keys.execution({ runId, task, item }));
+  const record =
+    (await readItem<TaskItem>(keys.execution({ runId, task, item }))) ??
+    (item === undefined ? undefined : await notQueuedYet(runId, task, item));
   if (!record) {
     await requireRun(runId);
     throw new TaskNotFoundError(runId, task, item);
@@ -232,6 +235,17 @@ export async function getTaskDetail(
     ...times,
     ...(view.waitingFor ? { waitingFor: view.waitingFor as CallbackWait } : {}),
   };
+}
+
+/**
+ * An item of a started with-items task that no fill queued yet has no record of its own
+ * (engine/items.ts): it is shown `pending`, with its input from its chunk.
+ */
+async function notQueuedYet(runId: string, task: string, item: number): Promise<TaskRecord | undefined> {
+  const parent = await readItem<TaskItem>(keys.task(runId, task));
+  if (!parent || !isFanOut(parent) || !parent.chunk || item >= parent.total) return undefined;
+  const record = (await itemRecords({ ...parent, chunk: parent.chunk }, [item])).get(item);
+  return record && { ...record, status: "pending", attempt: 0, createdAt: parent.createdAt };
 }
 
 function parseItemQuery(query: Record<string, string | undefined>): number | undefined {

@@ -134,7 +134,7 @@ export async function templateContext(
   for (const t of tasks) {
     let output: unknown;
     if (!isFanOut(t)) output = t.output;
-    else if (t.status !== "running" && needs(t.task)) output = await itemOutputs(run.runId, t.task);
+    else if (t.status !== "running" && needs(t.task)) output = await itemOutputs(t);
     context.tasks[t.task] = { status: t.status, output, error: t.error };
   }
   return context;

@@ -3,7 +3,6 @@ import type { TaskDefinition, WorkflowDefinition } from "../definition/types";
 import { ExpressionError } from "../errors";
 import { evaluateTemplate } from "../expression";
 import { type CompletionMessage, sendTasks } from "../queue";
-import { putIf } from "../store/conditional";
 import { type LostRace, lostRace, retryOnContention } from "../store/contention";
 import { historyEvent } from "../store/events";
 import { keys } from "../store/keys";
@@ -12,6 +11,7 @@ import { type TxItem, transact, type Write } from "../store/transaction";
 import { countable, withCounted } from "./counted";
 import { planTasks, type TemplateContext, whileRunning } from "./dispatch";
 import { point } from "./interleave";
+import { chunkSize, itemRecords, writeChunks } from "./items";
 import {
   addSeconds,
   type ErrorInfo,
@@ -23,9 +23,16 @@ import {
 
 /** The most items one with-items task may have. */
 export const MAX_ITEMS = 50_000;
-/** Items moved from pending to queued in one transaction (2 writes each, under DynamoDB's 100). */
+/** Items queued in one transaction (2 writes each, under DynamoDB's 100)... */
 const SLOTS_PER_TRANSACTION = 40;
-const ITEM_WRITE_CONCURRENCY = 16;
+/**
+ * ...and fewer of large items: a chunk holds at most 300 KB of inputs, and ten chunks' worth keeps
+ * a transaction under DynamoDB's 4 MB.
+ */
+const slotsPerTransaction = (p: FanOutRecord) =>
+  p.chunk ? Math.min(SLOTS_PER_TRANSACTION, 10 * p.chunk) : SLOTS_PER_TRANSACTION;
+/** Items evaluated at once when a task starts. */
+const EVALUATE_CONCURRENCY = 16;
 /**
  * Transactions of items one fill queues at most (800 items); the rest is queued by the next
  * advance. (Before the retry helper, the fill's 20 tries bounded its batches and its lost races
@@ -43,9 +50,10 @@ const COUNTDOWN_TRIES = 20;
 /*
  * A with-items task, timeline of one item (every arrow is one conditional write):
  *
- *   startFanOut   item put `pending` (attribute_not_exists)        ... once per item, before the parent
- *   startFanOut   parent put `running`, counters 0 (attribute_not_exists, run running)
- *   fill          item pending -> queued + parent nextIndex/active += 1 (parent version, run running)
+ *   startFanOut   the items' inputs put in chunks (items.ts)      ... before the parent
+ *   startFanOut   parent put `running`, counters 0, `chunk` (attribute_not_exists, run running)
+ *   fill          item put `queued` from its chunk (attribute_not_exists) + parent nextIndex/active
+ *                 += 1 (parent version, run running)
  *   worker        item queued -> running (attempt) -> succeeded | failed (fenced on attempt)
  *   advance       parent: the item in its counted set (counted.ts), active -= 1, succeeded|failed += 1,
  *                 refill the slot, and when nothing is active and nothing is left, parent ->
@@ -67,7 +75,9 @@ export async function startFanOut(
 ): Promise<void> {
   const spec = definition.tasks[task] as TaskDefinition;
   const { items, error } = await evaluateItems(spec, task, context);
-  if (items) await createItems(runId, definition, task, items, context, now);
+  const records = items ? await planItems(runId, definition, task, items, context, now) : [];
+  const chunk = chunkSize(records);
+  await writeChunks(records, chunk);
   const total = items?.length ?? 0;
   const status = error ? "failed" : total === 0 ? "succeeded" : "running";
   const parent: FanOutRecord = {
@@ -85,6 +95,7 @@ export async function startFanOut(
     countedBelow: 0,
     countedAbove: [],
     version: 0,
+    chunk,
     error,
     createdAt: now.toISOString(),
     startedAt: now.toISOString(),
@@ -136,38 +147,25 @@ async function evaluateItems(
   return { items: value };
 }
 
-/** One `pending` execution per item, input evaluated with `item` and `index`. */
-async function createItems(
+/** Every item's execution, its input evaluated with `item` and `index`. */
+async function planItems(
   runId: string,
   definition: WorkflowDefinition,
   task: string,
   items: unknown[],
   context: TemplateContext,
   now: Date,
-): Promise<void> {
-  let next = 0;
-  const writer = async () => {
-    while (next < items.length) {
-      const index = next++;
-      const [record] = await planTasks(
-        runId,
-        definition,
-        [task],
-        { ...context, item: items[index], index },
-        now,
-      );
-      const item: TaskRecord = { ...(record as TaskRecord), item: index, status: "pending" };
-      delete item.sweepShard;
-      delete item.sweepAt;
-      await putIf({
-        TableName: config.tableName(),
-        Item: { ...keys.item(runId, task, index), ...item },
-        // closes: a re-entered fan-out overwriting an item that already ran
-        ConditionExpression: "attribute_not_exists(pk)",
-      });
-    }
-  };
-  await Promise.all(Array.from({ length: ITEM_WRITE_CONCURRENCY }, writer));
+): Promise<TaskRecord[]> {
+  const records: TaskRecord[] = [];
+  for (let from = 0; from < items.length; from += EVALUATE_CONCURRENCY) {
+    const planned = await Promise.all(
+      items
+        .slice(from, from + EVALUATE_CONCURRENCY)
+        .map((item, k) => planTasks(runId, definition, [task], { ...context, item, index: from + k }, now)),
+    );
+    records.push(...planned.map(([record], k) => ({ ...(record as TaskRecord), item: from + k })));
+  }
+  return records;
 }
 
 const readParent = (runId: string, task: string) => readItem<FanOutRecord>(keys.task(runId, task));
@@ -203,13 +201,14 @@ function takeItems(p: FanOutRecord, count: number): { batch: Batch; after: FanOu
 }
 
 /**
- * The writes that queue a batch: a fresh item pending -> queued, a redriven one failed|cancelled ->
- * queued. An item gets the time of its next look (`sweepAt`) but no `sweepShard`: it is looked at
- * through its task's look (look.ts), not through the sweeper's index.
+ * The writes that queue a batch: a fresh item put `queued` from its chunk (items.ts), a redriven
+ * one failed|cancelled -> queued. An item gets the time of its next look (`sweepAt`) but no
+ * `sweepShard`: it is looked at through its task's look (look.ts), not through the sweeper's index.
  */
-function queueItems(p: FanOutRecord, batch: Batch, now: Date): Write[] {
+async function queueItems(p: FanOutRecord, batch: Batch, now: Date): Promise<Write[]> {
   const writes: Write[] = [];
-  const sweep = { ":sweepAt": addSeconds(now, QUEUED_SWEEP_SECONDS).toISOString() };
+  const sweepAt = addSeconds(now, QUEUED_SWEEP_SECONDS).toISOString();
+  const sweep = { ":sweepAt": sweepAt };
   for (const index of batch.redo) {
     writes.push(
       {
@@ -234,7 +233,32 @@ function queueItems(p: FanOutRecord, batch: Batch, now: Date): Write[] {
       historyEvent(p.runId, "TaskQueued", { task: p.task, item: index }),
     );
   }
+  const records =
+    p.chunk && batch.fresh.length > 0 ? await itemRecords({ ...p, chunk: p.chunk }, batch.fresh) : undefined;
   for (const index of batch.fresh) {
+    const record = records?.get(index);
+    if (record) {
+      const item: TaskRecord = {
+        ...record,
+        status: "queued",
+        attempt: 0,
+        createdAt: now.toISOString(),
+        sweepAt,
+      };
+      writes.push(
+        {
+          Put: {
+            TableName: config.tableName(),
+            Item: { ...keys.item(p.runId, p.task, index), ...item },
+            // closes: an item queued twice by two fills that read the same counters
+            ConditionExpression: "attribute_not_exists(pk)",
+          },
+        },
+        historyEvent(p.runId, "TaskQueued", { task: p.task, item: index }),
+      );
+      continue;
+    }
+    // a task started before items were chunked: its items were put `pending` when it started
     writes.push(
       {
         Update: {
@@ -334,14 +358,14 @@ export async function fill(
       async () => {
         const current = parent ?? (await readParent(runId, task));
         if (!current) return undefined;
-        const count = Math.min(freeSlots(current), SLOTS_PER_TRANSACTION);
+        const count = Math.min(freeSlots(current), slotsPerTransaction(current));
         if (count === 0) return undefined;
         const taken = takeItems(current, count);
         const after = { ...taken.after, version: current.version + 1 };
         const outcome = await transact([
           whileRunning(runId),
           parentUpdate(current, after, now),
-          ...queueItems(current, taken.batch, now),
+          ...(await queueItems(current, taken.batch, now)),
         ]);
         if (!outcome.ok) {
           if (outcome.reasons[0]?.code === "ConditionalCheckFailed") return undefined; // the run is no longer running
@@ -416,7 +440,7 @@ export async function countDown(
         cancelledItems: (parent.cancelledItems ?? 0) + count("cancelled"),
       };
       // (the items counted are not written: only the parent is, so a refill may take a whole transaction's slots)
-      const refill = stopped ? 0 : Math.min(freeSlots(counted), SLOTS_PER_TRANSACTION);
+      const refill = stopped ? 0 : Math.min(freeSlots(counted), slotsPerTransaction(counted));
       const { batch, after } = takeItems(counted, refill);
       const ended =
         !stopped &&
@@ -437,7 +461,7 @@ export async function countDown(
       const outcome = await transact([
         ...(dispatches ? [whileRunning(runId, now)] : []),
         parentUpdate(parent, after, now),
-        ...queueItems(parent, batch, now),
+        ...(await queueItems(parent, batch, now)),
         ...(ended
           ? [
               historyEvent(runId, after.status === "succeeded" ? "TaskSucceeded" : "TaskFailed", {
@@ -474,8 +498,14 @@ export async function countDown(
   );
 }
 
-/** A with-items task's output: its items' outputs in index order, failed items as null. */
-export async function itemOutputs(runId: string, task: string): Promise<unknown[]> {
-  const items = (await queryRunItems(runId, keys.itemPrefix(task))) as unknown as TaskRecord[];
-  return items.map((item) => (item.status === "succeeded" ? (item.output ?? null) : null));
+/**
+ * A with-items task's output: its items' outputs in index order, failed items (and items never
+ * queued: the task failed first) as null.
+ */
+export async function itemOutputs(parent: FanOutRecord): Promise<unknown[]> {
+  const items = (await queryRunItems(parent.runId, keys.itemPrefix(parent.task))) as unknown as TaskRecord[];
+  const outputs: unknown[] = Array.from({ length: parent.total }, () => null);
+  for (const item of items)
+    if (item.status === "succeeded") outputs[item.item as number] = item.output ?? null;
+  return outputs;
 }

@@ -7,7 +7,10 @@ export interface ErrorInfo {
   message: string;
 }
 
-/** `pending`: an item created with its with-items task, waiting for a concurrency slot. */
+/**
+ * `pending`: an item put with its with-items task, waiting for a concurrency slot (tasks started
+ * before items were chunked: an item is now put only when it is queued, items.ts).
+ */
 export type ExecutionStatus = TaskStatus | "pending";
 
 /**
@@ -92,6 +95,8 @@ export interface FanOutRecord {
   redo?: number[];
   /** The run's redrive that put them back (a new SQS dedup generation for their messages). */
   redriveCount?: number;
+  /** Items a chunk of their inputs holds (items.ts); absent for a task started before items were chunked. */
+  chunk?: number;
   /** Set when the items could not be evaluated. */
   error?: ErrorInfo;
   createdAt: string;

@@ -9,6 +9,7 @@
  *   RUN#{runId}             RUN                   the run
  *   RUN#{runId}             TASK#{task}           a task execution, or the parent of a with-items task
  *   RUN#{runId}             ITEM#{task}#{000042}  one with-items item execution
+ *   RUN#{runId}             CHUNK#{task}#{n}#{k}  the inputs of items k·n to k·n+n-1 of a with-items task
  *   RUN#{runId}             EVT#{at}#{id}         one history event
  *   LOCK#{workflow}#{key}   LOCK                  a concurrency-key lock: holder and waiting runs
  *   LIMIT#{workflow}#{act}  LIMIT                 an action's concurrency limit: slots taken, executions waiting
@@ -34,6 +35,11 @@ export const keys = {
   item: (runId: string, task: string, index: number): Key => ({
     pk: `RUN#${runId}`,
     sk: `ITEM#${task}#${String(index).padStart(6, "0")}`,
+  }),
+  /** Chunk `k` of a with-items task's item inputs, `size` items a chunk (engine/items.ts). */
+  chunk: (runId: string, task: string, size: number, k: number): Key => ({
+    pk: `RUN#${runId}`,
+    sk: `CHUNK#${task}#${size}#${String(k).padStart(6, "0")}`,
   }),
   /** The key of an execution: a plain task, or one item of a with-items task. */
   execution: (e: { runId: string; task: string; item?: number }): Key =>

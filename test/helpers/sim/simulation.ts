@@ -1078,7 +1078,7 @@ function check(w: World, runs: RunHandle[]): void {
       // a task whose items failed (more than tolerated) ends with the rest never queued, and
       // with the items a redrive put back (`redo`) not queued again if it failed again
       const redo = new Set(parent.redo ?? []);
-      const left = items.filter((x) => x.status === "pending").length + redo.size;
+      const left = parent.total - parent.nextIndex + redo.size;
       const failedEarly = parent.status === "failed" && parent.error?.code === "ItemsFailed";
       if (!endedEarly && counted !== parent.total && !(failedEarly && counted + left === parent.total))
         v(`I4: ${runId}/${parent.task} counted ${counted} of ${parent.total}, ${left} left`);
