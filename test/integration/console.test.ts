@@ -27,6 +27,12 @@ const pageErrors: string[] = [];
 let page: Page;
 const runs = { succeeded: "", failed: "", fan: "", cancelled: "", toCancel: "" };
 
+/**
+ * Polls what the page shows until the assertion holds: up to 20 s (vitest's default, 1 s, is too
+ * short for a page polling a busy stack while the other test files run).
+ */
+const eventually = <T>(read: () => T | Promise<T>) => expect.poll(read, { timeout: 20_000, interval: 100 });
+
 /** The console's URL of a hash route (`runs/ID`). */
 const consoleUrl = (route = "") => `${stack.apiUrl}/console/#/${route}`;
 
@@ -156,7 +162,7 @@ describe("the console's routes", () => {
 describe("the runs list", () => {
   it("shows every run newest first with its status in colour and words, and filters by status", async () => {
     await page.goto(stack.apiUrl);
-    await expect.poll(() => page.locator("table.runs tbody tr").count()).toBe(5);
+    await eventually(() => page.locator("table.runs tbody tr").count()).toBe(5);
     const listed = (await stack.client.listRuns()).runs;
     const rows = page.locator("table.runs tbody tr");
     expect(await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-run")))).toEqual(
@@ -164,14 +170,14 @@ describe("the runs list", () => {
     );
     for (const run of listed) {
       const badge = page.locator(`tr[data-run="${run.runId}"] .badge`);
-      await expect.poll(() => badge.textContent()).toContain(run.status);
+      await eventually(() => badge.textContent()).toContain(run.status);
       expect(await badge.getAttribute("class")).toContain(`s-${run.status}`);
     }
     await screenshot("console-runs.png");
     await page.selectOption("select[name=status]", "failed");
-    await expect
-      .poll(() => rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-run"))))
-      .toEqual([runs.failed]);
+    await eventually(() => rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-run")))).toEqual([
+      runs.failed,
+    ]);
     expect(page.url()).toContain("status=failed");
     const errorCode = listed.find((r) => r.runId === runs.failed)?.errorCode;
     expect(errorCode).toBeTruthy();
@@ -190,7 +196,7 @@ const nodeStatuses = () =>
 describe("a run", () => {
   it("of a failed run with a handled branch: the graph's nodes and statuses, the error, the task's input and output", async () => {
     await page.goto(consoleUrl(`runs/${runs.failed}`));
-    await expect.poll(nodeStatuses).toEqual({
+    await eventually(nodeStatuses).toEqual({
       start: "succeeded",
       risky: "failed",
       recover: "succeeded",
@@ -206,9 +212,9 @@ describe("a run", () => {
     );
     await page.locator('[data-node="recover"]').click();
     const panel = page.locator('[data-selected-task="recover"]');
-    await expect
-      .poll(() => panel.locator('[data-json="Task output"]').textContent())
-      .toBe(JSON.stringify({ recovered: true }, null, 2));
+    await eventually(() => panel.locator('[data-json="Task output"]').textContent()).toBe(
+      JSON.stringify({ recovered: true }, null, 2),
+    );
     expect(await panel.locator('[data-field="attempts"]').textContent()).toBe("1");
     // the handled failure: its error, by the keyboard (Tab to a node, arrow keys along the edges, Enter)
     await page.locator('[data-node="start"]').focus();
@@ -217,9 +223,9 @@ describe("a run", () => {
     expect(["risky", "broken"]).toContain(focused);
     await page.keyboard.press("Enter");
     const selected = page.locator(`[data-selected-task="${focused}"]`);
-    await expect
-      .poll(() => selected.locator('[data-json="Task error"]').textContent())
-      .toContain("TaskFailed");
+    await eventually(() => selected.locator('[data-json="Task error"]').textContent()).toContain(
+      "TaskFailed",
+    );
     expect(page.url()).toContain(`task=${focused}`);
   });
 
@@ -227,11 +233,16 @@ describe("a run", () => {
     await page.goto(consoleUrl(`runs/${runs.succeeded}`));
     const events = await stack.client.getEvents(runs.succeeded);
     const rows = page.locator("table.events tbody tr");
-    await expect.poll(() => rows.count()).toBe(events.length);
+    await eventually(() => rows.count()).toBe(events.length);
     expect(await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-event")))).toEqual(
       events.map((e) => e.type),
     );
-    expect(await rows.first().locator("td").first().textContent()).toBe("+0.000s");
+    // each row's time is its offset from the run's creation, to the millisecond
+    const { createdAt } = await stack.client.getRun(runs.succeeded);
+    const offset = (at: string) => `+${((Date.parse(at) - Date.parse(createdAt)) / 1000).toFixed(3)}s`;
+    expect(await rows.evaluateAll((trs) => trs.map((tr) => tr.querySelector("td")?.textContent))).toEqual(
+      events.map((e) => offset(e.at)),
+    );
     expect(await rows.last().locator("td").nth(1).textContent()).toBe("RunSucceeded");
   });
 
@@ -248,7 +259,7 @@ describe("a run", () => {
             divs.map((d) => [d.getAttribute("data-count"), d.querySelector("dd")?.textContent]),
           ),
         );
-    await expect.poll(shown).toEqual({
+    await eventually(shown).toEqual({
       succeeded: "3",
       failed: "2",
       running: String(FAN_CONCURRENCY),
@@ -263,27 +274,27 @@ describe("a run", () => {
     // one item, by its index: its input (from withItems) and attempts
     await page.fill(".inspect input", "0");
     await page.click(".inspect button");
-    await expect
-      .poll(() => page.locator('.inspect [data-json="Task input"]').textContent())
-      .toBe(JSON.stringify({ n: 1 }, null, 2));
+    await eventually(() => page.locator('.inspect [data-json="Task input"]').textContent()).toBe(
+      JSON.stringify({ n: 1 }, null, 2),
+    );
     // counts, not items: the page holds a few hundred rows at most (the history, a page at a time)
-    await expect.poll(() => page.locator("table.events tbody tr").count()).toBeGreaterThan(0);
+    await eventually(() => page.locator("table.events tbody tr").count()).toBeGreaterThan(0);
     expect(await page.locator("tr").count()).toBeLessThan(260);
     await screenshot("console-run.png");
   });
 
   it("a cancel from the page takes effect (the API then says cancelled), and a second cancel shows the 409", async () => {
     await page.goto(consoleUrl(`runs/${runs.toCancel}`));
-    await expect.poll(() => page.locator("h1 .badge").textContent()).toContain("running");
+    await eventually(() => page.locator("h1 .badge").textContent()).toContain("running");
     page.once("dialog", (dialog) => void dialog.accept());
     await page.click("text=Cancel run");
     const answer = page.locator(".answer");
-    await expect.poll(() => answer.textContent()).toBe("Cancel: accepted, the run is cancelled");
+    await eventually(() => answer.textContent()).toBe("Cancel: accepted, the run is cancelled");
     expect((await stack.client.getRun(runs.toCancel)).status).toBe("cancelled");
-    await expect.poll(() => page.locator("h1 .badge").textContent()).toContain("cancelled");
+    await eventually(() => page.locator("h1 .badge").textContent()).toContain("cancelled");
     page.once("dialog", (dialog) => void dialog.accept());
     await page.click("text=Cancel run");
-    await expect.poll(() => answer.textContent()).toContain("409 RunAlreadyEnded");
+    await eventually(() => answer.textContent()).toContain("409 RunAlreadyEnded");
     expect(await answer.textContent()).toContain("has already ended (cancelled)");
   });
 
@@ -291,7 +302,7 @@ describe("a run", () => {
     await page.setViewportSize({ width: 400, height: 800 });
     try {
       await page.goto(consoleUrl(`runs/${runs.failed}?task=risky`));
-      await expect.poll(() => page.locator("[data-node]").count()).toBe(5);
+      await eventually(() => page.locator("[data-node]").count()).toBe(5);
       const overflow = await page.evaluate<number>(
         "document.documentElement.scrollWidth - window.innerWidth",
       );
@@ -310,22 +321,20 @@ describe("workflows", () => {
       tasks: { greet: { action: "core.echo", input: { hi: "{% input.name %}" } } },
     });
     await page.goto(consoleUrl("workflows/c-typed"));
-    await expect
-      .poll(() => page.locator('[data-json="definition"]').textContent())
-      .toContain("name: c-typed");
+    await eventually(() => page.locator('[data-json="definition"]').textContent()).toContain("name: c-typed");
     const submit = page.locator(".start-run button[type=submit]");
     await page.fill("#run-input", '{"name": 3}');
-    await expect.poll(() => page.locator(".problems").textContent()).toContain("input.name: must be string");
+    await eventually(() => page.locator(".problems").textContent()).toContain("input.name: must be string");
     expect(await submit.isDisabled()).toBe(true);
     await page.fill("#run-input", '{"name": "browser"}');
-    await expect.poll(() => submit.isDisabled()).toBe(false);
+    await eventually(() => submit.isDisabled()).toBe(false);
     await submit.click();
-    await expect.poll(() => /#\/runs\/([\w-]+)/.exec(page.url())?.[1]).toBeTruthy();
+    await eventually(() => /#\/runs\/([\w-]+)/.exec(page.url())?.[1]).toBeTruthy();
     const runId = /#\/runs\/([\w-]+)/.exec(page.url())?.[1] as string;
     const run = await waitForRun(stack, runId);
     expect(run.status).toBe("succeeded");
     const greet = await stack.client.getTask(runId, "greet");
     expect("output" in greet && greet.output).toEqual({ hi: "browser" });
-    await expect.poll(() => page.locator("h1 .badge").textContent()).toContain("succeeded");
+    await eventually(() => page.locator("h1 .badge").textContent()).toContain("succeeded");
   });
 });
