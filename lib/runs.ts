@@ -2,7 +2,7 @@ import { config } from "./config";
 import { canonicalJson, sha256 } from "./definition/hash";
 import { validateRunInput } from "./definition/input-schema";
 import { advance, launch, launchPromoted, windDown } from "./engine/advance";
-import { lockKept } from "./engine/end-run";
+import { lookKept } from "./engine/end-run";
 import { point } from "./engine/interleave";
 import { acquireOrWait, concurrencyKeyOf, readLock, release, retake } from "./engine/lock";
 import { planRedrive } from "./engine/redrive";
@@ -224,7 +224,7 @@ export async function cancelRun(runId: string): Promise<RunSummary> {
     // a running run keeps its lock until its running actions ended (windDown)
     const lock = run.status === "running" ? undefined : await release(run);
     const now = new Date();
-    const sweep = lockKept(run, run.status === "running", now);
+    const sweep = lookKept(run, run.status === "running", now);
     const outcome = await transact([
       {
         Update: {

@@ -13,7 +13,7 @@ import { evaluate, type TaskStatus } from "./evaluate";
 import { countDown, fill, itemOutputs, startFanOut } from "./fanout";
 import { point } from "./interleave";
 import { type Promoted, releaseWhenIdle } from "./lock";
-import { lookAtItems } from "./look";
+import { lookAtItems, lookAtTasks } from "./look";
 import { type ErrorInfo, type FanOutRecord, isFanOut, type TaskItem, type TaskRecord } from "./task-record";
 
 export type AdvanceOutcome =
@@ -77,6 +77,8 @@ export async function advance(
   }
   if (onlyCounted) return { kind: "idle" };
   const { run, tasks: current } = await readRunState(runId);
+  // the sweeper's look: re-sends plain executions that are overdue, moves the next look up (look.ts)
+  if (look && run) await lookAtTasks(run, current, now);
   // a cancel or timeout that died before its cleanup is finished by whoever looks next
   if (run?.status === "cancelled" || run?.status === "failed") await windDown(run);
   if (run?.status !== "running") return { kind: "idle" };

@@ -35,8 +35,9 @@ import { type CallbackKey, decodeToken, encodeToken, sameToken } from "./callbac
 import { cancelUnsent } from "./cancel";
 import type { ClaimResult } from "./claim";
 import { isSettled } from "./evaluate";
+import { lookBy } from "./look";
 import { type AttemptResult, settle } from "./settle";
-import { addSeconds, type ErrorInfo, idempotencyKey, sweepShard, type TaskRecord } from "./task-record";
+import { addSeconds, type ErrorInfo, idempotencyKey, type TaskRecord } from "./task-record";
 
 /** How long the notify POST may take. */
 export const NOTIFY_TIMEOUT_SECONDS = 30;
@@ -95,9 +96,8 @@ export async function issue(record: TaskRecord, now = new Date()): Promise<Attem
         TableName: config.tableName(),
         Key: keys.execution(record),
         UpdateExpression:
-          "SET callbackToken = :token, callbackDeadline = :deadline, leaseUntil = :until, sweepAt = :until" +
-          // (an item's next look is its task's, look.ts: it gets no sweepShard)
-          `${record.item === undefined ? ", sweepShard = :shard" : ""} REMOVE notifiedAt, callbackBodyHash`,
+          "SET callbackToken = :token, callbackDeadline = :deadline, leaseUntil = :until, sweepAt = :until " +
+          "REMOVE notifiedAt, callbackBodyHash",
         // closes: a zombie worker (its lease taken over by a newer attempt) suspending that attempt with its token
         ConditionExpression: "#status = :running AND attempt = :attempt",
         ExpressionAttributeNames: { "#status": "status" },
@@ -105,7 +105,6 @@ export async function issue(record: TaskRecord, now = new Date()): Promise<Attem
           ":token": token,
           ":deadline": deadline,
           ":until": until,
-          ...(record.item === undefined ? { ":shard": sweepShard(record.runId) } : {}),
           ":running": "running",
           ":attempt": record.attempt,
         },
@@ -119,6 +118,8 @@ export async function issue(record: TaskRecord, now = new Date()): Promise<Attem
     }),
   ]);
   if (!suspended.ok) return undefined;
+  // it is in no index: a heartbeat window (or timeout) shorter than the periodic look needs a look by its end
+  await lookBy(record, until, now);
   const waiting: TaskRecord = {
     ...record,
     callbackToken: token,

@@ -8,14 +8,7 @@ import { historyEvent } from "../store/events";
 import { keys } from "../store/keys";
 import { type TxItem, transact, type Write } from "../store/transaction";
 import { limitOf } from "./slot";
-import {
-  addSeconds,
-  DEFAULT_RETRY,
-  DEFAULT_TIMEOUT_SECONDS,
-  QUEUED_SWEEP_SECONDS,
-  sweepShard,
-  type TaskRecord,
-} from "./task-record";
+import { DEFAULT_RETRY, DEFAULT_TIMEOUT_SECONDS, nextLook, type TaskRecord } from "./task-record";
 
 /** An execution's evaluated input is stored on its DynamoDB item, next to its output. */
 export const MAX_TASK_INPUT_BYTES = 100 * 1024;
@@ -53,8 +46,8 @@ export async function planTasks(
         limit: limitOf(definition, spec.action),
         ...(spec.heartbeatSeconds !== undefined ? { heartbeatSeconds: spec.heartbeatSeconds } : {}),
         createdAt: now.toISOString(),
-        sweepShard: sweepShard(runId),
-        sweepAt: addSeconds(now, QUEUED_SWEEP_SECONDS).toISOString(),
+        // the time of its next look, by its run's look (look.ts): no sweepShard, so in no index
+        sweepAt: nextLook(now),
       };
       try {
         record.input =

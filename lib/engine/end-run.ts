@@ -43,8 +43,8 @@ export async function endRun(
   return retryOnContention(`end run ${run.runId} (its concurrency-key lock kept moving)`, async () => {
     // a run timed out may still have actions running: its lock waits for them (see windDown)
     const lock = options.keepLock ? undefined : await release(run, now);
-    // a run that keeps its lock stays in the sweeper's index until it gives the lock back
-    const sweep = lockKept(run, options.keepLock ?? false, now);
+    // a run that keeps its lock (actions may still run) stays in the sweeper's index until they ended
+    const sweep = lookKept(run, options.keepLock ?? false, now);
     const outcome = await transact([
       {
         Update: {
@@ -81,18 +81,18 @@ export async function endRun(
 
 /**
  * How a run's terminal update treats its place in the sweeper's index: removed, or, when the run
- * keeps its concurrency-key lock for actions still running, kept for a look soon (the look winds
- * the run down and gives the lock back, should the handler that ended it die first).
+ * ends while actions may still run (cancelled, timed out), kept for a look soon: the look winds
+ * the run down (cancels what nobody works on, a lease that ended included), gives its
+ * concurrency-key lock back, and takes it out of the index once nothing runs (lock.ts).
  */
-export function lockKept(
+export function lookKept(
   run: RunRecord,
-  keepLock: boolean,
+  busy: boolean,
   now: Date,
 ): { update: string; values: Record<string, unknown> } {
-  if (!keepLock || run.concurrencyKey === undefined)
-    return { update: " REMOVE sweepShard, sweepAt", values: {} };
+  if (!busy) return { update: " REMOVE sweepShard, sweepAt", values: {} };
   return {
     update: ", sweepShard = :shard, sweepAt = :sweepAt",
-    values: sweepValues({ runId: run.runId }, now),
+    values: sweepValues(run.runId, now),
   };
 }

@@ -12,14 +12,7 @@ import { countable, withCounted } from "./counted";
 import { planTasks, type TemplateContext, whileRunning } from "./dispatch";
 import { point } from "./interleave";
 import { chunkSize, itemRecords, writeChunks } from "./items";
-import {
-  addSeconds,
-  type ErrorInfo,
-  type FanOutRecord,
-  QUEUED_SWEEP_SECONDS,
-  sweepShard,
-  type TaskRecord,
-} from "./task-record";
+import { type ErrorInfo, type FanOutRecord, nextLook, sweepShard, type TaskRecord } from "./task-record";
 
 /** The most items one with-items task may have. */
 export const MAX_ITEMS = 50_000;
@@ -100,7 +93,7 @@ export async function startFanOut(
     createdAt: now.toISOString(),
     startedAt: now.toISOString(),
     ...(status === "running"
-      ? { sweepShard: sweepShard(runId), sweepAt: addSeconds(now, QUEUED_SWEEP_SECONDS).toISOString() }
+      ? { sweepShard: sweepShard(runId), sweepAt: nextLook(now) }
       : { endedAt: now.toISOString() }),
   };
   const type = status === "running" ? "TaskStarted" : status === "succeeded" ? "TaskSucceeded" : "TaskFailed";
@@ -207,7 +200,7 @@ function takeItems(p: FanOutRecord, count: number): { batch: Batch; after: FanOu
  */
 async function queueItems(p: FanOutRecord, batch: Batch, now: Date): Promise<Write[]> {
   const writes: Write[] = [];
-  const sweepAt = addSeconds(now, QUEUED_SWEEP_SECONDS).toISOString();
+  const sweepAt = nextLook(now);
   const sweep = { ":sweepAt": sweepAt };
   for (const index of batch.redo) {
     writes.push(

@@ -88,10 +88,13 @@ function baseOf(record: TaskRecord): Base {
   return base;
 }
 
-const cache = new Map<string, Chunk>();
+/** Chunks read, per DynamoDB client (a table of its own: the simulation starts a client per world). */
+const caches = new WeakMap<object, Map<string, Chunk>>();
 
 async function readChunk(runId: string, task: string, size: number, k: number): Promise<Chunk> {
   const key = keys.chunk(runId, task, size, k);
+  const cache = caches.get(db()) ?? new Map<string, Chunk>();
+  caches.set(db(), cache);
   const cached = cache.get(key.sk + key.pk);
   if (cached) return cached;
   const { Item } = await db().send(

@@ -210,11 +210,12 @@ export async function release(run: RunRecord, now = new Date()): Promise<Release
 
 /**
  * Gives back the lock of a run that ended early (cancelled, timed out) once none of its actions
- * runs any more, so that the next run of the key never overlaps its last actions (I5). Called
- * after each of its late completions; a no-op while something runs, and once the lock is gone.
+ * runs any more, so that the next run of the key never overlaps its last actions (I5), and takes
+ * the run out of the sweeper's index (it kept its look until then: end-run.ts). Called after each
+ * of its late completions and looks; a no-op while something runs, and once both are done.
  */
 export async function releaseWhenIdle(run: RunRecord, now = new Date()): Promise<Promoted | undefined> {
-  if (run.concurrencyKey === undefined) return undefined;
+  if (run.concurrencyKey === undefined && run.sweepShard === undefined) return undefined;
   // the lock moving on every try throws (ContentionError), as it threw before: the ended run keeps
   // its lock (and its place in the sweeper's index) until a later call gives it back (a late
   // completion, the sweeper's look at the run)
@@ -223,22 +224,23 @@ export async function releaseWhenIdle(run: RunRecord, now = new Date()): Promise
       isFanOut(t) ? t.active > 0 : t.status === "running",
     );
     if (busy) return undefined;
-    const plan = await release(run, now);
-    if (!plan) return undefined;
+    const plan = run.concurrencyKey === undefined ? undefined : await release(run, now);
+    if (!plan && run.sweepShard === undefined) return undefined;
     // the run leaves the sweeper's index with its lock (the lock's condition decides for both)
     const leaveSweep: TxItem = {
       Update: {
         TableName: config.tableName(),
         Key: keys.run(run.runId),
         UpdateExpression: "REMOVE sweepShard, sweepAt",
-        // closes: a late wind-down giving away the key of a run a redrive restarted meanwhile
+        // closes: a late wind-down giving away the key of (or taking out of the index) a run a
+        // redrive restarted meanwhile
         ConditionExpression: "#status <> :running",
         ExpressionAttributeNames: { "#status": "status" },
         ExpressionAttributeValues: { ":running": "running" },
       },
     };
-    const outcome = await transact([...plan.writes, leaveSweep]);
-    if (outcome.ok) return plan.promoted;
+    const outcome = await transact([...(plan?.writes ?? []), leaveSweep]);
+    if (outcome.ok) return plan?.promoted;
     if (outcome.reasons.at(-1)?.code === "ConditionalCheckFailed") return undefined; // redriven: it keeps its key
     // the lock moved (a run joined its queue): read it again
     return lostRace(outcome.reasons);

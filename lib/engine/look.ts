@@ -1,37 +1,45 @@
 /**
- * The sweeper's look at a with-items task, handled by `advance`. A with-items task's items are not
- * in the sweeper's index: an entry there costs two index write units an item (put when the item is
- * queued, deleted with its result), a quarter of what a fan-out item cost. An item keeps its
- * `sweepAt` (when to look at it, set as for any execution) but no `sweepShard`, so it is in no
- * index, and the look at its task does for its items what the sweeper does for plain executions:
+ * The sweeper's looks at a run and at a with-items task, handled by `advance`, for the executions
+ * under them. Executions are in no index: an entry in the sweeper's costs two index write units an
+ * execution (put when it is queued, deleted with its result), a quarter of what a fan-out item
+ * cost. An execution keeps its `sweepAt` (when to look at it) but no `sweepShard`; the look at its
+ * run (a plain task) or at its with-items task (an item) does what the sweeper did for it:
  *
- *   settled, not counted   its completion was lost (its worker died before sending it, or the
- *                          advance holding it died): counted by the caller, once (counted.ts)
- *   overdue                queued and never claimed (the fill died before its send), a retry whose
- *                          message is gone, a lease that expired (its worker died): its task
+ *   settled, not counted   an item whose completion was lost (its worker died before sending it, or
+ *                          the advance holding it died): counted by the caller, once (counted.ts)
+ *   overdue                queued and never claimed (the send was lost with its sender), a retry
+ *                          whose message is gone, a lease that expired (its worker died): its task
  *                          message is sent again, in a group of its own, with the time it fell due
- *                          in the dedup id (two looks at one overdue item send it once); the
+ *                          in the dedup id (two looks at one overdue execution send it once); the
  *                          worker's conditional claim decides what happens
- *   due later              the task's next look is moved up to the first such time (a lease's end,
- *                          a retry's), so that a dead worker is replaced seconds after its lease
+ *   due later              the next look is moved up to the first such time (a lease's end, a
+ *                          retry's), so that a dead worker is replaced seconds after its lease
  *                          ends, not at the next periodic look
  *
- * Only items dispatched and not counted are read: from the lowest not counted to the last queued
- * (about the concurrency window). A task that ended keeps its look until every item it dispatched
- * is counted (a cancelled task's running items finish, its queued ones are cancelled by their
- * claims); then the look takes it out of the sweeper's index, with the version-checked update of
- * its counters (fanout.ts).
+ * A with-items task's look reads only the items dispatched and not counted: from the lowest not
+ * counted to the last queued (about the concurrency window). A run's look has its plain executions
+ * from advance's read of the run. A task or run that ended keeps its look until nothing of it is
+ * left unsettled (a cancelled task's running items finish, its queued ones are cancelled by their
+ * claims; a cancelled run's wind-down cancels what nobody works on); then the look takes it out of
+ * the sweeper's index: a task with the version-checked update of its counters (fanout.ts), a run
+ * with its wind-down (lock.ts).
  */
 import { config } from "../config";
 import { type CompletionMessage, completionOf, sendTasks, type TaskMessage } from "../queue";
 import { updateIf } from "../store/conditional";
-import { keys } from "../store/keys";
-import { queryRunRange } from "../store/run-state";
+import { type Key, keys } from "../store/keys";
+import { queryRunRange, type RunRecord } from "../store/run-state";
 import { transact } from "../store/transaction";
 import { isCounted } from "./counted";
 import { isSettled } from "./evaluate";
 import { parentUpdate } from "./fanout";
-import type { FanOutRecord, TaskRecord } from "./task-record";
+import {
+  type FanOutRecord,
+  isFanOut,
+  QUEUED_SWEEP_SECONDS,
+  type TaskItem,
+  type TaskRecord,
+} from "./task-record";
 
 /** A next look this close to the one already set is not worth a write. */
 const MOVE_UP_MARGIN_MS = 1000;
@@ -48,30 +56,61 @@ export async function lookAtItems(parent: FanOutRecord, now = new Date()): Promi
     return [];
   }
   const items = await dispatchedItems(parent);
-  const lost: CompletionMessage[] = [];
+  const lost = items
+    .filter((item) => isSettled(item.status) && !isCounted(parent, item.item as number))
+    .map((item) => completionOf(item, item.status as CompletionMessage["outcome"]));
+  const next = await resendOverdue(
+    items.filter((item) => !isSettled(item.status)),
+    now,
+  );
+  if (next !== undefined) await moveUp(keys.task(parent.runId, parent.task), parent.sweepAt, next, now);
+  return lost;
+}
+
+/**
+ * The look at a run does for its plain executions what the look at a with-items task does for its
+ * items. A run that ended (cancelled, timed out) re-sends nothing, for its wind-down cancels what
+ * nobody works on (advance.ts), but it is looked at again when a live lease ends.
+ */
+export async function lookAtTasks(run: RunRecord, tasks: TaskItem[], now = new Date()): Promise<void> {
+  const open = tasks.filter((t): t is TaskRecord => !isFanOut(t) && !isSettled(t.status));
+  const next = await resendOverdue(open, now, run.status === "running");
+  if (next !== undefined) await moveUp(keys.run(run.runId), run.sweepAt, next, now);
+}
+
+/**
+ * Sends the task messages of the executions that are overdue again (`resend`), each in a group of
+ * its own, with the time it fell due in the dedup id (two looks at one overdue execution send it
+ * once); returns when the first of the others falls due.
+ */
+async function resendOverdue(
+  executions: TaskRecord[],
+  now: Date,
+  resend = true,
+): Promise<string | undefined> {
   const overdue: { message: TaskMessage; due: string }[] = [];
   let next: string | undefined;
-  for (const item of items) {
-    const index = item.item as number;
-    if (isSettled(item.status)) {
-      if (!isCounted(parent, index))
-        lost.push(completionOf(item, item.status as CompletionMessage["outcome"]));
+  for (const e of executions) {
+    const due = dueAt(e);
+    if (due === undefined) continue; // parked for a slot: the slot's hand-over sends its message
+    if (due > now.toISOString()) {
+      if (next === undefined || due < next) next = due;
       continue;
     }
-    const due = dueAt(item);
-    if (due === undefined) continue; // parked for a slot: the slot's hand-over sends its message
-    if (due <= now.toISOString()) {
-      const { runId, task, attempt } = item;
-      overdue.push({ message: { runId, task, item: index, ...(attempt ? { attempt } : {}) }, due });
-    } else if (next === undefined || due < next) next = due;
+    const { runId, task, item, attempt } = e;
+    overdue.push({
+      message: { runId, task, ...(item === undefined ? {} : { item }), ...(attempt ? { attempt } : {}) },
+      due,
+    });
   }
-  const dueOf = new Map(overdue.map((o) => [o.message, o.due]));
-  await sendTasks(
-    overdue.map((o) => o.message),
-    (message) => dueOf.get(message) as string,
-  );
-  if (next !== undefined) await moveUp(parent, next, now);
-  return lost;
+  if (resend && overdue.length > 0) {
+    const dueOf = new Map(overdue.map((o) => [o.message, o.due]));
+    await sendTasks(
+      overdue.map((o) => o.message),
+      (message) => dueOf.get(message) as string,
+    );
+  }
+  return next;
 }
 
 /** The items dispatched and not counted: from the lowest not counted to the last queued. */
@@ -100,18 +139,33 @@ function dueAt(item: TaskRecord): string | undefined {
   return item.sweepAt;
 }
 
-/** Moves the task's next look up to `next`, unless one is set sooner. */
-async function moveUp(parent: FanOutRecord, next: string, now: Date): Promise<void> {
-  const set = parent.sweepAt;
+/**
+ * Has an execution looked at by `at` at the latest, through its run (a plain task) or its
+ * with-items task (an item), when that is sooner than the next periodic look can be: a callback
+ * with a short heartbeat window or timeout (callback.ts). Anything due later is seen by a periodic
+ * look first, which moves the next one up (a claim's lease, a retry).
+ */
+export async function lookBy(
+  execution: { runId: string; task: string; item?: number },
+  at: string,
+  now = new Date(),
+): Promise<void> {
+  if (Date.parse(at) - now.getTime() >= QUEUED_SWEEP_SECONDS * 1000) return;
+  const { runId, task, item } = execution;
+  await moveUp(item === undefined ? keys.run(runId) : keys.task(runId, task), undefined, at, now);
+}
+
+/** Moves the next look of the run or with-items task at `key` up to `next`, unless one is set sooner. */
+async function moveUp(key: Key, set: string | undefined, next: string, now: Date): Promise<void> {
   // the look set is sooner (or about as soon): nothing to move
   if (set && set > now.toISOString() && Date.parse(set) - Date.parse(next) < MOVE_UP_MARGIN_MS) return;
   await updateIf({
     TableName: config.tableName(),
-    Key: keys.task(parent.runId, parent.task),
+    Key: key,
     UpdateExpression: "SET sweepAt = :next",
     // closes: putting off a sooner look that another look set meanwhile (a look due now is the one
-    // being taken, whose sweeper may not have moved it on yet); and putting a task back in the
-    // index once it left it (it ended, every item counted)
+    // being taken, whose sweeper may not have moved it on yet); and putting a run or task back in
+    // the index once it left it (nothing of it left to look at)
     ConditionExpression: "attribute_exists(sweepShard) AND (sweepAt > :next OR sweepAt <= :now)",
     ExpressionAttributeValues: { ":next": next, ":now": now.toISOString() },
   });

@@ -72,7 +72,7 @@ export async function planRedrive(
       `${back.length} tasks to put back, over ${MAX_TASKS_PUT_BACK}`,
     );
   }
-  const sweep = sweepValues({ runId: run.runId }, now);
+  const sweep = sweepValues(run.runId, now);
   const writes: Write[] = [];
   const items: Record<string, number> = {};
   for (const t of back) {
@@ -123,11 +123,16 @@ function plainPutBack(t: TaskRecord, sweep: Record<string, string>): TxItem {
       TableName: config.tableName(),
       Key: keys.task(t.runId, t.task),
       UpdateExpression:
-        "SET #status = :queued, attemptBase = attempt, sweepShard = :shard, sweepAt = :sweepAt REMOVE #error, endedAt",
+        "SET #status = :queued, attemptBase = attempt, sweepAt = :sweepAt REMOVE #error, endedAt",
       // closes: putting back an execution that moved since it was read (a late worker, a second redrive)
       ConditionExpression: "#status = :seen AND attempt = :attempt",
       ExpressionAttributeNames: { "#status": "status", "#error": "error" },
-      ExpressionAttributeValues: { ":queued": "queued", ":seen": t.status, ":attempt": t.attempt, ...sweep },
+      ExpressionAttributeValues: {
+        ":queued": "queued",
+        ":seen": t.status,
+        ":attempt": t.attempt,
+        ":sweepAt": sweep[":sweepAt"],
+      },
     },
   };
 }

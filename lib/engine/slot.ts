@@ -31,7 +31,7 @@ import { historyEvent, isHistoryEvent } from "../store/events";
 import { keys } from "../store/keys";
 import { readItem } from "../store/run-state";
 import { type TxItem, type TxOutcome, transact, type Write } from "../store/transaction";
-import { sweepValues, type TaskRecord } from "./task-record";
+import { nextLook, type TaskRecord } from "./task-record";
 
 /** The limit an execution is subject to, carried on its record (a worker never reads the definition). */
 export interface SlotLimit {
@@ -262,8 +262,7 @@ export async function giveBack(record: TaskRecord, now = new Date()): Promise<Gi
       Update: {
         TableName: config.tableName(),
         Key: keys.execution(chosen),
-        // (an item's next look is its task's, look.ts: it gets no sweepShard)
-        UpdateExpression: `SET slot = :held, sweepAt = :sweepAt${chosen.item === undefined ? ", sweepShard = :shard" : ""}`,
+        UpdateExpression: "SET slot = :held, sweepAt = :sweepAt",
         // closes: handing a slot to an execution cancelled (or handed one) since it was read
         ConditionExpression: "#status = :queued AND slot = :waiting AND attempt = :attempt",
         ExpressionAttributeNames: { "#status": "status" },
@@ -272,7 +271,7 @@ export async function giveBack(record: TaskRecord, now = new Date()): Promise<Gi
           ":waiting": "waiting",
           ":queued": "queued",
           ":attempt": chosenAttempt,
-          ...sweepValues(chosen, now),
+          ":sweepAt": nextLook(now),
         },
       },
     },

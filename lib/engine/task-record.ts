@@ -144,20 +144,18 @@ export function sweepShard(runId: string): string {
 }
 
 /**
- * The values `:shard` and `:sweepAt` of an update that puts an execution in the sweeper's index, to
- * be looked at in QUEUED_SWEEP_SECONDS (`SET sweepShard = :shard, sweepAt = :sweepAt`). An item
- * (`item` set) gets `:sweepAt` only: it is looked at through its with-items task (look.ts), and an
- * entry in the index would cost two write units an item.
+ * The values `:shard` and `:sweepAt` of an update that puts a run or a with-items task in the
+ * sweeper's index, to be looked at in QUEUED_SWEEP_SECONDS (`SET sweepShard = :shard, sweepAt =
+ * :sweepAt`). Executions are in no index: each has its `sweepAt` (`nextLook`), and the look at its
+ * run (a plain task) or its with-items task (an item) acts on it (look.ts); an index entry would
+ * cost two write units an execution.
  */
-export function sweepValues(
-  execution: { runId: string; item?: number },
-  now: Date,
-): { ":shard"?: string; ":sweepAt": string } {
-  const sweepAt = addSeconds(now, QUEUED_SWEEP_SECONDS).toISOString();
-  return execution.item === undefined
-    ? { ":shard": sweepShard(execution.runId), ":sweepAt": sweepAt }
-    : { ":sweepAt": sweepAt };
+export function sweepValues(runId: string, now: Date): { ":shard": string; ":sweepAt": string } {
+  return { ":shard": sweepShard(runId), ":sweepAt": nextLook(now) };
 }
+
+/** When an execution queued (or handed a slot) now needs a look, unless something happened to it by then. */
+export const nextLook = (now: Date) => addSeconds(now, QUEUED_SWEEP_SECONDS).toISOString();
 
 export function idempotencyKey(runId: string, task: string, item?: number): string {
   return `${runId}/${task}/${item ?? "-"}`;
