@@ -129,16 +129,7 @@ export const openApiDocument = {
       get: {
         summary: "The latest definition",
         responses: {
-          200: ok("the latest version", {
-            type: "object",
-            required: ["name", "version", "createdAt", "definition"],
-            properties: {
-              name: { type: "string" },
-              version: { type: "integer", minimum: 1 },
-              createdAt: { type: "string", format: "date-time" },
-              definition: { type: "object" },
-            },
-          }),
+          200: ok("the latest version", ref("WorkflowVersion")),
           404: error(404, "no such workflow", ["WorkflowNotFound"]),
         },
       },
@@ -185,16 +176,7 @@ export const openApiDocument = {
       get: {
         summary: "One version of a workflow, with its definition (the one a run of it follows)",
         responses: {
-          200: ok("the version", {
-            type: "object",
-            required: ["name", "version", "createdAt", "definition"],
-            properties: {
-              name: { type: "string" },
-              version: { type: "integer", minimum: 1 },
-              createdAt: { type: "string", format: "date-time" },
-              definition: { type: "object" },
-            },
-          }),
+          200: ok("the version", ref("WorkflowVersion")),
           400: error(400, "the version is not a whole number from 1", ["InvalidRequest"]),
           404: error(404, "no such workflow or version", ["WorkflowNotFound"]),
         },
@@ -426,6 +408,16 @@ export const openApiDocument = {
   },
   components: {
     schemas: {
+      WorkflowVersion: {
+        type: "object",
+        required: ["name", "version", "createdAt", "definition"],
+        properties: {
+          name: { type: "string" },
+          version: { type: "integer", minimum: 1 },
+          createdAt: { type: "string", format: "date-time" },
+          definition: { type: "object" },
+        },
+      },
       Error: {
         type: "object",
         required: ["code", "message"],

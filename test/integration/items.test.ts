@@ -8,9 +8,10 @@ import { describe, expect, it } from "vitest";
 import { db } from "../../lib/clients";
 import { config } from "../../lib/config";
 import { chunkSize, itemRecords, writeChunks } from "../../lib/engine/items";
-import { DEFAULT_RETRY, type FanOutRecord, type TaskRecord } from "../../lib/engine/task-record";
+import type { FanOutRecord, TaskRecord } from "../../lib/engine/task-record";
 import { keys } from "../../lib/store/keys";
 import { readItem } from "../../lib/store/run-state";
+import { itemRecord } from "../helpers/records";
 import { eventsOf, register, waitForRun } from "../helpers/runs";
 import { useSink } from "../helpers/sink";
 import { useLocalStack } from "../helpers/stack";
@@ -19,18 +20,13 @@ const stack = useLocalStack();
 const sinkFixture = useSink();
 
 const recordsOf = (runId: string, inputs: unknown[]): TaskRecord[] =>
-  inputs.map((input, item) => ({
-    runId,
-    task: "each",
-    item,
-    status: "queued",
-    attempt: 0,
-    action: "core.noop",
-    timeoutSeconds: 60,
-    retry: DEFAULT_RETRY,
-    createdAt: new Date().toISOString(),
-    ...(input === undefined ? { inputError: { code: "ExpressionError", message: "no" } } : { input }),
-  }));
+  inputs.map((input, item) =>
+    itemRecord(
+      runId,
+      item,
+      input === undefined ? { inputError: { code: "ExpressionError", message: "no" } } : { input },
+    ),
+  );
 
 async function itemsOf(runId: string, task: string): Promise<TaskRecord[]> {
   const { Items = [] } = await db().send(

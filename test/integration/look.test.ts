@@ -12,8 +12,8 @@ import { db, sqs } from "../../lib/clients";
 import { config } from "../../lib/config";
 import { lookAtItems } from "../../lib/engine/look";
 import type { FanOutRecord, TaskRecord } from "../../lib/engine/task-record";
-import { DEFAULT_RETRY } from "../../lib/engine/task-record";
 import { keys } from "../../lib/store/keys";
+import { itemRecord } from "../helpers/records";
 import { useLocalStack } from "../helpers/stack";
 
 useLocalStack({ sweeper: false });
@@ -64,20 +64,8 @@ function parentOf(runId: string, fields: Partial<FanOutRecord> = {}): FanOutReco
   };
 }
 
-function itemOf(runId: string, item: number, fields: Partial<TaskRecord>): TaskRecord {
-  return {
-    runId,
-    task: "each",
-    item,
-    status: "queued",
-    attempt: 0,
-    action: "core.noop",
-    timeoutSeconds: 60,
-    retry: DEFAULT_RETRY,
-    createdAt: NOW.toISOString(),
-    ...fields,
-  };
-}
+const itemOf = (runId: string, item: number, fields: Partial<TaskRecord>) =>
+  itemRecord(runId, item, { createdAt: NOW.toISOString(), ...fields });
 
 async function put(record: TaskRecord | FanOutRecord): Promise<void> {
   const key =
