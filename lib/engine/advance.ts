@@ -53,8 +53,8 @@ export async function advanceOn(
  * update fails), and writes nothing (I3, I7).
  *
  * One shortcut: when every completion is an item that this call counted down, its task still
- * running and every free slot refilled (`counted`), no task of the run changed status, so there is
- * nothing to evaluate and the run is not read. Anything else (a duplicate, a task that settled, a
+ * running and every free slot refilled (`counted`) or left for a later countdown (`deferred`), no
+ * task of the run changed status, so there is nothing to evaluate and the run is not read. Anything else (a duplicate, a task that settled, a
  * plain task's completion, a run past its deadline, a sweeper's look) takes the whole path.
  */
 export async function advance(
@@ -73,7 +73,7 @@ export async function advance(
       completions.filter((c) => c.task === task),
       now,
     );
-    if (counted !== "counted") onlyCounted = false;
+    if (counted !== "counted" && counted !== "deferred") onlyCounted = false;
   }
   if (onlyCounted) return { kind: "idle" };
   const { run, tasks: current } = await readRunState(runId);

@@ -376,15 +376,29 @@ export async function fill(
 }
 
 /**
+ * The fewest free slots a countdown refills: a refill is a transaction with the parent and the
+ * run's check (about 7 write units besides its items, whatever their number), so a task with many
+ * slots refills them ten at a time rather than as each batch of completions frees a few. A slot
+ * waits at most until nine more items finish; the last items (fewer than that left) and a task with
+ * nothing active are refilled at once.
+ */
+const minRefill = (p: FanOutRecord) =>
+  Math.min(Math.max(1, Math.min(10, Math.floor(p.concurrency / 10))), unqueued(p));
+
+/**
  * What a countdown did:
  * - `ended`: it settled the parent (the graph must be evaluated);
  * - `counted`: it counted its items and refilled the slots they freed, in a transaction that also
  *   checked the run is running and within its deadline, and the parent is still running: nothing
  *   else of the run can have changed through it;
- * - `other`: anything else (its items were counted already, nothing was refilled, the run or the
- *   parent is not running, a slot is left to fill): the caller looks at the whole run.
+ * - `deferred`: it counted its items, on a parent still running with items active, and left the
+ *   slots they freed for a later countdown (fewer than `minRefill`, or none left to fill): nothing
+ *   of the run's graph changed, and the items still active bring the next countdown (a run cancelled
+ *   or past its deadline meanwhile is wound down by its cancel, or by its look at the deadline);
+ * - `other`: anything else (its items were counted already, the run or the parent is not running,
+ *   a slot is left to fill): the caller looks at the whole run.
  */
-export type CountDownResult = "ended" | "counted" | "other";
+export type CountDownResult = "ended" | "counted" | "deferred" | "other";
 
 /**
  * Counts settled items down on their parent, exactly once each, refills the slots they free and,
@@ -433,7 +447,8 @@ export async function countDown(
         cancelledItems: (parent.cancelledItems ?? 0) + count("cancelled"),
       };
       // (the items counted are not written: only the parent is, so a refill may take a whole transaction's slots)
-      const refill = stopped ? 0 : Math.min(freeSlots(counted), slotsPerTransaction(counted));
+      const free = stopped ? 0 : freeSlots(counted);
+      const refill = free >= minRefill(counted) ? Math.min(free, slotsPerTransaction(counted)) : 0;
       const { batch, after } = takeItems(counted, refill);
       const ended =
         !stopped &&
@@ -473,7 +488,8 @@ export async function countDown(
         if (refill > 0) await sendItems(parent, batch);
         if (ended) return "ended";
         // `counted` only when the transaction checked that the run runs (and is within its deadline)
-        return dispatches && parent.status === "running" && freeSlots(after) === 0 ? "counted" : "other";
+        if (dispatches) return parent.status === "running" && freeSlots(after) === 0 ? "counted" : "other";
+        return !stopped && parent.status === "running" && after.active > 0 ? "deferred" : "other";
       }
       if (dispatches && outcome.reasons[0]?.code === "ConditionalCheckFailed") {
         // the run ended (or its deadline passed): count without refilling, on the parent as read

@@ -131,7 +131,8 @@ describe("countDown", () => {
   it("a failure past the tolerance stops refills and fails the task once nothing is active", async () => {
     dynamo.on(GetCommand).resolves({ Item: parent({ total: 10, nextIndex: 2, active: 2, concurrency: 2 }) });
     dynamo.on(UpdateCommand).resolves({});
-    expect(await countDown("r1", "each", [done(0, "failed")])).toBe("other"); // no refill: the run was not checked
+    // no refill, nothing of the graph changed (the task fails once its last item is counted)
+    expect(await countDown("r1", "each", [done(0, "failed")])).toBe("deferred");
     // no refill although a slot freed (items 2.. stay pending): the parent's update alone
     expect(transactions()).toEqual([]);
     expect(updates()[0]?.ExpressionAttributeValues).toMatchObject({
@@ -139,6 +140,33 @@ describe("countDown", () => {
       ":failed": 1,
       ":nextIndex": 2,
     });
+  });
+
+  it("refills a task with many slots ten at a time: fewer freed slots wait for a later countdown", async () => {
+    const many = { total: 1000, concurrency: 100, nextIndex: 100 };
+    dynamo.on(GetCommand).resolves({ Item: parent({ ...many, active: 100 }) });
+    dynamo.on(UpdateCommand).resolves({});
+    dynamo.on(TransactWriteCommand).resolves({});
+    // 3 slots free: counted, no refill, no transaction (the run is not checked)
+    expect(await countDown("r1", "each", [done(0), done(1), done(2)])).toBe("deferred");
+    expect(transactions()).toEqual([]);
+    expect(updates()[0]?.ExpressionAttributeValues).toMatchObject({ ":active": 97, ":nextIndex": 100 });
+    // 8 slots were free already, 2 more now: the 10 are refilled in one transaction with the run's check
+    dynamo.reset();
+    dynamo.on(GetCommand).resolves({ Item: parent({ ...many, active: 92, countedBelow: 8 }) });
+    dynamo.on(TransactWriteCommand).resolves({});
+    expect(await countDown("r1", "each", [done(8), done(9)])).toBe("counted");
+    const [tx] = transactions();
+    expect(tx?.[0]?.ConditionCheck).toBeDefined();
+    expect(tx?.filter((w) => w.Update?.Key?.sk?.toString().startsWith("ITEM#"))).toHaveLength(10);
+    // the last items (fewer than ten left: three) are refilled once there is a slot for each
+    dynamo.reset();
+    dynamo
+      .on(GetCommand)
+      .resolves({ Item: parent({ ...many, nextIndex: 997, active: 100, countedBelow: 897 }) });
+    dynamo.on(TransactWriteCommand).resolves({});
+    expect(await countDown("r1", "each", [done(897), done(898), done(899)])).toBe("counted");
+    expect(transactions()).toHaveLength(1);
   });
 
   it("says `counted` when the items are counted, every freed slot refilled and the parent still running", async () => {
