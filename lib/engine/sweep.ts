@@ -19,6 +19,8 @@ import {
 const PAGE = 100;
 /** Overdue items handled at once: each is independent, so one that fails or hangs holds up no other. */
 const CONCURRENCY = 8;
+/** How often a with-items task with items out is looked at (lookEverySeconds). */
+const ITEMS_LOOK_SECONDS = 10;
 /** A pass starts no new item after this long, so that it ends well within the sweeper's timeout. */
 const PASS_BUDGET_MS = 4000;
 
@@ -117,9 +119,22 @@ async function actOn(key: Key, now: Date): Promise<boolean> {
     await sendTasks([{ runId, task, item, ...(attempt ? { attempt } : {}) }], seen);
   }
   const deadline = "deadline" in record ? record.deadline : undefined;
-  const later = addSeconds(now, QUEUED_SWEEP_SECONDS).toISOString();
+  const later = addSeconds(now, lookEverySeconds(record)).toISOString();
   await postpone(key, seen, deadline && deadline > now.toISOString() && deadline < later ? deadline : later);
   return true;
+}
+
+/**
+ * How soon a run or with-items task is looked at again. A with-items task with items out is looked
+ * at every ITEMS_LOOK_SECONDS: its looks are what count an item whose completion was lost (a worker
+ * or an advance that died), and a look that dies itself (it is one more message of an advance
+ * batch) costs its task that long. Anything else every QUEUED_SWEEP_SECONDS, sooner when a look
+ * saw a lease or a retry fall due sooner (look.ts).
+ */
+function lookEverySeconds(record: object): number {
+  return "fanOut" in record && (record as FanOutRecord).active > 0
+    ? ITEMS_LOOK_SECONDS
+    : QUEUED_SWEEP_SECONDS;
 }
 
 /** Takes a counted item out of the sweeper's index. */
