@@ -121,12 +121,14 @@ const GUARDS: {
     condition: "#status = :queued AND slot = :waiting AND attempt = :attempt",
     // needs a cancel between the give-back's read of the parked execution and its write: rare
     // (about one schedule in 100 with no faults; the slot handed to a cancelled execution never
-    // comes back, so the runs parked behind it never end). Seeds 68, 248 and 371 of the first 400
-    // catch it; 68 has through every change of the retry loops (before the retry helper: 12, 56,
-    // 68, 97, 135 and 181), hence 70 schedules
+    // comes back, so the runs parked behind it never end). Which seeds catch it moves whenever the
+    // engine's calls change: 12, 56, 68, 97, 135, 181 before the retry helper; 68, 248, 371 after
+    // it; 80, 154, 364 of the first 400 once executions left the sweeper's index and refills went
+    // ten at a time (December 2026), hence 80 schedules. Pinning the interleaving with failpoints
+    // (issue 16) would end this
     mode: "none",
     caught: /I4|I6/,
-    schedules: 70,
+    schedules: 80,
   },
   {
     guard: "redrive: only a failed run, of concurrent redrives one (I1, I3)",
@@ -222,10 +224,13 @@ const CODE_GUARDS: {
   },
   {
     guard: "countdown: a completion from before a redrive counts nothing (F1, I4)",
-    // a late completion of the item's earlier incarnation counts the new one (as it ended before)
+    // a late completion of the item's earlier incarnation counts the new one (as it ended before);
+    // seeds 88, 124, 125, 163 and 193 of the first 200 catch it since refills went ten at a time
+    // (some seed under 60 did before), hence 90 schedules
     off: "incarnation",
     mode: "all",
     caught: /I4|I6|I7/,
+    schedules: 90,
   },
 ];
 
