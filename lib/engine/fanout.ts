@@ -2,6 +2,7 @@ import { config } from "../config";
 import type { TaskDefinition, WorkflowDefinition } from "../definition/types";
 import { ExpressionError } from "../errors";
 import { evaluateTemplate } from "../expression";
+import { mapLimit } from "../map-limit";
 import { type CompletionMessage, sendTasks } from "../queue";
 import { type LostRace, lostRace, retryOnContention } from "../store/contention";
 import { historyEvent } from "../store/events";
@@ -141,7 +142,7 @@ async function evaluateItems(
 }
 
 /** Every item's execution, its input evaluated with `item` and `index`. */
-async function planItems(
+function planItems(
   runId: string,
   definition: WorkflowDefinition,
   task: string,
@@ -149,16 +150,14 @@ async function planItems(
   context: TemplateContext,
   now: Date,
 ): Promise<TaskRecord[]> {
-  const records: TaskRecord[] = [];
-  for (let from = 0; from < items.length; from += EVALUATE_CONCURRENCY) {
-    const planned = await Promise.all(
-      items
-        .slice(from, from + EVALUATE_CONCURRENCY)
-        .map((item, k) => planTasks(runId, definition, [task], { ...context, item, index: from + k }, now)),
-    );
-    records.push(...planned.map(([record], k) => ({ ...(record as TaskRecord), item: from + k })));
-  }
-  return records;
+  return mapLimit(
+    items.map((item, index) => ({ item, index })),
+    EVALUATE_CONCURRENCY,
+    async ({ item, index }) => {
+      const [record] = await planTasks(runId, definition, [task], { ...context, item, index }, now);
+      return { ...(record as TaskRecord), item: index };
+    },
+  );
 }
 
 const readParent = (runId: string, task: string) => readItem<FanOutRecord>(keys.task(runId, task));

@@ -13,6 +13,7 @@
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { db } from "../clients";
 import { config } from "../config";
+import { mapLimit } from "../map-limit";
 import { putIf } from "../store/conditional";
 import { keys } from "../store/keys";
 import type { ErrorInfo, TaskRecord } from "./task-record";
@@ -55,24 +56,19 @@ export async function writeChunks(records: TaskRecord[], size: number): Promise<
   if (!first) return;
   const { runId, task } = first;
   const base = baseOf(first);
-  const count = Math.ceil(records.length / size);
-  let next = 0;
-  const writer = async () => {
-    while (next < count) {
-      const k = next++;
-      await putIf({
-        TableName: config.tableName(),
-        Item: {
-          ...keys.chunk(runId, task, size, k),
-          base,
-          items: records.slice(k * size, (k + 1) * size).map(own),
-        },
-        // closes: a start that raced this one overwriting the chunk its parent (if it won) names
-        ConditionExpression: "attribute_not_exists(pk)",
-      });
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(CHUNK_WRITE_CONCURRENCY, count) }, writer));
+  const chunks = Array.from({ length: Math.ceil(records.length / size) }, (_, k) => k);
+  await mapLimit(chunks, CHUNK_WRITE_CONCURRENCY, (k) =>
+    putIf({
+      TableName: config.tableName(),
+      Item: {
+        ...keys.chunk(runId, task, size, k),
+        base,
+        items: records.slice(k * size, (k + 1) * size).map(own),
+      },
+      // closes: a start that raced this one overwriting the chunk its parent (if it won) names
+      ConditionExpression: "attribute_not_exists(pk)",
+    }),
+  );
 }
 
 function baseOf(record: TaskRecord): Base {

@@ -76,7 +76,7 @@ export async function planRedrive(
   const writes: Write[] = [];
   const items: Record<string, number> = {};
   for (const t of back) {
-    if (!isFanOut(t)) writes.push(plainPutBack(t, sweep));
+    if (!isFanOut(t)) writes.push(plainPutBack(t, sweep[":sweepAt"]));
     else if (t.total === 0 && t.error) writes.push(fanOutRestart(t));
     else {
       const redo = await itemsPutBack(t);
@@ -117,7 +117,8 @@ export async function planRedrive(
   return { redriveCount, writes, queued: back.filter((t) => !isFanOut(t)).map((t) => t.task) };
 }
 
-function plainPutBack(t: TaskRecord, sweep: Record<string, string>): TxItem {
+/** A failed or cancelled plain task queued again, its next look at `sweepAt` (it is in no index). */
+function plainPutBack(t: TaskRecord, sweepAt: string): TxItem {
   return {
     Update: {
       TableName: config.tableName(),
@@ -131,7 +132,7 @@ function plainPutBack(t: TaskRecord, sweep: Record<string, string>): TxItem {
         ":queued": "queued",
         ":seen": t.status,
         ":attempt": t.attempt,
-        ":sweepAt": sweep[":sweepAt"],
+        ":sweepAt": sweepAt,
       },
     },
   };

@@ -36,19 +36,16 @@ export interface SweepResult {
 
 /**
  * One pass over what is overdue, found through the sparse `sweep` index (never a table scan):
- * - executions queued but never claimed (the process died between the conditional put and the
- *   SQS send, or before its claim), waiting for a retry whose message is gone, or running with an
- *   expired lease (the worker died): their task message is sent again, in a FIFO group of its own
- *   (a message whose handler died holds its group back until the visibility timeout), and the
- *   worker's conditional claim decides what happens. A claim and its heartbeats leave `sweepAt`
- *   where the queueing put it (a write to the index costs as much as the write itself), so the
- *   sweeper may find a running execution whose lease is still alive: it looks again at the
- *   lease's end, and sends nothing;
- * - running runs and with-items tasks, looked at every 30 s and at the run's deadline: a look
- *   goes to `advance` (through the completions queue, in a group of its own), which times the run
- *   out, or finishes what a crash left undone. A with-items task's items are not in the index: the
- *   look at their task re-sends those overdue and counts those whose completion was lost, and
- *   moves the task's next look up to the first item's lease end (look.ts).
+ * - running runs and with-items tasks (and those that ended with something still to settle),
+ *   looked at every 30 s (10 s for a with-items task with items out), at the run's deadline, and
+ *   when a look saw a lease or retry fall due sooner: a look goes to `advance` (through the
+ *   completions queue, in a group of its own), which times the run out, finishes what a crash left
+ *   undone, and acts for the executions under it: executions are in no index; the look re-sends
+ *   those overdue and counts items whose completion was lost (look.ts);
+ * - executions put in the index before that (queued but never claimed, waiting for a retry whose
+ *   message is gone, running with an expired lease): their task message is sent again, in a FIFO
+ *   group of its own, and the worker's conditional claim decides what happens; one whose lease is
+ *   still alive is looked at again at the lease's end.
  * The shards are read at once and the overdue items handled concurrently, each on its own: a
  * sweeper that dies loses only the items in hand, which the next pass (seconds later, tick.ts)
  * finds again. Each item's message is sent before its next look is postponed, with a dedup id
