@@ -63,18 +63,7 @@ export function RunPage({ runId, query }: { runId: string; query: URLSearchParam
           <dt>Created</dt>
           <dd>{formatTime(run.createdAt)}</dd>
         </div>
-        <div>
-          <dt>Started</dt>
-          <dd>{formatTime(run.startedAt) || "—"}</dd>
-        </div>
-        <div>
-          <dt>Ended</dt>
-          <dd>{formatTime(run.endedAt) || "—"}</dd>
-        </div>
-        <div>
-          <dt>Duration</dt>
-          <dd data-field="duration">{durationOf(run.startedAt, run.endedAt) || "—"}</dd>
-        </div>
+        <TimeFacts times={run} />
         {run.redriveCount ? (
           <div>
             <dt>Redriven</dt>
@@ -334,21 +323,35 @@ function TaskPanel({ run, task, action }: { run: RunView; task: string; action?:
   );
 }
 
-function Times({ detail }: { detail: { startedAt: string | null; endedAt: string | null } }) {
+interface Timed {
+  startedAt?: string | null;
+  endedAt?: string | null;
+}
+
+/** Started, ended and duration, as entries of a `<dl class="facts">`: a run's, a task's, an item's. */
+function TimeFacts({ times }: { times: Timed }) {
   return (
-    <dl class="facts small">
+    <>
       <div>
         <dt>Started</dt>
-        <dd>{formatTime(detail.startedAt) || "—"}</dd>
+        <dd>{formatTime(times.startedAt) || "—"}</dd>
       </div>
       <div>
         <dt>Ended</dt>
-        <dd>{formatTime(detail.endedAt) || "—"}</dd>
+        <dd>{formatTime(times.endedAt) || "—"}</dd>
       </div>
       <div>
         <dt>Duration</dt>
-        <dd>{durationOf(detail.startedAt, detail.endedAt) || "—"}</dd>
+        <dd data-field="duration">{durationOf(times.startedAt, times.endedAt) || "—"}</dd>
       </div>
+    </>
+  );
+}
+
+function Times({ detail }: { detail: Timed }) {
+  return (
+    <dl class="facts small">
+      <TimeFacts times={detail} />
     </dl>
   );
 }

@@ -44,36 +44,20 @@ export function RunsPage({ query }: { query: URLSearchParams }) {
           Runs
         </h1>
         <form class="filters" onSubmit={(e) => e.preventDefault()} aria-label="Filter runs">
-          <label>
-            Workflow{" "}
-            <select
-              name="workflow"
-              value={workflow ?? ""}
-              onChange={(e) => go({ workflow: e.currentTarget.value || undefined })}
-            >
-              <option value="">all</option>
-              {[...new Set([...workflows, ...(workflow ? [workflow] : [])])].map((name) => (
-                <option key={name} value={name}>
-                  {name}
-                </option>
-              ))}
-            </select>
-          </label>
-          <label>
-            Status{" "}
-            <select
-              name="status"
-              value={status ?? ""}
-              onChange={(e) => go({ status: e.currentTarget.value || undefined })}
-            >
-              <option value="">all</option>
-              {RUN_STATUSES.map((s) => (
-                <option key={s} value={s}>
-                  {s}
-                </option>
-              ))}
-            </select>
-          </label>
+          <Filter
+            label="Workflow"
+            name="workflow"
+            value={workflow}
+            choices={[...new Set([...workflows, ...(workflow ? [workflow] : [])])]}
+            onChange={(value) => go({ workflow: value })}
+          />
+          <Filter
+            label="Status"
+            name="status"
+            value={status}
+            choices={RUN_STATUSES}
+            onChange={(value) => go({ status: value })}
+          />
         </form>
       </div>
       <ErrorNote message={live.error} />
@@ -142,5 +126,32 @@ export function RunsPage({ query }: { query: URLSearchParams }) {
         !live.error && <p class="muted">Loading…</p>
       )}
     </section>
+  );
+}
+
+/** One of the list's filters: "all", or one of `choices`. */
+function Filter(props: {
+  label: string;
+  name: string;
+  value: string | undefined;
+  choices: readonly string[];
+  onChange: (value: string | undefined) => void;
+}) {
+  return (
+    <label>
+      {props.label}{" "}
+      <select
+        name={props.name}
+        value={props.value ?? ""}
+        onChange={(e) => props.onChange(e.currentTarget.value || undefined)}
+      >
+        <option value="">all</option>
+        {props.choices.map((choice) => (
+          <option key={choice} value={choice}>
+            {choice}
+          </option>
+        ))}
+      </select>
+    </label>
   );
 }
