@@ -32,7 +32,11 @@ export const handler = fifoBatchHandler({
   logger: new Logger({ serviceName: "onceflow-worker" }),
   queueUrl: config.tasksQueueUrl,
   failure: "task message failed; SQS will deliver it again shortly",
-  describe: (record) => ({ taskMessage: JSON.parse(record.body) as TaskMessage }),
+  // keys only: an item's message also carries its record, input included (queue.ts)
+  describe: (record) => {
+    const { queued: _record, ...taskMessage } = JSON.parse(record.body) as TaskMessage;
+    return { taskMessage };
+  },
   forBatch: () => handleRecord,
   expected: (error) => error instanceof NotYet,
 });

@@ -2,8 +2,13 @@ import { SendMessageBatchCommand, SendMessageCommand } from "@aws-sdk/client-sqs
 import { sqs } from "./clients";
 import { config } from "./config";
 import { sha256 } from "./definition/hash";
+import type { TaskRecord } from "./engine/task-record";
 
-/** A task message carries keys only; everything else is read from DynamoDB. */
+/**
+ * A task message carries keys (everything else is read from DynamoDB), except the message of an
+ * item that a fill queued without writing its record: it carries that record (`queued`), and the
+ * worker's claim creates it (engine/items.ts).
+ */
 export interface TaskMessage {
   runId: string;
   task: string;
@@ -15,6 +20,18 @@ export interface TaskMessage {
    * worker judges from the execution as it is (claim.ts). Never part of the dedup id.
    */
   attempt?: number;
+  /** An item queued by a fill and not written yet: its record, and its queueing. */
+  queued?: QueuedItem;
+}
+
+/** The record of an item a fill queued without writing it: the first claim puts it (claim.ts). */
+export interface QueuedItem {
+  execution: Omit<TaskRecord, "status" | "attempt" | "createdAt" | "sweepAt" | "sweepShard">;
+  /**
+   * The sort id (store/events.ts) of its `TaskQueued`, made by the fill that queued it (or by an
+   * earlier fill: at the latest then), so the event keeps its place in the history.
+   */
+  queuedAs: string;
 }
 
 /**
@@ -89,21 +106,46 @@ export async function sendTasks(
   }));
 }
 
-/** Sends `messages` in batches of 10 (SQS's maximum); throws when SQS refuses any. */
+/**
+ * The bytes one SendMessageBatch carries at most: SQS's 256 KiB for a batch (and for a message),
+ * less room for the attributes. A message of an item carries its input (up to 100 KB).
+ */
+const MAX_BATCH_BYTES = 240 * 1024;
+
+/** `bodies` in batches of at most 10 messages (SQS's maximum) and MAX_BATCH_BYTES. */
+function batchesOf(bodies: string[]): number[][] {
+  const batches: number[][] = [];
+  let batch: number[] = [];
+  let bytes = 0;
+  bodies.forEach((body, index) => {
+    const size = Buffer.byteLength(body);
+    if (batch.length === 10 || (batch.length > 0 && bytes + size > MAX_BATCH_BYTES)) {
+      batches.push(batch);
+      batch = [];
+      bytes = 0;
+    }
+    batch.push(index);
+    bytes += size;
+  });
+  if (batch.length > 0) batches.push(batch);
+  return batches;
+}
+
+/** Sends `messages` in batches (`batchesOf`); throws when SQS refuses any. */
 async function sendBatches<T>(
   queueUrl: string,
   messages: T[],
   ids: (message: T) => { MessageGroupId: string; MessageDeduplicationId: string },
 ): Promise<void> {
-  for (let i = 0; i < messages.length; i += 10) {
-    const batch = messages.slice(i, i + 10);
+  const bodies = messages.map((message) => JSON.stringify(message));
+  for (const batch of batchesOf(bodies)) {
     const result = await sqs().send(
       new SendMessageBatchCommand({
         QueueUrl: queueUrl,
-        Entries: batch.map((message, index) => ({
+        Entries: batch.map((index) => ({
           Id: String(index),
-          MessageBody: JSON.stringify(message),
-          ...ids(message),
+          MessageBody: bodies[index],
+          ...ids(messages[index] as T),
         })),
       }),
     );

@@ -5,7 +5,7 @@
 
 import { isSuspended } from "./engine/callback-token";
 import { unqueued } from "./engine/fanout";
-import { itemRecords } from "./engine/items";
+import { itemRecords, queuedAt } from "./engine/items";
 import { readLock } from "./engine/lock";
 import { limitOf, readLimit } from "./engine/slot";
 import { isFanOut, type TaskItem, type TaskRecord } from "./engine/task-record";
@@ -238,14 +238,23 @@ export async function getTaskDetail(
 }
 
 /**
- * An item of a started with-items task that no fill queued yet has no record of its own
- * (engine/items.ts): it is shown `pending`, with its input from its chunk.
+ * An item of a started with-items task that has no record of its own yet (engine/items.ts): one a
+ * fill queued (below `nextIndex`) is shown `queued` since its parent's fill marks say; one not
+ * queued yet, `pending`. Either with its input from its chunk.
  */
 async function notQueuedYet(runId: string, task: string, item: number): Promise<TaskRecord | undefined> {
   const parent = await readItem<TaskItem>(keys.task(runId, task));
   if (!parent || !isFanOut(parent) || !parent.chunk || item >= parent.total) return undefined;
   const record = (await itemRecords({ ...parent, chunk: parent.chunk }, [item])).get(item);
-  return record && { ...record, status: "pending", attempt: 0, createdAt: parent.createdAt };
+  const queued = item < parent.nextIndex && !parent.redo?.includes(item);
+  return (
+    record && {
+      ...record,
+      status: queued ? "queued" : "pending",
+      attempt: 0,
+      createdAt: queued ? queuedAt(parent, item) : parent.createdAt,
+    }
+  );
 }
 
 function parseItemQuery(query: Record<string, string | undefined>): number | undefined {

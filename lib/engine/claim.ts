@@ -1,6 +1,6 @@
 import { config } from "../config";
-import type { TaskMessage } from "../queue";
-import { historyEvent } from "../store/events";
+import type { QueuedItem, TaskMessage } from "../queue";
+import { historyEvent, timeOfSortId } from "../store/events";
 import { keys } from "../store/keys";
 import { readItem, readRun } from "../store/run-state";
 import { type TxItem, transact, type Write } from "../store/transaction";
@@ -12,7 +12,14 @@ import { isSettled } from "./evaluate";
 import { point } from "./interleave";
 import { settle } from "./settle";
 import { joinWaiting, takeSlot } from "./slot";
-import { addSeconds, attemptsMade, leaseSeconds, MAX_LEASE_SECONDS, type TaskRecord } from "./task-record";
+import {
+  addSeconds,
+  attemptsMade,
+  leaseSeconds,
+  MAX_LEASE_SECONDS,
+  nextLook,
+  type TaskRecord,
+} from "./task-record";
 
 export type ClaimResult =
   /** This worker holds the lease of `record.attempt` and should run the action. */
@@ -35,6 +42,10 @@ const secondsUntil = (iso: string | undefined, now: Date) =>
  * Timeline of a claim (each arrow one conditional write; `transact` turns a write of one item into
  * a single UpdateItem):
  *
+ *   first    an item queued without its record (its message carries it, items.ts): put running as
+ *            attempt 1, with TaskQueued (at its queueing)   if absent -- the first claim of its
+ *            and TaskStarted                                  messages; ALL_OLD, if not, is judged below
+ *            (a limited action's item is put queued instead, and claimed with its limit below)
  *   claim    exec: queued -> running, attempt := message's + 1   if queued AND attempt as the message says AND its
  *            (TaskStarted on the execution's log)                 retry is due AND no concurrency limit
  *                                                                 -- no read before it; ALL_NEW is the record
@@ -62,7 +73,9 @@ const SLOT_TRIES = 5;
  * its run is no longer running is cancelled at once, its action never invoked.
  */
 export async function claim(message: TaskMessage, workerId: string, now = new Date()): Promise<ClaimResult> {
-  await point("claim:before-write", { ...message });
+  const { queued, ...target } = message;
+  await point("claim:before-write", { ...target });
+  if (queued) return claimFirst(target, queued, workerId, now);
   const seen = message.attempt ?? 0;
   // a first claim as the message expects it, with the longest lease (its own is set by the first heartbeat)
   const outcome = await claimWrite(message, workerId, now, {
@@ -76,6 +89,64 @@ export async function claim(message: TaskMessage, workerId: string, now = new Da
   if (outcome.ok) return started(outcome.item as unknown as TaskRecord, now);
   const found = outcome.reasons[0]?.item as TaskRecord | undefined;
   return found ? claimRecord(found, workerId, now) : { kind: "gone" };
+}
+
+/**
+ * The condition of an item's first claim, which puts its record: no record yet. (Every record has
+ * a status; the condition is not `attribute_not_exists(pk)` so that it has a name of its own.)
+ */
+export const FIRST_CLAIM = "attribute_not_exists(#status)";
+
+/**
+ * The first claim of an item queued without its record (items.ts): the record is put from the
+ * message, running as attempt 1 with the longest lease (as a claim without a read), or queued for
+ * an action with a concurrency limit, whose claim takes its slot (`claimLimited`).
+ */
+async function claimFirst(
+  message: TaskMessage,
+  queued: QueuedItem,
+  workerId: string,
+  now: Date,
+): Promise<ClaimResult> {
+  const { runId, task, item } = message;
+  const limited = queued.execution.limit !== undefined;
+  const record: TaskRecord = {
+    ...queued.execution,
+    runId,
+    task,
+    item,
+    createdAt: timeOfSortId(queued.queuedAs),
+    // its next look as its queueing set it; a claim leaves sweepAt alone (claimUpdate)
+    sweepAt: nextLook(new Date(timeOfSortId(queued.queuedAs))),
+    ...(limited
+      ? { status: "queued", attempt: 0 }
+      : {
+          status: "running",
+          attempt: 1,
+          startedAt: now.toISOString(),
+          leaseUntil: addSeconds(now, MAX_LEASE_SECONDS).toISOString(),
+          workerId,
+        }),
+  };
+  const outcome = await transact([
+    {
+      Put: {
+        TableName: config.tableName(),
+        Item: { ...keys.execution(message), ...record },
+        // closes: N workers taking the first attempt of an item from copies of its message (F3, I2),
+        // or putting its record back over one that moved on (settled, retried, cancelled)
+        ConditionExpression: FIRST_CLAIM,
+        ExpressionAttributeNames: { "#status": "status" },
+      },
+    },
+    historyEvent(runId, "TaskQueued", { task, item }, queued.queuedAs),
+    ...(limited ? [] : claimEvents(message, 0, workerId)),
+  ]);
+  if (!outcome.ok) {
+    const found = outcome.reasons[0]?.item as TaskRecord | undefined;
+    return found ? claimRecord(found, workerId, now) : { kind: "gone" };
+  }
+  return limited ? claimRecord(record, workerId, now) : started(record, now);
 }
 
 /** The condition of a claim made without a read: the execution queued at the message's attempt, due, unlimited. */

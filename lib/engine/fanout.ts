@@ -3,25 +3,28 @@ import type { TaskDefinition, WorkflowDefinition } from "../definition/types";
 import { ExpressionError } from "../errors";
 import { evaluateTemplate } from "../expression";
 import { mapLimit } from "../map-limit";
-import { type CompletionMessage, sendTasks } from "../queue";
+import { type CompletionMessage, sendTasks, type TaskMessage } from "../queue";
 import { type LostRace, lostRace, retryOnContention } from "../store/contention";
-import { historyEvent } from "../store/events";
+import { historyEvent, sortId } from "../store/events";
 import { keys } from "../store/keys";
 import { queryRunItems, readItem } from "../store/run-state";
 import { type TxItem, transact, type Write } from "../store/transaction";
 import { countable, withCounted } from "./counted";
 import { planTasks, type TemplateContext, whileRunning } from "./dispatch";
 import { point } from "./interleave";
-import { chunkSize, itemRecords, writeChunks } from "./items";
+import { chunkSize, markFill, queuedItems, writeChunks } from "./items";
 import { type ErrorInfo, type FanOutRecord, nextLook, sweepShard, type TaskRecord } from "./task-record";
 
 /** The most items one with-items task may have. */
 export const MAX_ITEMS = 50_000;
-/** Items queued in one transaction (2 writes each, under DynamoDB's 100)... */
+/**
+ * Items queued in one transaction (a fresh item is no write of it, a redriven one or one put
+ * `pending` before chunks is one, under DynamoDB's 100)...
+ */
 const SLOTS_PER_TRANSACTION = 40;
 /**
- * ...and fewer of large items: a chunk holds at most 300 KB of inputs, and ten chunks' worth keeps
- * a transaction under DynamoDB's 4 MB.
+ * ...and fewer of large items: a chunk holds at most 300 KB of inputs, and ten chunks' worth
+ * bounds what one fill holds and sends (each message carries its item's input).
  */
 const slotsPerTransaction = (p: FanOutRecord) =>
   p.chunk ? Math.min(SLOTS_PER_TRANSACTION, 10 * p.chunk) : SLOTS_PER_TRANSACTION;
@@ -46,9 +49,12 @@ const COUNTDOWN_TRIES = 20;
  *
  *   startFanOut   the items' inputs put in chunks (items.ts)      ... before the parent
  *   startFanOut   parent put `running`, counters 0, `chunk` (attribute_not_exists, run running)
- *   fill          item put `queued` from its chunk (attribute_not_exists) + parent nextIndex/active
- *                 += 1 (parent version, run running)
- *   worker        item queued -> running (attempt) -> succeeded | failed (fenced on attempt)
+ *   fill          parent nextIndex/active += 1 and its fill marks (parent version, run running);
+ *                 the item's message carries its record from its chunk (items.ts), nothing of it is
+ *                 written
+ *   worker        item put running as attempt 1, from its message (attribute_not_exists: the
+ *                 first claim of the message), with TaskQueued and TaskStarted -> succeeded |
+ *                 failed (fenced on attempt)
  *   advance       parent: the item in its counted set (counted.ts), active -= 1, succeeded|failed += 1,
  *                 refill the slot, and when nothing is active and nothing is left, parent ->
  *                 succeeded | failed: one update of the parent a batch of completions (with the
@@ -177,30 +183,43 @@ function freeSlots(p: FanOutRecord): number {
 interface Batch {
   redo: number[];
   fresh: number[];
+  /** The sort ids of the fresh items' TaskQueued, made as the fill takes them (store/events.ts). */
+  queuedAs: string[];
 }
 
-/** The next `count` items to queue, and the parent's counters once they are. */
+/** The next `count` items to queue, and the parent's counters (and fill marks) once they are. */
 function takeItems(p: FanOutRecord, count: number): { batch: Batch; after: FanOutRecord } {
   const redo = (p.redo ?? []).slice(0, count);
   const fresh = Array.from({ length: count - redo.length }, (_, k) => p.nextIndex + k);
+  const queuedAs = fresh.map(() => sortId());
+  const last = queuedAs[queuedAs.length - 1];
   const after: FanOutRecord = {
     ...p,
     redo: (p.redo ?? []).slice(redo.length),
     nextIndex: p.nextIndex + fresh.length,
     active: p.active + count,
+    ...(last ? markFill(p, last) : {}),
   };
-  return { batch: { redo, fresh }, after };
+  return { batch: { redo, fresh, queuedAs }, after };
+}
+
+/** What queues a batch: its writes, and the messages to send once they are committed. */
+interface Queueing {
+  writes: Write[];
+  fresh: TaskMessage[];
+  redo: TaskMessage[];
 }
 
 /**
- * The writes that queue a batch: a fresh item put `queued` from its chunk (items.ts), a redriven
- * one failed|cancelled -> queued. An item gets the time of its next look (`sweepAt`) but no
- * `sweepShard`: it is looked at through its task's look (look.ts), not through the sweeper's index.
+ * What queues a batch: a fresh item nothing (its message carries its record, from its chunk:
+ * items.ts), a redriven one failed|cancelled -> queued. A record gets the time of its next look
+ * (`sweepAt`) but no `sweepShard`: it is looked at through its task's look (look.ts), not through
+ * the sweeper's index.
  */
-async function queueItems(p: FanOutRecord, batch: Batch, now: Date): Promise<Write[]> {
+async function queueItems(p: FanOutRecord, batch: Batch, now: Date): Promise<Queueing> {
   const writes: Write[] = [];
-  const sweepAt = nextLook(now);
-  const sweep = { ":sweepAt": sweepAt };
+  const message = (item: number): TaskMessage => ({ runId: p.runId, task: p.task, item });
+  const sweep = { ":sweepAt": nextLook(now) };
   for (const index of batch.redo) {
     writes.push(
       {
@@ -225,32 +244,21 @@ async function queueItems(p: FanOutRecord, batch: Batch, now: Date): Promise<Wri
       historyEvent(p.runId, "TaskQueued", { task: p.task, item: index }),
     );
   }
-  const records =
-    p.chunk && batch.fresh.length > 0 ? await itemRecords({ ...p, chunk: p.chunk }, batch.fresh) : undefined;
-  for (const index of batch.fresh) {
-    const record = records?.get(index);
-    if (record) {
-      const item: TaskRecord = {
-        ...record,
-        status: "queued",
-        attempt: 0,
-        createdAt: now.toISOString(),
-        sweepAt,
-      };
-      writes.push(
-        {
-          Put: {
-            TableName: config.tableName(),
-            Item: { ...keys.item(p.runId, p.task, index), ...item },
-            // closes: an item queued twice by two fills that read the same counters
-            ConditionExpression: "attribute_not_exists(pk)",
-          },
-        },
-        historyEvent(p.runId, "TaskQueued", { task: p.task, item: index }),
-      );
-      continue;
-    }
-    // a task started before items were chunked: its items were put `pending` when it started
+  if (p.chunk) {
+    const queuedAs = new Map(batch.fresh.map((item, k) => [item, batch.queuedAs[k] as string]));
+    const queued = await queuedItems(
+      { ...p, chunk: p.chunk },
+      batch.fresh,
+      (item) => queuedAs.get(item) as string,
+    );
+    return {
+      writes,
+      fresh: batch.fresh.map((item) => ({ ...message(item), queued: queued.get(item) })),
+      redo: batch.redo.map(message),
+    };
+  }
+  // a task started before items were chunked: its items were put `pending` when it started
+  for (const [k, index] of batch.fresh.entries()) {
     writes.push(
       {
         Update: {
@@ -263,10 +271,10 @@ async function queueItems(p: FanOutRecord, batch: Batch, now: Date): Promise<Wri
           ExpressionAttributeValues: { ":queued": "queued", ":pending": "pending", ...sweep },
         },
       },
-      historyEvent(p.runId, "TaskQueued", { task: p.task, item: index }),
+      historyEvent(p.runId, "TaskQueued", { task: p.task, item: index }, batch.queuedAs[k]),
     );
   }
-  return writes;
+  return { writes, fresh: batch.fresh.map(message), redo: batch.redo.map(message) };
 }
 
 /**
@@ -307,6 +315,10 @@ export function parentUpdate(before: FanOutRecord, after: FanOutRecord, now: Dat
       values[":error"] = after.error;
     }
   }
+  if (after.filledAt !== before.filledAt) {
+    update += ", filledAt = :filledAt, fillMark = :fillMark";
+    Object.assign(values, { ":filledAt": after.filledAt, ":fillMark": after.fillMark ?? null });
+  }
   if (after.status !== "running" && after.active === 0) update += " REMOVE sweepShard, sweepAt";
   return {
     Update: {
@@ -323,11 +335,10 @@ export function parentUpdate(before: FanOutRecord, after: FanOutRecord, now: Dat
   };
 }
 
-async function sendItems(p: FanOutRecord, batch: Batch): Promise<void> {
-  const messages = (indices: number[]) => indices.map((item) => ({ runId: p.runId, task: p.task, item }));
-  await sendTasks(messages(batch.fresh));
+async function sendItems(p: FanOutRecord, queued: Queueing): Promise<void> {
+  await sendTasks(queued.fresh);
   // a redriven item had its messages sent before: a new dedup generation, or SQS would drop them
-  await sendTasks(messages(batch.redo), `redrive/${p.redriveCount ?? 0}`);
+  await sendTasks(queued.redo, `redrive/${p.redriveCount ?? 0}`);
 }
 
 /**
@@ -354,17 +365,18 @@ export async function fill(
         if (count === 0) return undefined;
         const taken = takeItems(current, count);
         const after = { ...taken.after, version: current.version + 1 };
+        const queued = await queueItems(current, taken.batch, now);
         const outcome = await transact([
           whileRunning(runId),
           parentUpdate(current, after, now),
-          ...(await queueItems(current, taken.batch, now)),
+          ...queued.writes,
         ]);
         if (!outcome.ok) {
           if (outcome.reasons[0]?.code === "ConditionalCheckFailed") return undefined; // the run is no longer running
           parent = undefined; // another handler moved the counters: read them again
           return lostRace(outcome.reasons);
         }
-        await sendItems(current, taken.batch);
+        await sendItems(current, queued);
         return after;
       },
       { giveUp: () => undefined },
@@ -465,10 +477,11 @@ export async function countDown(
       }
       const dispatches = refill > 0 || ended;
       await point("countdown:before-commit", { runId, task, version: parent.version });
+      const queued = await queueItems(parent, batch, now);
       const outcome = await transact([
         ...(dispatches ? [whileRunning(runId, now)] : []),
         parentUpdate(parent, after, now),
-        ...(await queueItems(parent, batch, now)),
+        ...queued.writes,
         ...(ended
           ? [
               historyEvent(runId, after.status === "succeeded" ? "TaskSucceeded" : "TaskFailed", {
@@ -484,7 +497,7 @@ export async function countDown(
           : []),
       ]);
       if (outcome.ok) {
-        if (refill > 0) await sendItems(parent, batch);
+        if (refill > 0) await sendItems(parent, queued);
         if (ended) return "ended";
         // `counted` only when the transaction checked that the run runs (and is within its deadline)
         if (dispatches) return parent.status === "running" && freeSlots(after) === 0 ? "counted" : "other";

@@ -2,10 +2,18 @@
  * The items of a with-items task, written once each. When the task starts, every item's execution
  * is evaluated (its input from `item` and `index`) and the lot is stored in chunks: a few large
  * items of the run's partition (`CHUNK#...`), each holding the inputs of `chunk` consecutive items.
- * An item's own execution record is put only when a fill queues it, built from its chunk, in the
- * fill's transaction (fanout.ts). So an item costs one write of its own (its queueing), not two (a
- * `pending` put at the start, then its queueing), and its share of a chunk's write units (a unit
- * per KB of inputs). Chunks never change once written, so a process keeps the ones it read.
+ * A fill that queues an item writes nothing of the item: it moves the parent's counters (its
+ * `nextIndex`), and the item's task message carries its record, built from its chunk, and the time
+ * it was queued (`QueuedItem`). The first claim of the message puts the record, running, with its
+ * `TaskQueued` (at that time) and `TaskStarted` (claim.ts). So an item costs one write of its own
+ * (its first claim), not two (its queueing in the fill's transaction, 2 units, and its claim), and
+ * its share of a chunk's write units (a unit per KB of inputs). Chunks never change once written,
+ * so a process keeps the ones it read.
+ *
+ * An item queued and not claimed yet (its message in flight, or lost with its sender) has no
+ * record: every index below the parent's `nextIndex` was queued, and the parent's fill marks say
+ * by when (`queuedBy`), so the look at the task sends the message of one whose record is still
+ * missing well after that again (look.ts), as it does for a queued record.
  *
  * A started task whose parent has no `chunk` was started before items were chunked: its items were
  * put `pending` at its start, and its fills queue them from there.
@@ -14,9 +22,11 @@ import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { db } from "../clients";
 import { config } from "../config";
 import { mapLimit } from "../map-limit";
+import type { QueuedItem } from "../queue";
 import { putIf } from "../store/conditional";
+import { timeOfSortId } from "../store/events";
 import { keys } from "../store/keys";
-import type { ErrorInfo, TaskRecord } from "./task-record";
+import type { ErrorInfo, FanOutRecord, TaskRecord } from "./task-record";
 
 /** A chunk holds at most this many items' inputs... */
 const MAX_CHUNK_ITEMS = 100;
@@ -123,3 +133,52 @@ export async function itemRecords(
     }),
   );
 }
+
+/** What the messages of items `indices` (of a task started with chunks) carry; `queuedAs`, each one's queueing. */
+export async function queuedItems(
+  parent: FanOutRecord & { chunk: number },
+  indices: number[],
+  queuedAs: (index: number) => string,
+): Promise<Map<number, QueuedItem>> {
+  const records = await itemRecords(parent, indices);
+  return new Map(
+    [...records].map(([index, record]) => {
+      const { sweepAt: _a, sweepShard: _s, status: _st, attempt: _at, ...execution } = record as TaskRecord;
+      return [index, { execution, queuedAs: queuedAs(index) }];
+    }),
+  );
+}
+
+/**
+ * A fill mark moves up at most this often: an item queued is below the mark within about this
+ * long, from then on with a time that no longer changes (`queuedBy`).
+ */
+const MARK_EVERY_MS = 5000;
+
+/**
+ * The parent's fill marks after a fill whose last `TaskQueued` has the sort id `last`:
+ * `filledAt`, that id (every fresh item below `nextIndex` was queued by then); and `fillMark`,
+ * every item below `fillMark.below` was queued by `fillMark.at` (a sort id too), moved up to the
+ * fill before this one once it is MARK_EVERY_MS old. (With only `filledAt`, an item whose message
+ * was lost would look freshly queued for as long as fills go on.)
+ */
+export function markFill(p: FanOutRecord, last: string): Pick<FanOutRecord, "filledAt" | "fillMark"> {
+  const mark = p.fillMark;
+  const stale = !mark || Date.parse(timeOfSortId(last)) - Date.parse(timeOfSortId(mark.at)) >= MARK_EVERY_MS;
+  return {
+    filledAt: last,
+    fillMark: stale && p.filledAt ? { below: p.nextIndex, at: p.filledAt } : mark,
+  };
+}
+
+/**
+ * The sort id of a `TaskQueued` no later than the queueing of the fresh item `index` (below the
+ * parent's `nextIndex`): that of the fill mark it is under, or of the last fill.
+ */
+export function queuedBy(p: FanOutRecord, index: number): string {
+  if (p.fillMark && index < p.fillMark.below) return p.fillMark.at;
+  return p.filledAt ?? `${p.startedAt ?? p.createdAt}#0000#00000000`;
+}
+
+/** When the fresh item `index` was queued, at the latest (`queuedBy`), as an ISO time. */
+export const queuedAt = (p: FanOutRecord, index: number): string => timeOfSortId(queuedBy(p, index));

@@ -7,7 +7,8 @@
  *
  *   settled, not counted   an item whose completion was lost (its worker died before sending it, or
  *                          the advance holding it died): counted by the caller, once (counted.ts)
- *   overdue                queued and never claimed (the send was lost with its sender), a retry
+ *   overdue                queued and never claimed (the send was lost with its sender; an item
+ *                          queued without its record has none yet: items.ts), a retry
  *                          whose message is gone, a lease that expired (its worker died): its task
  *                          message is sent again, in a group of its own, with the time it fell due
  *                          in the dedup id (two looks at one overdue execution send it once); the
@@ -17,7 +18,9 @@
  *                          ends, not at the next periodic look
  *
  * A with-items task's look reads only the items dispatched and not counted: from the lowest not
- * counted to the last queued (about the concurrency window). A run's look has its plain executions
+ * counted to the last queued (about the concurrency window); an index there without a record was
+ * queued by the time its parent's fill marks say (`queuedBy`), and its message, sent again,
+ * carries its record from its chunk. A run's look has its plain executions
  * from advance's read of the run. A task or run that ended keeps its look until nothing of it is
  * left unsettled (a cancelled task's running items finish, its queued ones are cancelled by their
  * claims; a cancelled run's wind-down cancels what nobody works on); then the look takes it out of
@@ -33,7 +36,9 @@ import { transact } from "../store/transaction";
 import { isCounted } from "./counted";
 import { isSettled } from "./evaluate";
 import { parentUpdate } from "./fanout";
+import { queuedAt, queuedBy, queuedItems } from "./items";
 import {
+  addSeconds,
   type FanOutRecord,
   isFanOut,
   QUEUED_SWEEP_SECONDS,
@@ -55,12 +60,15 @@ export async function lookAtItems(parent: FanOutRecord, now = new Date()): Promi
       await transact([parentUpdate(parent, { ...parent, version: parent.version + 1 }, now)]);
     return [];
   }
-  const items = await dispatchedItems(parent);
-  const lost = items
+  const { records, unwritten } = await dispatchedItems(parent);
+  const lost = records
     .filter((item) => isSettled(item.status) && !isCounted(parent, item.item as number))
     .map((item) => completionOf(item, item.status as CompletionMessage["outcome"]));
   const next = await resendOverdue(
-    items.filter((item) => !isSettled(item.status)),
+    [
+      ...records.filter((item) => !isSettled(item.status)).map(looked),
+      ...(await unwrittenItems(parent, unwritten, now)),
+    ],
     now,
   );
   if (next !== undefined) await moveUp(keys.task(parent.runId, parent.task), parent.sweepAt, next, now);
@@ -74,8 +82,41 @@ export async function lookAtItems(parent: FanOutRecord, now = new Date()): Promi
  */
 export async function lookAtTasks(run: RunRecord, tasks: TaskItem[], now = new Date()): Promise<void> {
   const open = tasks.filter((t): t is TaskRecord => !isFanOut(t) && !isSettled(t.status));
-  const next = await resendOverdue(open, now, run.status === "running");
+  const next = await resendOverdue(open.map(looked), now, run.status === "running");
   if (next !== undefined) await moveUp(keys.run(run.runId), run.sweepAt, next, now);
+}
+
+/** An execution to look at: its task message, and when it falls due (never: undefined). */
+interface Looked {
+  message: TaskMessage;
+  due: string | undefined;
+}
+
+/** An execution with a record: due as `dueAt` says, its message from its keys and attempt. */
+function looked(e: TaskRecord): Looked {
+  const { runId, task, item, attempt } = e;
+  return {
+    message: { runId, task, ...(item === undefined ? {} : { item }), ...(attempt ? { attempt } : {}) },
+    due: dueAt(e),
+  };
+}
+
+/**
+ * Items queued without their records (items.ts) and not claimed yet: each due QUEUED_SWEEP_SECONDS
+ * after it was queued, at the latest; the message of one overdue carries its record again.
+ */
+async function unwrittenItems(parent: FanOutRecord, indices: number[], now: Date): Promise<Looked[]> {
+  const dueOf = (index: number) =>
+    addSeconds(new Date(queuedAt(parent, index)), QUEUED_SWEEP_SECONDS).toISOString();
+  const overdue = indices.filter((index) => dueOf(index) <= now.toISOString());
+  const queued =
+    parent.chunk && overdue.length > 0
+      ? await queuedItems({ ...parent, chunk: parent.chunk }, overdue, (index) => queuedBy(parent, index))
+      : new Map();
+  return indices.map((item) => ({
+    message: { runId: parent.runId, task: parent.task, item, queued: queued.get(item) },
+    due: dueOf(item),
+  }));
 }
 
 /**
@@ -83,25 +124,16 @@ export async function lookAtTasks(run: RunRecord, tasks: TaskItem[], now = new D
  * its own, with the time it fell due in the dedup id (two looks at one overdue execution send it
  * once); returns when the first of the others falls due.
  */
-async function resendOverdue(
-  executions: TaskRecord[],
-  now: Date,
-  resend = true,
-): Promise<string | undefined> {
-  const overdue: { message: TaskMessage; due: string }[] = [];
+async function resendOverdue(executions: Looked[], now: Date, resend = true): Promise<string | undefined> {
+  const overdue: Looked[] = [];
   let next: string | undefined;
   for (const e of executions) {
-    const due = dueAt(e);
-    if (due === undefined) continue; // parked for a slot: the slot's hand-over sends its message
-    if (due > now.toISOString()) {
-      if (next === undefined || due < next) next = due;
+    if (e.due === undefined) continue; // parked for a slot: the slot's hand-over sends its message
+    if (e.due > now.toISOString()) {
+      if (next === undefined || e.due < next) next = e.due;
       continue;
     }
-    const { runId, task, item, attempt } = e;
-    overdue.push({
-      message: { runId, task, ...(item === undefined ? {} : { item }), ...(attempt ? { attempt } : {}) },
-      due,
-    });
+    overdue.push(e);
   }
   if (resend && overdue.length > 0) {
     const dueOf = new Map(overdue.map((o) => [o.message, o.due]));
@@ -113,8 +145,13 @@ async function resendOverdue(
   return next;
 }
 
-/** The items dispatched and not counted: from the lowest not counted to the last queued. */
-async function dispatchedItems(parent: FanOutRecord): Promise<TaskRecord[]> {
+/**
+ * The items dispatched and not counted, from the lowest not counted to the last queued: their
+ * records, and the indices there without one (queued without it, not claimed yet: items.ts).
+ */
+async function dispatchedItems(
+  parent: FanOutRecord,
+): Promise<{ records: TaskRecord[]; unwritten: number[] }> {
   const { runId, task } = parent;
   // items a redrive queued again are below `countedBelow`, yet not counted
   const redo = new Set(parent.redo ?? []);
@@ -123,10 +160,17 @@ async function dispatchedItems(parent: FanOutRecord): Promise<TaskRecord[]> {
     .filter((i) => !redo.has(i));
   const low = Math.min(parent.countedBelow ?? 0, ...requeued);
   const high = parent.nextIndex - 1;
-  if (low > high) return []; // (DynamoDB refuses a BETWEEN whose bounds are the wrong way round)
+  // (DynamoDB refuses a BETWEEN whose bounds are the wrong way round)
+  if (low > high) return { records: [], unwritten: [] };
   const from = keys.item(runId, task, low).sk;
   const to = keys.item(runId, task, high).sk;
-  return (await queryRunRange(runId, from, to)) as unknown as TaskRecord[];
+  const records = (await queryRunRange(runId, from, to)) as unknown as TaskRecord[];
+  const written = new Set(records.map((r) => r.item));
+  const unwritten: number[] = [];
+  // every fresh index below nextIndex was queued: one counted has its record
+  for (let index = Math.max(low, parent.countedBelow ?? 0); index <= high; index++)
+    if (!written.has(index) && !isCounted(parent, index) && !redo.has(index)) unwritten.push(index);
+  return { records, unwritten };
 }
 
 /**

@@ -97,6 +97,10 @@ export interface FanOutRecord {
   redriveCount?: number;
   /** Items a chunk of their inputs holds (items.ts); absent for a task started before items were chunked. */
   chunk?: number;
+  /** The sort id of the last fill's last TaskQueued: every fresh item below `nextIndex` was queued by then (items.ts). */
+  filledAt?: string;
+  /** Every item below `below` was queued by `at`, a TaskQueued's sort id too (items.ts `markFill`). */
+  fillMark?: { below: number; at: string };
   /** Set when the items could not be evaluated. */
   error?: ErrorInfo;
   createdAt: string;

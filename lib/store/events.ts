@@ -69,27 +69,34 @@ export const isHistoryEvent = (value: object): value is HistoryEvent => "history
 let lastMillis = 0;
 let counter = 0;
 
-/** A sort id that orders events of one process strictly, and of several processes by their clocks. */
-function sortId(at: Date): string {
+/**
+ * A sort id that orders events of one process strictly, and of several processes by their clocks.
+ * An event recorded later than its transition (an item's `TaskQueued`, by its first claim) carries
+ * the id made when the transition happened, so it keeps its place in the history.
+ */
+export function sortId(at = new Date()): string {
   const millis = at.getTime();
   counter = millis === lastMillis ? counter + 1 : 0;
   lastMillis = millis;
   return `${at.toISOString()}#${String(counter).padStart(4, "0")}#${randomBytes(4).toString("hex")}`;
 }
 
+/** The time a sort id was made at (`sortId`). */
+export const timeOfSortId = (id: string): string => id.split("#")[0] as string;
+
 /**
  * The event `type` of the run (no `task`) or of one of its executions, for the transaction of the
- * transition it records.
+ * transition it records; `id`, the sort id made when the transition happened, if not now.
  */
 export function historyEvent(
   runId: string,
   type: EventType,
   fields: Omit<RunEvent, "seq" | "at" | "type"> = {},
-  at = new Date(),
+  id = sortId(),
 ): HistoryEvent {
   const { task, item, attempt, detail } = fields;
   const key = task === undefined ? keys.run(runId) : keys.execution({ runId, task, item });
-  const entry: LogEntry = { s: sortId(at), t: type };
+  const entry: LogEntry = { s: id, t: type };
   if (attempt !== undefined) entry.a = attempt;
   if (detail !== undefined) entry.d = detail;
   return { history: { key, entry } };

@@ -1,14 +1,18 @@
 /**
  * A with-items task's items (lib/engine/items.ts) against DynamoDB Local: their inputs stored in
- * chunks when the task starts, an item's own record written only when a fill queues it.
+ * chunks when the task starts, an item's own record written only by its first claim, from the
+ * record its message carries.
  */
 import { randomUUID } from "node:crypto";
-import { QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { describe, expect, it } from "vitest";
 import { db } from "../../lib/clients";
 import { config } from "../../lib/config";
-import { chunkSize, itemRecords, writeChunks } from "../../lib/engine/items";
+import { claim } from "../../lib/engine/claim";
+import { chunkSize, itemRecords, queuedItems, writeChunks } from "../../lib/engine/items";
 import type { FanOutRecord, TaskRecord } from "../../lib/engine/task-record";
+import { getTaskDetail } from "../../lib/run-view";
+import { listEvents, sortId } from "../../lib/store/events";
 import { keys } from "../../lib/store/keys";
 import { readItem } from "../../lib/store/run-state";
 import { itemRecord } from "../helpers/records";
@@ -82,7 +86,7 @@ describe("items in chunks", () => {
     ]);
   });
 
-  it("writes an item's record only when it is queued: never more items than the task dispatched", async () => {
+  it("writes an item's record only when it is claimed: never more items than the task dispatched", async () => {
     const sink = sinkFixture.sink;
     await register(stack, {
       name: "lazy-items",
@@ -118,10 +122,68 @@ describe("items in chunks", () => {
     const run = await waitForRun(stack, runId);
     expect(run.status).toBe("succeeded");
     expect((await itemsOf(runId, "each")).map((i) => i.item)).toEqual([0, 1, 2, 3, 4, 5]);
-    // each item queued once, by the fill that wrote it
+    // each item queued once, recorded by its first claim
     const queued = (await eventsOf(stack, runId)).filter(
       (e) => e.type === "TaskQueued" && e.item !== undefined,
     );
     expect(queued.map((e) => e.item).sort()).toEqual([0, 1, 2, 3, 4, 5]);
+  });
+
+  it("an item queued without its record: shown queued, put by its first claim with TaskQueued at its queueing, claimed once from copies of its message", async () => {
+    const runId = randomUUID();
+    const queuedAt = new Date(Date.now() - 2000).toISOString();
+    const queuedAs = sortId(new Date(queuedAt));
+    const put = (item: Record<string, unknown>) =>
+      db().send(new PutCommand({ TableName: config.tableName(), Item: item }));
+    await writeChunks(recordsOf(runId, [{ n: 0 }, { n: 1 }]), 100);
+    const parent: FanOutRecord = {
+      runId,
+      task: "each",
+      status: "running",
+      fanOut: true,
+      total: 2,
+      nextIndex: 2,
+      active: 2,
+      succeededItems: 0,
+      failedItems: 0,
+      concurrency: 2,
+      maxFailures: 0,
+      version: 1,
+      chunk: 100,
+      filledAt: queuedAs,
+      createdAt: queuedAt,
+    };
+    await Promise.all([
+      put({ ...keys.run(runId), runId, status: "running" }),
+      put({ ...keys.task(runId, "each"), ...parent }),
+    ]);
+    // queued (below nextIndex), no record yet: shown queued since the fill, with its input
+    expect(await getTaskDetail(runId, "each", { item: "1" })).toMatchObject({
+      status: "queued",
+      attempts: 0,
+      createdAt: queuedAt,
+      input: { n: 1 },
+    });
+
+    const queued = (await queuedItems({ ...parent, chunk: 100 }, [1], () => queuedAs)).get(1);
+    const message = { runId, task: "each", item: 1, queued };
+    // three copies of its message (a duplicate send, a look's re-send) claimed at the same instant
+    const claims = await Promise.all(["w1", "w2", "w3"].map((worker) => claim(message, worker)));
+    expect(claims.filter((c) => c.kind === "claimed")).toHaveLength(1);
+    expect(claims.filter((c) => c.kind === "wait")).toHaveLength(2); // the winner's lease is live
+    const [record] = (await itemsOf(runId, "each")) as TaskRecord[];
+    expect(record).toMatchObject({
+      item: 1,
+      status: "running",
+      attempt: 1,
+      createdAt: queuedAt,
+      input: { n: 1 },
+    });
+    const events = (await listEvents(runId)).filter((e) => e.item === 1);
+    expect(events.map((e) => [e.type, e.attempt])).toEqual([
+      ["TaskQueued", undefined],
+      ["TaskStarted", 1],
+    ]);
+    expect(events[0]?.at).toBe(queuedAt);
   });
 });

@@ -1,8 +1,9 @@
 /**
  * The look at a with-items task (lib/engine/look.ts) against DynamoDB Local: items carry no entry
  * in the sweeper's index, so this look is what re-sends an item whose message or worker was lost,
- * counts an item whose completion was lost, and brings the task's next look forward to the first
- * lease that ends. The task messages it sends are captured, not delivered (no worker takes them),
+ * counts an item whose completion was lost, re-sends an item queued without its record whose
+ * message was lost (with that record), and brings the task's next look forward to the first lease
+ * (or queueing) that falls due. The task messages it sends are captured, not delivered (no worker takes them),
  * and the stack runs no sweeper, so nothing else touches the items.
  */
 import { randomUUID } from "node:crypto";
@@ -10,8 +11,10 @@ import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { db, sqs } from "../../lib/clients";
 import { config } from "../../lib/config";
+import { writeChunks } from "../../lib/engine/items";
 import { lookAtItems } from "../../lib/engine/look";
 import type { FanOutRecord, TaskRecord } from "../../lib/engine/task-record";
+import { sortId } from "../../lib/store/events";
 import { keys } from "../../lib/store/keys";
 import { itemRecord } from "../helpers/records";
 import { useLocalStack } from "../helpers/stack";
@@ -169,5 +172,50 @@ describe("the look at a with-items task", () => {
     await lookAtItems(parent, NOW);
     expect((await parentAsStored(busy)).sweepShard).toBe("0");
     expect(sent.map((s) => s.body.item).sort()).toEqual([0, 2]);
+  });
+
+  it("re-sends an item queued without its record once its fill marks make it overdue, with its record from its chunk", async () => {
+    const runId = randomUUID();
+    await writeChunks(
+      [0, 1, 2].map((i) => itemOf(runId, i, { input: { n: i } })),
+      100,
+    );
+    const marked = sortId(new Date(at(-40)));
+    const parent = parentOf(runId, {
+      total: 3,
+      nextIndex: 3,
+      active: 3,
+      chunk: 100,
+      // items 0 and 1 were queued 40 s ago at the latest; item 2 by the last fill, 5 s ago
+      fillMark: { below: 2, at: marked },
+      filledAt: sortId(new Date(at(-5))),
+    });
+    await put(parent);
+    // 0 was claimed (its record put by its first claim) and runs under a live lease
+    await put(itemOf(runId, 0, { status: "running", attempt: 1, leaseUntil: at(50), input: { n: 0 } }));
+
+    await lookAtItems(parent, NOW);
+
+    // 1 has no record 40 s after it was queued: its message is sent again, carrying its record
+    expect(sent.map((s) => s.body)).toEqual([
+      {
+        runId,
+        task: "each",
+        item: 1,
+        queued: {
+          execution: expect.objectContaining({
+            runId,
+            task: "each",
+            item: 1,
+            input: { n: 1 },
+            action: "core.noop",
+          }),
+          queuedAs: marked,
+        },
+      },
+    ]);
+    expect(sent[0]?.group?.startsWith("own/")).toBe(true);
+    // 2 falls due 30 s after the last fill: the task's next look moves up to then
+    expect((await parentAsStored(runId)).sweepAt).toBe(at(25));
   });
 });

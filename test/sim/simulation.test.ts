@@ -6,7 +6,7 @@
  * checks can fail and that every guard is needed.
  */
 import { describe, expect, it } from "vitest";
-import { CLAIM_AS_READ, claimGuards, QUEUED_CLAIM } from "../../lib/engine/claim";
+import { CLAIM_AS_READ, claimGuards, FIRST_CLAIM, QUEUED_CLAIM } from "../../lib/engine/claim";
 import { countingGuards } from "../../lib/engine/counted";
 import type { Weakening } from "../helpers/sim/memory-table";
 import { type FaultMode, simulateMany } from "../helpers/sim/simulation";
@@ -57,6 +57,13 @@ const GUARDS: {
         ),
       ),
     ],
+    mode: "duplicate",
+    caught: /I2|I3/,
+  },
+  {
+    guard: "claim: an item's record put only by its first claim (F3, I2)",
+    // an item queued without its record (items.ts): copies of its message each put it running as attempt 1
+    condition: FIRST_CLAIM,
     mode: "duplicate",
     caught: /I2|I3/,
   },

@@ -900,12 +900,30 @@ function startRunOf(
 
 /**
  * The history events committed for `runId`, in commit order: the entries each write appended to
- * its item's log (events.ts), with the task and item of that item.
+ * its item's log (events.ts), with the task and item of that item. An item's `TaskQueued` that
+ * its first claim recorded (engine/items.ts: the fill queues an item without writing it) is placed
+ * at the commit of the fill that queued it (the parent's `nextIndex` moved past it): that is its
+ * transition.
  */
 function eventsOf(w: World, runId: string): Item[] {
-  return w.commits.flatMap(({ writes }) =>
-    writes.filter((x) => x.key.pk === keys.runPartition(runId)).flatMap(eventsWritten),
-  );
+  const placed: { position: number; event: Item }[] = [];
+  /** `task#index` -> the position of the fill that queued it. */
+  const filled = new Map<string, number>();
+  w.commits.forEach(({ writes }, position) => {
+    for (const x of writes.filter((y) => y.key.pk === keys.runPartition(runId))) {
+      if (x.after.fanOut)
+        for (let i = Number(x.before?.nextIndex ?? 0); i < Number(x.after.nextIndex ?? 0); i++)
+          filled.set(`${x.after.task}#${i}`, position);
+      const firstClaim = x.before === undefined && String(x.key.sk).startsWith("ITEM#");
+      for (const event of eventsWritten(x)) {
+        const fill =
+          firstClaim && event.type === "TaskQueued" ? filled.get(`${event.task}#${event.item}`) : undefined;
+        placed.push({ position: fill ?? position, event });
+      }
+    }
+  });
+  // (a stable sort: events of one position keep their commit order)
+  return placed.sort((a, b) => a.position - b.position).map((p) => p.event);
 }
 
 /** The history events one write recorded: the entries it appended to its item's log. */

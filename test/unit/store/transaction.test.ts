@@ -5,7 +5,7 @@ import { marshall } from "@aws-sdk/util-dynamodb";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
 import { db } from "../../../lib/clients";
-import { eventsOfItem, historyEvent } from "../../../lib/store/events";
+import { eventsOfItem, historyEvent, sortId } from "../../../lib/store/events";
 import { keys } from "../../../lib/store/keys";
 import { transact, WRITE_TOKEN_ATTRIBUTE, withHistory } from "../../../lib/store/transaction";
 
@@ -63,7 +63,12 @@ describe("withHistory: events go on the item their transition writes", () => {
   it("reads an item's log back as events with the item's task and index", () => {
     const [item] = withHistory([
       update("ITEM#each#000003"),
-      historyEvent("r1", "TaskQueued", { task: "each", item: 3 }, new Date("2026-01-01T00:00:00.000Z")),
+      historyEvent(
+        "r1",
+        "TaskQueued",
+        { task: "each", item: 3 },
+        sortId(new Date("2026-01-01T00:00:00.000Z")),
+      ),
     ]);
     const log = item?.Update?.ExpressionAttributeValues?.[":hLog"];
     const events = eventsOfItem({ sk: "ITEM#each#000003", task: "each", item: 3, log });
