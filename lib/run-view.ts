@@ -5,13 +5,13 @@
 
 import { isSuspended } from "./engine/callback-token";
 import { unqueued } from "./engine/fanout";
-import { itemRecords, queuedAt } from "./engine/items";
+import { itemRecords } from "./engine/items";
 import { readLock } from "./engine/lock";
 import { limitOf, readLimit } from "./engine/slot";
 import { isFanOut, type TaskItem, type TaskRecord } from "./engine/task-record";
 import { InvalidQueryError, TaskNotFoundError } from "./errors";
 import { requireRun } from "./runs";
-import { listEvents, type RunEvent } from "./store/events";
+import { listEvents, type RunEvent, timeOfSortId } from "./store/events";
 import { keys } from "./store/keys";
 import { type RunRecord, type RunStatus, readItem, readTasks } from "./store/run-state";
 import { getWorkflowVersion } from "./workflows";
@@ -239,8 +239,8 @@ export async function getTaskDetail(
 
 /**
  * An item of a started with-items task that has no record of its own yet (engine/items.ts): one a
- * fill queued (below `nextIndex`) is shown `queued` since its parent's fill marks say; one not
- * queued yet, `pending`. Either with its input from its chunk.
+ * fill queued (below `nextIndex`, not claimed yet) is shown `queued`, since the last fill at the
+ * latest; one not queued yet, `pending`. Either with its input from its chunk.
  */
 async function notQueuedYet(runId: string, task: string, item: number): Promise<TaskRecord | undefined> {
   const parent = await readItem<TaskItem>(keys.task(runId, task));
@@ -252,7 +252,7 @@ async function notQueuedYet(runId: string, task: string, item: number): Promise<
       ...record,
       status: queued ? "queued" : "pending",
       attempt: 0,
-      createdAt: queued ? queuedAt(parent, item) : parent.createdAt,
+      createdAt: queued && parent.filledAt ? timeOfSortId(parent.filledAt) : parent.createdAt,
     }
   );
 }

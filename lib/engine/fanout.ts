@@ -12,7 +12,7 @@ import { type TxItem, transact, type Write } from "../store/transaction";
 import { countable, withCounted } from "./counted";
 import { planTasks, type TemplateContext, whileRunning } from "./dispatch";
 import { point } from "./interleave";
-import { chunkSize, markFill, queuedItems, writeChunks } from "./items";
+import { chunkSize, queuedItems, writeChunks } from "./items";
 import { type ErrorInfo, type FanOutRecord, nextLook, sweepShard, type TaskRecord } from "./task-record";
 
 /** The most items one with-items task may have. */
@@ -49,7 +49,7 @@ const COUNTDOWN_TRIES = 20;
  *
  *   startFanOut   the items' inputs put in chunks (items.ts)      ... before the parent
  *   startFanOut   parent put `running`, counters 0, `chunk` (attribute_not_exists, run running)
- *   fill          parent nextIndex/active += 1 and its fill marks (parent version, run running);
+ *   fill          parent nextIndex/active += 1 and filledAt (parent version, run running);
  *                 the item's message carries its record from its chunk (items.ts), nothing of it is
  *                 written
  *   worker        item put running as attempt 1, from its message (attribute_not_exists: the
@@ -187,7 +187,7 @@ interface Batch {
   queuedAs: string[];
 }
 
-/** The next `count` items to queue, and the parent's counters (and fill marks) once they are. */
+/** The next `count` items to queue, and the parent's counters (and `filledAt`) once they are. */
 function takeItems(p: FanOutRecord, count: number): { batch: Batch; after: FanOutRecord } {
   const redo = (p.redo ?? []).slice(0, count);
   const fresh = Array.from({ length: count - redo.length }, (_, k) => p.nextIndex + k);
@@ -198,7 +198,8 @@ function takeItems(p: FanOutRecord, count: number): { batch: Batch; after: FanOu
     redo: (p.redo ?? []).slice(redo.length),
     nextIndex: p.nextIndex + fresh.length,
     active: p.active + count,
-    ...(last ? markFill(p, last) : {}),
+    // the last fill's queueing: no fresh item below nextIndex was queued later (items.ts queuedBy)
+    ...(last ? { filledAt: last } : {}),
   };
   return { batch: { redo, fresh, queuedAs }, after };
 }
@@ -316,8 +317,8 @@ export function parentUpdate(before: FanOutRecord, after: FanOutRecord, now: Dat
     }
   }
   if (after.filledAt !== before.filledAt) {
-    update += ", filledAt = :filledAt, fillMark = :fillMark";
-    Object.assign(values, { ":filledAt": after.filledAt, ":fillMark": after.fillMark ?? null });
+    update += ", filledAt = :filledAt";
+    values[":filledAt"] = after.filledAt;
   }
   if (after.status !== "running" && after.active === 0) update += " REMOVE sweepShard, sweepAt";
   return {

@@ -11,9 +11,9 @@
  * so a process keeps the ones it read.
  *
  * An item queued and not claimed yet (its message in flight, or lost with its sender) has no
- * record: every index below the parent's `nextIndex` was queued, and the parent's fill marks say
- * by when (`queuedBy`), so the look at the task sends the message of one whose record is still
- * missing well after that again (look.ts), as it does for a queued record.
+ * record: every index below the parent's `nextIndex` was queued, no later than the items above it
+ * and the last fill (`queuedBy`), so the look at the task sends the message of one whose record is
+ * still missing well after that again (look.ts), as it does for a queued record.
  *
  * A started task whose parent has no `chunk` was started before items were chunked: its items were
  * put `pending` at its start, and its fills queue them from there.
@@ -150,35 +150,19 @@ export async function queuedItems(
 }
 
 /**
- * A fill mark moves up at most this often: an item queued is below the mark within about this
- * long, from then on with a time that no longer changes (`queuedBy`).
+ * The sort id of a `TaskQueued` no later than the queueing of the fresh item `index`, not claimed
+ * yet (below the parent's `nextIndex`, no record), given the records of the items dispatched and
+ * not counted (`written`). A fill takes fresh items in index order, so the item was queued no later
+ * than any item above it: the earliest queueing of a written item above it, if any (a record's
+ * `createdAt` is its queueing, which never changes: so this bound never moves later, and an item
+ * whose message was lost falls due soon after the items queued with it); else the last fill's.
  */
-const MARK_EVERY_MS = 5000;
-
-/**
- * The parent's fill marks after a fill whose last `TaskQueued` has the sort id `last`:
- * `filledAt`, that id (every fresh item below `nextIndex` was queued by then); and `fillMark`,
- * every item below `fillMark.below` was queued by `fillMark.at` (a sort id too), moved up to the
- * fill before this one once it is MARK_EVERY_MS old. (With only `filledAt`, an item whose message
- * was lost would look freshly queued for as long as fills go on.)
- */
-export function markFill(p: FanOutRecord, last: string): Pick<FanOutRecord, "filledAt" | "fillMark"> {
-  const mark = p.fillMark;
-  const stale = !mark || Date.parse(timeOfSortId(last)) - Date.parse(timeOfSortId(mark.at)) >= MARK_EVERY_MS;
-  return {
-    filledAt: last,
-    fillMark: stale && p.filledAt ? { below: p.nextIndex, at: p.filledAt } : mark,
-  };
+export function queuedBy(p: FanOutRecord, index: number, written: TaskRecord[]): string {
+  let earliest: string | undefined;
+  for (const r of written)
+    if ((r.item as number) > index && (earliest === undefined || r.createdAt < earliest))
+      earliest = r.createdAt;
+  const last = p.filledAt ?? `${p.startedAt ?? p.createdAt}#0000#00000000`;
+  // a sort id made from a record's time: the first of that millisecond (store/events.ts)
+  return earliest !== undefined && earliest < timeOfSortId(last) ? `${earliest}#0000#00000000` : last;
 }
-
-/**
- * The sort id of a `TaskQueued` no later than the queueing of the fresh item `index` (below the
- * parent's `nextIndex`): that of the fill mark it is under, or of the last fill.
- */
-export function queuedBy(p: FanOutRecord, index: number): string {
-  if (p.fillMark && index < p.fillMark.below) return p.fillMark.at;
-  return p.filledAt ?? `${p.startedAt ?? p.createdAt}#0000#00000000`;
-}
-
-/** When the fresh item `index` was queued, at the latest (`queuedBy`), as an ISO time. */
-export const queuedAt = (p: FanOutRecord, index: number): string => timeOfSortId(queuedBy(p, index));

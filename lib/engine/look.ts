@@ -19,8 +19,8 @@
  *
  * A with-items task's look reads only the items dispatched and not counted: from the lowest not
  * counted to the last queued (about the concurrency window); an index there without a record was
- * queued by the time its parent's fill marks say (`queuedBy`), and its message, sent again,
- * carries its record from its chunk. A run's look has its plain executions
+ * queued no later than the items above it, or the last fill (`queuedBy`), and its message, sent
+ * again, carries its record from its chunk. A run's look has its plain executions
  * from advance's read of the run. A task or run that ended keeps its look until nothing of it is
  * left unsettled (a cancelled task's running items finish, its queued ones are cancelled by their
  * claims; a cancelled run's wind-down cancels what nobody works on); then the look takes it out of
@@ -30,13 +30,14 @@
 import { config } from "../config";
 import { type CompletionMessage, completionOf, sendTasks, type TaskMessage } from "../queue";
 import { updateIf } from "../store/conditional";
+import { timeOfSortId } from "../store/events";
 import { type Key, keys } from "../store/keys";
 import { queryRunRange, type RunRecord } from "../store/run-state";
 import { transact } from "../store/transaction";
 import { isCounted } from "./counted";
 import { isSettled } from "./evaluate";
 import { parentUpdate } from "./fanout";
-import { queuedAt, queuedBy, queuedItems } from "./items";
+import { queuedBy, queuedItems } from "./items";
 import {
   addSeconds,
   type FanOutRecord,
@@ -67,7 +68,7 @@ export async function lookAtItems(parent: FanOutRecord, now = new Date()): Promi
   const next = await resendOverdue(
     [
       ...records.filter((item) => !isSettled(item.status)).map(looked),
-      ...(await unwrittenItems(parent, unwritten, now)),
+      ...(await unwrittenItems(parent, unwritten, records, now)),
     ],
     now,
   );
@@ -103,15 +104,25 @@ function looked(e: TaskRecord): Looked {
 
 /**
  * Items queued without their records (items.ts) and not claimed yet: each due QUEUED_SWEEP_SECONDS
- * after it was queued, at the latest; the message of one overdue carries its record again.
+ * after it was queued, at the latest (`queuedBy`); the message of one overdue carries its record.
  */
-async function unwrittenItems(parent: FanOutRecord, indices: number[], now: Date): Promise<Looked[]> {
+async function unwrittenItems(
+  parent: FanOutRecord,
+  indices: number[],
+  written: TaskRecord[],
+  now: Date,
+): Promise<Looked[]> {
+  const queuedAs = new Map(indices.map((index) => [index, queuedBy(parent, index, written)]));
   const dueOf = (index: number) =>
-    addSeconds(new Date(queuedAt(parent, index)), QUEUED_SWEEP_SECONDS).toISOString();
+    addSeconds(new Date(timeOfSortId(queuedAs.get(index) as string)), QUEUED_SWEEP_SECONDS).toISOString();
   const overdue = indices.filter((index) => dueOf(index) <= now.toISOString());
   const queued =
     parent.chunk && overdue.length > 0
-      ? await queuedItems({ ...parent, chunk: parent.chunk }, overdue, (index) => queuedBy(parent, index))
+      ? await queuedItems(
+          { ...parent, chunk: parent.chunk },
+          overdue,
+          (index) => queuedAs.get(index) as string,
+        )
       : new Map();
   return indices.map((item) => ({
     message: { runId: parent.runId, task: parent.task, item, queued: queued.get(item) },

@@ -99,8 +99,6 @@ export interface FanOutRecord {
   chunk?: number;
   /** The sort id of the last fill's last TaskQueued: every fresh item below `nextIndex` was queued by then (items.ts). */
   filledAt?: string;
-  /** Every item below `below` was queued by `at`, a TaskQueued's sort id too (items.ts `markFill`). */
-  fillMark?: { below: number; at: string };
   /** Set when the items could not be evaluated. */
   error?: ErrorInfo;
   createdAt: string;

@@ -48,6 +48,8 @@ export async function runChecker(options: {
   workload?: "random" | "fanout";
   /** Also run the workflows that share concurrency keys and wait on callbacks (default true). */
   subChecks?: boolean;
+  /** Log the history of the slowest run, with the crashes that hit it, to see where its time went. */
+  explain?: boolean;
   log?: (line: string) => void;
 }): Promise<CheckResult> {
   const { stack, sink, seed } = options;
@@ -107,6 +109,7 @@ export async function runChecker(options: {
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
   log(`${finals.size} of ${runIds.length} runs ended; checking`);
+  if (options.explain) await explainSlowest([...finals.values()], stack.chaos?.crashes ?? [], log);
 
   const report: ChaosReport = stack.chaos ?? { duplicates: 0, redeliveries: 0, crashes: [] };
   const crashedKeys = new Set(report.crashes.flatMap((c) => c.keys));
@@ -434,4 +437,28 @@ async function sharedKeysNeverOverlap(client: OnceflowClient, sink: Sink, seed: 
     }
   }
   return violations;
+}
+
+/** The history of the slowest run, each event and crash at its offset from the run's creation. */
+async function explainSlowest(
+  runs: RunView[],
+  crashes: ChaosReport["crashes"],
+  log: (line: string) => void,
+): Promise<void> {
+  const took = (run: RunView) => Date.parse(run.endedAt ?? "") - Date.parse(run.createdAt);
+  const slowest = runs.sort((a, b) => took(b) - took(a))[0];
+  if (!slowest) return;
+  const start = Date.parse(slowest.createdAt);
+  const at = (ms: number) => `${((ms - start) / 1000).toFixed(1).padStart(7)} s`;
+  const lines = [
+    ...(await listEvents(slowest.runId)).map((e) => ({
+      ms: Date.parse(e.at),
+      text: `${e.type} ${e.task ?? ""}${e.item === undefined ? "" : `/${e.item}`}${e.attempt ? ` #${e.attempt}` : ""}`,
+    })),
+    ...crashes
+      .filter((c) => c.keys.some((k) => k.startsWith(slowest.runId)))
+      .map((c) => ({ ms: c.at, text: `CRASH ${c.fn} ${c.when} ${c.command} (${c.keys.join(", ")})` })),
+  ].sort((a, b) => a.ms - b.ms);
+  log(`the slowest run, ${slowest.runId}, took ${(took(slowest) / 1000).toFixed(1)} s:`);
+  for (const line of lines) log(`${at(line.ms)}  ${line.text}`);
 }

@@ -7,6 +7,7 @@
  * and prints what the crashes cost: each run's time to its end, and each crash's stall (from the
  * crash to the next transition of the execution it hit, stalls.ts). `--workload fanout`: every run
  * a 6-item fan-out and a successor. `--max-run-seconds N`: also fail when a run took longer.
+ * `--explain`: prints the slowest run's history with the crashes that hit it.
  */
 import { parseArgs } from "node:util";
 import { parseChaos } from "../../infra/local/chaos";
@@ -26,6 +27,7 @@ const { values } = parseArgs({
     deployed: { type: "boolean", default: false },
     workload: { type: "string", default: "random" },
     "max-run-seconds": { type: "string" },
+    explain: { type: "boolean", default: false },
   },
 });
 if (values.workload !== "random" && values.workload !== "fanout")
@@ -48,6 +50,7 @@ try {
     seed,
     timeoutMs: Number(values.timeout) * 1000,
     workload: values.workload,
+    explain: values.explain,
     log: (line) => console.log(line),
   });
   const crashes = stack.chaos?.crashes ?? [];

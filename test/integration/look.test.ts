@@ -174,48 +174,48 @@ describe("the look at a with-items task", () => {
     expect(sent.map((s) => s.body.item).sort()).toEqual([0, 2]);
   });
 
-  it("re-sends an item queued without its record once its fill marks make it overdue, with its record from its chunk", async () => {
+  it("re-sends an item queued without its record once the items queued after it are 30 s old, with its record from its chunk", async () => {
     const runId = randomUUID();
     await writeChunks(
-      [0, 1, 2].map((i) => itemOf(runId, i, { input: { n: i } })),
+      [0, 1, 2, 3].map((i) => itemOf(runId, i, { input: { n: i } })),
       100,
     );
-    const marked = sortId(new Date(at(-40)));
+    // the last fill was 5 s ago
     const parent = parentOf(runId, {
-      total: 3,
-      nextIndex: 3,
-      active: 3,
+      total: 4,
+      nextIndex: 4,
+      active: 4,
       chunk: 100,
-      // items 0 and 1 were queued 40 s ago at the latest; item 2 by the last fill, 5 s ago
-      fillMark: { below: 2, at: marked },
       filledAt: sortId(new Date(at(-5))),
     });
     await put(parent);
-    // 0 was claimed (its record put by its first claim) and runs under a live lease
-    await put(itemOf(runId, 0, { status: "running", attempt: 1, leaseUntil: at(50), input: { n: 0 } }));
+    // 1 and 2 were claimed (their records put by their first claims): 1 was queued 40 s ago, 2 3 s ago
+    const running = { status: "running" as const, attempt: 1, leaseUntil: at(50) };
+    await put(itemOf(runId, 1, { ...running, createdAt: at(-40), input: { n: 1 } }));
+    await put(itemOf(runId, 2, { ...running, createdAt: at(-3), input: { n: 2 } }));
 
     await lookAtItems(parent, NOW);
 
-    // 1 has no record 40 s after it was queued: its message is sent again, carrying its record
+    // 0 has no record, and was queued no later than 1: its message is sent again, carrying its record
     expect(sent.map((s) => s.body)).toEqual([
       {
         runId,
         task: "each",
-        item: 1,
+        item: 0,
         queued: {
           execution: expect.objectContaining({
             runId,
             task: "each",
-            item: 1,
-            input: { n: 1 },
+            item: 0,
+            input: { n: 0 },
             action: "core.noop",
           }),
-          queuedAs: marked,
+          queuedAs: `${at(-40)}#0000#00000000`,
         },
       },
     ]);
     expect(sent[0]?.group?.startsWith("own/")).toBe(true);
-    // 2 falls due 30 s after the last fill: the task's next look moves up to then
+    // 3, above every record, was queued by the last fill: due 30 s after it, the next look moves up to then
     expect((await parentAsStored(runId)).sweepAt).toBe(at(25));
   });
 });
