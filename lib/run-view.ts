@@ -3,7 +3,9 @@
  * concurrency key, a concurrency limit's slot), and its history.
  */
 
+import { startTasks } from "./definition/graph";
 import { isSuspended } from "./engine/callback-token";
+import { planTasks } from "./engine/dispatch";
 import { unqueued } from "./engine/fanout";
 import { itemRecords } from "./engine/items";
 import { readLock } from "./engine/lock";
@@ -126,8 +128,28 @@ async function slotWaits(run: RunRecord, tasks: TaskItem[]): Promise<Map<string,
   return waits;
 }
 
+/**
+ * The plain start tasks of a running run that have no record (`tasks`: those that have one): a
+ * run that started with nothing for `advance` queues them without their records, which their
+ * first claims put (engine/start.ts). Each is shown `queued` since the run started, with its
+ * input as planned.
+ */
+async function unclaimedStarts(run: RunRecord, tasks: TaskItem[]): Promise<Map<string, TaskRecord>> {
+  if (run.status !== "running") return new Map();
+  const { definition } = await getWorkflowVersion(run.workflow, run.version);
+  const written = new Set(tasks.map((t) => t.task));
+  const names = startTasks(definition).filter(
+    (name) => !written.has(name) && definition.tasks[name]?.withItems === undefined,
+  );
+  if (names.length === 0) return new Map();
+  const at = new Date(run.startedAt ?? run.createdAt);
+  const planned = await planTasks(run.runId, definition, names, { input: run.input, tasks: {} }, at);
+  return new Map(planned.map((t) => [t.task, t]));
+}
+
 export async function getRunView(runId: string): Promise<RunView> {
-  const [run, tasks] = await Promise.all([requireRun(runId), readTasks(runId)]);
+  const [run, written] = await Promise.all([requireRun(runId), readTasks(runId)]);
+  const tasks = [...written, ...(await unclaimedStarts(run, written)).values()];
   const waits = await slotWaits(run, tasks);
   return {
     runId,
@@ -200,7 +222,9 @@ export async function getTaskDetail(
   const item = parseItemQuery(query);
   const record =
     (await readItem<TaskItem>(keys.execution({ runId, task, item }))) ??
-    (item === undefined ? undefined : await notQueuedYet(runId, task, item));
+    (item === undefined
+      ? (await unclaimedStarts(await requireRun(runId), [])).get(task)
+      : await notQueuedYet(runId, task, item));
   if (!record) {
     await requireRun(runId);
     throw new TaskNotFoundError(runId, task, item);

@@ -2,7 +2,14 @@ import { outbound, startTasks } from "../definition/graph";
 import type { WorkflowDefinition } from "../definition/types";
 import { ExpressionError } from "../errors";
 import { evaluateTemplate } from "../expression";
-import { type AdvanceMessage, type CompletionMessage, isLook, sendLooks, sendTasks } from "../queue";
+import {
+  type AdvanceMessage,
+  type CompletionMessage,
+  isLook,
+  sendLooks,
+  sendTasks,
+  type TaskMessage,
+} from "../queue";
 import { keys } from "../store/keys";
 import { type RunRecord, readItem, readRunState, readTasks } from "../store/run-state";
 import { getWorkflowVersion, type WorkflowVersion } from "../workflows";
@@ -193,14 +200,18 @@ async function end(...args: Parameters<typeof endRun>): Promise<boolean> {
 }
 
 /**
- * Sends a started run's start tasks (created in its starting transaction), and has `advance`
+ * Sends a started run's start tasks (queued with it: start.ts), and has `advance`
  * start the ones that did not fit there (with-items tasks, or too many) on a look sent to it: a
  * fan-out of thousands of items is written there, not within the API's 29 s (under load, 1,000
  * items at the start of a run timed the create out). A look lost with an advance that died is
  * sent again by the sweeper's look at the running run.
  */
-export async function launch(run: RunRecord, starts: TaskRecord[], workflow: WorkflowVersion): Promise<void> {
-  await sendTasks(starts.map((t) => ({ runId: run.runId, task: t.task })));
+export async function launch(
+  run: RunRecord,
+  starts: TaskMessage[],
+  workflow: WorkflowVersion,
+): Promise<void> {
+  await sendTasks(starts);
   if (startTasks(workflow.definition).length > starts.length)
     await sendLooks([{ look: true, runId: run.runId }], `start/${run.redriveCount ?? 0}`);
 }

@@ -42,10 +42,11 @@ const secondsUntil = (iso: string | undefined, now: Date) =>
  * Timeline of a claim (each arrow one conditional write; `transact` turns a write of one item into
  * a single UpdateItem):
  *
- *   first    an item queued without its record (its message carries it, items.ts): put running as
- *            attempt 1, with TaskQueued (at its queueing)   if absent -- the first claim of its
- *            and TaskStarted                                  messages; ALL_OLD, if not, is judged below
- *            (a limited action's item is put queued instead, and claimed with its limit below)
+ *   first    exec queued without its record (its message       if absent -- the first claim of its
+ *            carries it: an item, items.ts; a start task,       messages; ALL_OLD, if not, is judged below
+ *            start.ts): put running as attempt 1, with
+ *            TaskQueued (at its queueing) and TaskStarted
+ *            (a limited action's is put queued instead, and claimed with its limit below)
  *   claim    exec: queued -> running, attempt := message's + 1   if queued AND attempt as the message says AND its
  *            (TaskStarted on the execution's log)                 retry is due AND no concurrency limit
  *                                                                 -- no read before it; ALL_NEW is the record
@@ -92,15 +93,17 @@ export async function claim(message: TaskMessage, workerId: string, now = new Da
 }
 
 /**
- * The condition of an item's first claim, which puts its record: no record yet. (Every record has
+ * The condition of the first claim of an execution queued without its record, which puts it: no
+ * record yet. (Every record has
  * a status; the condition is not `attribute_not_exists(pk)` so that it has a name of its own.)
  */
 export const FIRST_CLAIM = "attribute_not_exists(#status)";
 
 /**
- * The first claim of an item queued without its record (items.ts): the record is put from the
- * message, running as attempt 1 with the longest lease (as a claim without a read), or queued for
- * an action with a concurrency limit, whose claim takes its slot (`claimLimited`).
+ * The first claim of an execution queued without its record (an item, items.ts; a start task,
+ * start.ts): the record is put from the message, running as attempt 1 with the longest lease (as
+ * a claim without a read), or queued for an action with a concurrency limit, whose claim takes its
+ * slot (`claimLimited`).
  */
 async function claimFirst(
   message: TaskMessage,
@@ -114,7 +117,7 @@ async function claimFirst(
     ...queued.execution,
     runId,
     task,
-    item,
+    ...(item === undefined ? {} : { item }),
     createdAt: timeOfSortId(queued.queuedAs),
     // its next look as its queueing set it; a claim leaves sweepAt alone (claimUpdate)
     sweepAt: nextLook(new Date(timeOfSortId(queued.queuedAs))),
@@ -133,7 +136,7 @@ async function claimFirst(
       Put: {
         TableName: config.tableName(),
         Item: { ...keys.execution(message), ...record },
-        // closes: N workers taking the first attempt of an item from copies of its message (F3, I2),
+        // closes: N workers taking the first attempt from copies of its message (F3, I2),
         // or putting its record back over one that moved on (settled, retried, cancelled)
         ConditionExpression: FIRST_CLAIM,
         ExpressionAttributeNames: { "#status": "status" },

@@ -3,7 +3,7 @@ import { CALLBACK_ACTION, DEFAULT_CALLBACK_TIMEOUT_SECONDS } from "../definition
 import type { WorkflowDefinition } from "../definition/types";
 import { ExpressionError } from "../errors";
 import { evaluateTemplate } from "../expression";
-import { sendTasks } from "../queue";
+import { type QueuedItem, sendTasks } from "../queue";
 import { historyEvent } from "../store/events";
 import { keys } from "../store/keys";
 import { type TxItem, transact, type Write } from "../store/transaction";
@@ -70,6 +70,16 @@ export async function planTasks(
       return record;
     }),
   );
+}
+
+/**
+ * What the message of an execution queued without its record carries (its first claim puts the
+ * record, claim.ts): the record as planned, and the sort id of its `TaskQueued`.
+ */
+export function queuedWithout(record: Omit<TaskRecord, "createdAt">, queuedAs: string): QueuedItem {
+  const { status: _s, attempt: _a, sweepAt: _w, sweepShard: _h, ...execution } = record as TaskRecord;
+  const { createdAt: _c, ...rest } = execution;
+  return { execution: rest, queuedAs };
 }
 
 /** The write that creates one execution, and its history event. */

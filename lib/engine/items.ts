@@ -26,6 +26,7 @@ import type { QueuedItem } from "../queue";
 import { putIf } from "../store/conditional";
 import { timeOfSortId } from "../store/events";
 import { keys } from "../store/keys";
+import { queuedWithout } from "./dispatch";
 import type { ErrorInfo, FanOutRecord, TaskRecord } from "./task-record";
 
 /** A chunk holds at most this many items' inputs... */
@@ -141,12 +142,7 @@ export async function queuedItems(
   queuedAs: (index: number) => string,
 ): Promise<Map<number, QueuedItem>> {
   const records = await itemRecords(parent, indices);
-  return new Map(
-    [...records].map(([index, record]) => {
-      const { sweepAt: _a, sweepShard: _s, status: _st, attempt: _at, ...execution } = record as TaskRecord;
-      return [index, { execution, queuedAs: queuedAs(index) }];
-    }),
-  );
+  return new Map([...records].map(([index, record]) => [index, queuedWithout(record, queuedAs(index))]));
 }
 
 /**

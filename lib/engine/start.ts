@@ -5,13 +5,14 @@
 
 import { config } from "../config";
 import { startTasks } from "../definition/graph";
-import { historyEvent } from "../store/events";
+import type { TaskMessage } from "../queue";
+import { historyEvent, sortId } from "../store/events";
 import { keys } from "../store/keys";
 import type { RunRecord } from "../store/run-state";
 import type { TxItem, Write } from "../store/transaction";
 import type { WorkflowVersion } from "../workflows";
-import { planTasks, taskCreation } from "./dispatch";
-import { addSeconds, QUEUED_SWEEP_SECONDS, sweepShard, type TaskRecord } from "./task-record";
+import { planTasks, queuedWithout, taskCreation } from "./dispatch";
+import { addSeconds, QUEUED_SWEEP_SECONDS, sweepShard } from "./task-record";
 
 /** How often the sweeper looks at a running run without a nearer deadline (a stuck run heals). */
 const RUN_SWEEP_SECONDS = QUEUED_SWEEP_SECONDS;
@@ -23,9 +24,15 @@ export type StartFields = Pick<RunRecord, "startedAt" | "deadline" | "sweepShard
 export interface RunStart {
   /** What the run's item gets when it starts: its deadline, and its place in the sweeper's index. */
   fields: StartFields;
-  /** The plain start tasks created with it; the others are started by `advance` right after. */
-  tasks: TaskRecord[];
-  /** The RunStarted event and the start tasks' creation, for the starting transaction. */
+  /**
+   * The messages of the plain start tasks dispatched with it; the others are started by `advance`
+   * right after. When the start leaves nothing to `advance`, the start tasks are queued without
+   * their records: each message carries its task's record, which its first claim puts (claim.ts),
+   * so a run of one task starts with one write (its run). Otherwise they are created in the
+   * starting transaction (the `advance` right after would dispatch them again).
+   */
+  tasks: TaskMessage[];
+  /** The RunStarted event, and the start tasks' creation if they are created, for the starting transaction. */
   writes: Write[];
 }
 
@@ -52,15 +59,20 @@ export async function planStart(
   now = new Date(),
 ): Promise<RunStart> {
   const { definition } = workflow;
-  const names = startTasks(definition)
+  const starts = startTasks(definition);
+  const names = starts
     .filter((task) => definition.tasks[task]?.withItems === undefined)
     .slice(0, START_TASKS_IN_TRANSACTION);
   const tasks = await planTasks(run.runId, definition, names, { input: run.input, tasks: {} }, now);
-  return {
-    fields: startFields(run.runId, workflow, now),
-    tasks,
-    writes: [historyEvent(run.runId, "RunStarted"), ...tasks.flatMap(taskCreation)],
-  };
+  const fields = startFields(run.runId, workflow, now);
+  const started = historyEvent(run.runId, "RunStarted");
+  if (names.length < starts.length) {
+    const messages = tasks.map((t) => ({ runId: run.runId, task: t.task }));
+    return { fields, tasks: messages, writes: [started, ...tasks.flatMap(taskCreation)] };
+  }
+  // (their TaskQueued sort after RunStarted: made after it)
+  const messages = tasks.map((t) => ({ runId: run.runId, task: t.task, queued: queuedWithout(t, sortId()) }));
+  return { fields, tasks: messages, writes: [started] };
 }
 
 /**

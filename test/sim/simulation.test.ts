@@ -65,7 +65,9 @@ const GUARDS: {
     // an item queued without its record (items.ts): copies of its message each put it running as attempt 1
     condition: FIRST_CLAIM,
     mode: "duplicate",
-    caught: /I2|I3/,
+    // a copy of the message puts the record back over the one that moved on (I7), runs the first attempt again (I2, I3)
+    caught: /I2|I3|I7/,
+    schedules: 10, // caught at seed 1
   },
   {
     guard: "settle: fenced on the attempt (I8)",

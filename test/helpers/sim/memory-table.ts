@@ -39,6 +39,8 @@ export interface Write {
   key: Item;
   before?: Item;
   after: Item;
+  /** The condition it was written under, if any. */
+  condition?: string;
 }
 
 type TxItem = NonNullable<TransactWriteCommandInput["TransactItems"]>[number];
@@ -255,7 +257,7 @@ export class MemoryTable {
       if (!failed && entry.Put) after = copy(entry.Put.Item as Item);
       if (!failed && entry.Update) after = copy(compiled.apply(before, key));
       const returnOld = op.ReturnValuesOnConditionCheckFailure === "ALL_OLD";
-      return { table, key, before, after, failed, returnOld };
+      return { table, key, before, after, failed, returnOld, condition };
     });
   }
 
@@ -266,7 +268,7 @@ export class MemoryTable {
       if (JSON.stringify(j.after).length > 400 * 1024)
         throw new ExpressionValidationError("item over 400 KB");
       this.put(j.table, j.key, j.after);
-      writes.push({ table: j.table, key: j.key, before: j.before, after: j.after });
+      writes.push({ table: j.table, key: j.key, before: j.before, after: j.after, condition: j.condition });
     }
     if (writes.length > 0) this.writeRequests++;
     for (const listener of this.listeners) listener(writes);
@@ -308,4 +310,5 @@ interface Judged {
   after?: Item;
   failed: boolean;
   returnOld: boolean;
+  condition?: string;
 }

@@ -24,6 +24,7 @@ import { registerAction } from "../../../lib/actions/registry";
 import { useClients } from "../../../lib/clients";
 import { canonicalJson } from "../../../lib/definition/hash";
 import { advanceOn } from "../../../lib/engine/advance";
+import { FIRST_CLAIM } from "../../../lib/engine/claim";
 import { isCounted } from "../../../lib/engine/counted";
 import type { LimitRecord, SlotLimit } from "../../../lib/engine/slot";
 import { sweep } from "../../../lib/engine/sweep";
@@ -900,25 +901,30 @@ function startRunOf(
 
 /**
  * The history events committed for `runId`, in commit order: the entries each write appended to
- * its item's log (events.ts), with the task and item of that item. An item's `TaskQueued` that
- * its first claim recorded (engine/items.ts: the fill queues an item without writing it) is placed
- * at the commit of the fill that queued it (the parent's `nextIndex` moved past it): that is its
- * transition.
+ * its item's log (events.ts), with the task and item of that item. The `TaskQueued` of an
+ * execution queued without its record is recorded by its first claim (`FIRST_CLAIM`), and placed
+ * at the commit of its transition: the fill that queued the item (its parent's `nextIndex` moved
+ * past it), or the run's start (a start task).
  */
 function eventsOf(w: World, runId: string): Item[] {
   const placed: { position: number; event: Item }[] = [];
   /** `task#index` -> the position of the fill that queued it. */
   const filled = new Map<string, number>();
+  let started: number | undefined;
   w.commits.forEach(({ writes }, position) => {
     for (const x of writes.filter((y) => y.key.pk === keys.runPartition(runId))) {
       if (x.after.fanOut)
         for (let i = Number(x.before?.nextIndex ?? 0); i < Number(x.after.nextIndex ?? 0); i++)
           filled.set(`${x.after.task}#${i}`, position);
-      const firstClaim = x.before === undefined && String(x.key.sk).startsWith("ITEM#");
       for (const event of eventsWritten(x)) {
-        const fill =
-          firstClaim && event.type === "TaskQueued" ? filled.get(`${event.task}#${event.item}`) : undefined;
-        placed.push({ position: fill ?? position, event });
+        if (event.type === "RunStarted") started = position;
+        const queuedAt =
+          x.condition === FIRST_CLAIM && event.type === "TaskQueued"
+            ? event.item === undefined
+              ? started
+              : filled.get(`${event.task}#${event.item}`)
+            : undefined;
+        placed.push({ position: queuedAt ?? position, event });
       }
     }
   });
