@@ -1,4 +1,4 @@
-import { defineAction } from "../lib/actions/registry";
+import { defineAction } from "../lib/actions";
 
 /**
  * Your own actions: define a TypeScript function by name, then use the name as a task's `action`.

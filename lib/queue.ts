@@ -6,8 +6,8 @@ import type { TaskRecord } from "./engine/task-record";
 
 /**
  * A task message carries keys (everything else is read from DynamoDB), except the message of an
- * item that a fill queued without writing its record: it carries that record (`queued`), and the
- * worker's claim creates it (engine/items.ts).
+ * execution queued without its record (an item a fill queued, engine/items.ts; a start task,
+ * engine/start.ts): it carries that record (`queued`), and the worker's first claim puts it.
  */
 export interface TaskMessage {
   runId: string;
@@ -20,16 +20,17 @@ export interface TaskMessage {
    * worker judges from the execution as it is (claim.ts). Never part of the dedup id.
    */
   attempt?: number;
-  /** An item queued by a fill and not written yet: its record, and its queueing. */
+  /** An execution queued and not written yet: its record, and its queueing. */
   queued?: QueuedItem;
 }
 
-/** The record of an item a fill queued without writing it: the first claim puts it (claim.ts). */
+/** The record of an execution queued without it: its first claim puts it (claim.ts). */
 export interface QueuedItem {
   execution: Omit<TaskRecord, "status" | "attempt" | "createdAt" | "sweepAt" | "sweepShard">;
   /**
-   * The sort id (store/events.ts) of its `TaskQueued`, made by the fill that queued it (or by an
-   * earlier fill: at the latest then), so the event keeps its place in the history.
+   * The sort id (store/events.ts) of its `TaskQueued`, made when it was queued (by its fill, or
+   * its run's start; a look that sends it again: at the latest then), so the event keeps its place
+   * in the history.
    */
   queuedAs: string;
 }

@@ -4,28 +4,10 @@
  */
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
+import { currentRoute, href } from "./route";
 import { RunPage } from "./run";
 import { RunsPage } from "./runs";
 import { WorkflowPage, WorkflowsPage } from "./workflows";
-
-export interface Route {
-  path: string[];
-  query: URLSearchParams;
-}
-
-function currentRoute(): Route {
-  const hash = window.location.hash.replace(/^#\/?/, "");
-  const [path = "", query = ""] = hash.split("?", 2);
-  return { path: path.split("/").filter(Boolean).map(decodeURIComponent), query: new URLSearchParams(query) };
-}
-
-/** `#/runs?workflow=x`: a link within the console. */
-export function href(path: string[], query: Record<string, string | undefined> = {}): string {
-  const params = new URLSearchParams();
-  for (const [name, value] of Object.entries(query)) if (value) params.set(name, value);
-  const search = params.toString();
-  return `#/${path.map(encodeURIComponent).join("/")}${search ? `?${search}` : ""}`;
-}
 
 function App() {
   const [route, setRoute] = useState(currentRoute);

@@ -16,8 +16,8 @@ import {
 import { client, describeError, useLive } from "./api";
 import { durationOf, formatOffset, formatTime } from "./format";
 import { Graph } from "./graph";
-import { href } from "./main";
 import { ErrorNote, Json, Progress, Status } from "./parts";
+import { href } from "./route";
 
 export function RunPage({ runId, query }: { runId: string; query: URLSearchParams }) {
   const live = useLive<RunView>(runId, () => client.getRun(runId), { active: (r) => !isTerminal(r.status) });

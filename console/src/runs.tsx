@@ -3,8 +3,8 @@ import { useEffect, useState } from "preact/hooks";
 import { isTerminal, RUN_STATUSES, type RunPage } from "../../lib/client";
 import { client, useLive } from "./api";
 import { durationOf, formatTime, shortId } from "./format";
-import { href } from "./main";
 import { ErrorNote, Status } from "./parts";
+import { href } from "./route";
 
 const PAGE_SIZE = 20;
 

@@ -11,8 +11,8 @@ import type { WorkflowListEntry, WorkflowVersions, WorkflowVersionView } from ".
 import { client, describeError } from "./api";
 import { formatTime } from "./format";
 import { Graph } from "./graph";
-import { href } from "./main";
 import { ErrorNote } from "./parts";
+import { href } from "./route";
 
 export function WorkflowsPage() {
   const [list, setList] = useState<WorkflowListEntry[] | undefined>();

@@ -25,9 +25,6 @@ export interface ActionContext {
  */
 export type Action = (input: unknown, context: ActionContext) => Promise<unknown> | unknown;
 
-/** Typed actions, validated against their JSON Schemas: `defineAction({name, input, output?, run})`. */
-export { type ActionSchema, defineAction, type SchemaType } from "./define";
-
 const actions = new Map<string, Action>();
 
 export function registerAction(name: string, action: Action): void {

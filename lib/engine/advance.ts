@@ -21,7 +21,7 @@ import { countDown, fill, itemOutputs, startFanOut } from "./fanout";
 import { point } from "./interleave";
 import { type Promoted, releaseWhenIdle } from "./lock";
 import { lookAtItems, lookAtTasks } from "./look";
-import { type ErrorInfo, type FanOutRecord, isFanOut, type TaskItem, type TaskRecord } from "./task-record";
+import { type ErrorInfo, type FanOutRecord, isFanOut, type TaskItem } from "./task-record";
 
 export type AdvanceOutcome =
   | { kind: "idle" }

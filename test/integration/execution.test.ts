@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { handler as advanceHandler } from "../../functions/advance";
 import { handler as workerHandler } from "../../functions/worker";
-import { defineAction } from "../../lib/actions/registry";
+import { defineAction } from "../../lib/actions";
 import { sqs } from "../../lib/clients";
 import { config } from "../../lib/config";
 import { lambdaContext, sqsEvent } from "../helpers/lambda-events";
