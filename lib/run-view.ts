@@ -6,7 +6,7 @@
 import { startTasks } from "./definition/graph";
 import { isSuspended } from "./engine/callback-token";
 import { planTasks } from "./engine/dispatch";
-import { unqueued } from "./engine/fanout";
+import { unqueued } from "./engine/fill";
 import { itemRecords } from "./engine/items";
 import { readLock } from "./engine/lock";
 import { limitOf, readLimit } from "./engine/slot";

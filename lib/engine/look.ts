@@ -24,7 +24,7 @@
  * from advance's read of the run. A task or run that ended keeps its look until nothing of it is
  * left unsettled (a cancelled task's running items finish, its queued ones are cancelled by their
  * claims; a cancelled run's wind-down cancels what nobody works on); then the look takes it out of
- * the sweeper's index: a task with the version-checked update of its counters (fanout.ts), a run
+ * the sweeper's index: a task with the version-checked update of its counters (fill.ts), a run
  * with its wind-down (lock.ts).
  */
 import { config } from "../config";
@@ -36,7 +36,7 @@ import { queryRunRange, type RunRecord } from "../store/run-state";
 import { transact } from "../store/transaction";
 import { isCounted } from "./counted";
 import { isSettled } from "./evaluate";
-import { parentUpdate } from "./fanout";
+import { parentUpdate } from "./fill";
 import { queuedBy, queuedItems } from "./items";
 import {
   addSeconds,

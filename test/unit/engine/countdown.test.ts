@@ -6,7 +6,7 @@ import { mockClient } from "aws-sdk-client-mock";
 import fc from "fast-check";
 import { beforeEach, describe, expect, it } from "vitest";
 import { db, sqs } from "../../../lib/clients";
-import { countDown } from "../../../lib/engine/fanout";
+import { countDown } from "../../../lib/engine/countdown";
 import type { FanOutRecord } from "../../../lib/engine/task-record";
 import { ContentionError } from "../../../lib/errors";
 import type { CompletionMessage } from "../../../lib/queue";
