@@ -3,6 +3,8 @@
  * live API by test/integration/openapi.test.ts (every route, every status it lists). Routes are
  * the ones in routes.ts; error codes the ones errors.ts maps to status codes.
  */
+import { withoutProblemMessages } from "../../lib/definition/json-schema";
+import { CALLBACK_BODY_SCHEMA } from "../../lib/engine/callback-body";
 import { RUN_STATUSES } from "../../lib/store/run-state";
 import { STATUS_BY_CODE } from "./errors";
 
@@ -369,8 +371,8 @@ export const openApiDocument = {
         summary: "Complete a waiting callback task",
         requestBody: {
           content: json({
-            type: "object",
-            description: "`{output}` to succeed, or `{error: {code, message?, retryable?}}` to fail.",
+            description: "`{output}` to succeed, or `{error: {code?, message}}` to fail (without retry).",
+            ...(withoutProblemMessages(CALLBACK_BODY_SCHEMA) as object),
           }),
         },
         responses: {

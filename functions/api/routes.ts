@@ -1,6 +1,6 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import { workflowJsonSchema } from "../../lib/definition/json-schema";
-import { completeCallback, heartbeatCallback } from "../../lib/engine/callback";
+import { completeCallback, heartbeatCallback } from "../../lib/engine/callback-complete";
 import { InvalidRequestError, MalformedBodyError } from "../../lib/errors";
 import { listRuns, listWorkflows } from "../../lib/listing";
 import { getRunEvents, getRunView, getTaskDetail } from "../../lib/run-view";

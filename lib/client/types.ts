@@ -4,7 +4,8 @@
  * the client and the API cannot drift apart.
  */
 import type { WorkflowDefinition } from "../definition/types";
-import type { CallbackAnswer, CallbackBody } from "../engine/callback";
+import type { CallbackBody } from "../engine/callback-body";
+import type { CallbackAnswer } from "../engine/callback-complete";
 import type { Problem } from "../errors";
 import type { RunList, RunListEntry, WorkflowListEntry } from "../listing";
 import type { RunStatus } from "../model/run-status";

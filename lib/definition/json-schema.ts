@@ -14,7 +14,7 @@ export const WORKFLOW_SCHEMA_FILE = "schema/workflow.schema.json";
 const LINE_WIDTH = 110;
 
 /** The schema of a workflow definition (JSON Schema draft-07), the same the validator checks. */
-export const workflowJsonSchema: Record<string, unknown> = withoutMessages(
+export const workflowJsonSchema: Record<string, unknown> = withoutProblemMessages(
   workflowDefinitionSchema,
 ) as Record<string, unknown>;
 
@@ -26,13 +26,14 @@ export function renderWorkflowJsonSchema(): string {
   return `${render(workflowJsonSchema, "", "", "")}\n`;
 }
 
-function withoutMessages(schema: unknown): unknown {
-  if (Array.isArray(schema)) return schema.map(withoutMessages);
+/** A schema of ours as other tools read it: without the validator's own `problemMessages`. */
+export function withoutProblemMessages(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(withoutProblemMessages);
   if (schema === null || typeof schema !== "object") return schema;
   return Object.fromEntries(
     Object.entries(schema)
       .filter(([key]) => key !== MESSAGES_KEYWORD)
-      .map(([key, value]) => [key, withoutMessages(value)]),
+      .map(([key, value]) => [key, withoutProblemMessages(value)]),
   );
 }
 

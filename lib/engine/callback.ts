@@ -9,32 +9,22 @@
  * - Expiry: the lease of a waiting callback is its heartbeat window (or its deadline). When it
  *   passes, the sweeper sends the task message again and the claim (`claimSuspended`) fails the
  *   attempt with `HeartbeatTimedOut` or `CallbackTimedOut`, retryable by the task's policy.
- * - API side (`completeCallback`, `heartbeatCallback`): judged from the execution's state, written
- *   through `settle` fenced on the token, so of any number of identical callbacks one settles and
- *   every other answers the same (200, `changed: false`); another body gets 409.
+ * - API side (`completeCallback`, `heartbeatCallback`, callback-complete.ts; the body,
+ *   callback-body.ts): judged from the execution's state, written through `settle` fenced on the
+ *   token, so of any number of identical callbacks one settles and every other answers the same
+ *   (200, `changed: false`); another body gets 409.
  */
 import { httpAction } from "../actions/http";
 import { config } from "../config";
-import { contentHash } from "../definition/hash";
-import {
-  ActionError,
-  CallbackAlreadyCompletedError,
-  CallbackNotFoundError,
-  InvalidRequestError,
-  type Problem,
-} from "../errors";
-import { completionOf, sendCompletion } from "../queue";
+import { ActionError } from "../errors";
 import { updateIf } from "../store/conditional";
-import { lostRace, retryOnContention } from "../store/contention";
 import { historyEvent } from "../store/events";
 import { keys } from "../store/keys";
-import { readItem, readRun } from "../store/run-state";
+import { readRun } from "../store/run-state";
 import { transact } from "../store/transaction";
-import { MAX_OUTPUT_BYTES } from "./attempt";
-import { type CallbackKey, decodeToken, encodeToken, sameToken } from "./callback-token";
+import { type CallbackKey, encodeToken } from "./callback-token";
 import { cancelUnsent } from "./cancel";
 import type { ClaimResult } from "./claim";
-import { isSettled } from "./evaluate";
 import { lookBy } from "./look";
 import { type AttemptResult, settle } from "./settle";
 import { addSeconds, type ErrorInfo, idempotencyKey, type TaskRecord } from "./task-record";
@@ -63,7 +53,7 @@ function parseInput(input: unknown): CallbackInput | ErrorInfo {
 }
 
 /** Until when a waiting callback holds: its next heartbeat, never past its deadline. */
-function holdUntil(record: TaskRecord, deadline: string, now: Date): string {
+export function holdUntil(record: TaskRecord, deadline: string, now: Date): string {
   if (record.heartbeatSeconds === undefined) return deadline;
   const beat = addSeconds(now, record.heartbeatSeconds).toISOString();
   return beat < deadline ? beat : deadline;
@@ -218,206 +208,4 @@ export async function claimSuspended(record: TaskRecord, now: Date): Promise<Cla
   if (settled.kind === "retry") return { kind: "wait", seconds: settled.seconds };
   if (settled.kind === "lost") return { kind: "wait", seconds: 1 };
   return { kind: "settled", record: { ...record, status: "failed" } };
-}
-
-// ---------------------------------------------------------------------------------------------
-// API side
-
-export type CallbackBody = { output: unknown } | { error: { code?: string; message: string } };
-
-export interface CallbackAnswer {
-  runId: string;
-  task: string;
-  item?: number;
-  status: string;
-  /** False when the same callback had already completed the task (a repeat changes nothing). */
-  changed: boolean;
-}
-
-const ERROR_CODE = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
-const MAX_ERROR_MESSAGE = 4096;
-
-/** Checks a callback body: exactly one of `{output}` or `{error: {code?, message}}`. */
-export function checkCallbackBody(body: unknown): CallbackBody {
-  const fail = (problems: Problem[]) => {
-    throw new InvalidRequestError("invalid callback body", problems);
-  };
-  if (body === null || typeof body !== "object" || Array.isArray(body)) {
-    return fail([{ path: "", message: "must be a JSON object with `output` or `error`" }]);
-  }
-  const record = body as Record<string, unknown>;
-  const problems: Problem[] = Object.keys(record)
-    .filter((k) => k !== "output" && k !== "error")
-    .map((k) => ({ path: k, message: "unknown field (expected `output` or `error`)" }));
-  const hasOutput = "output" in record;
-  const hasError = "error" in record;
-  if (hasOutput === hasError) {
-    problems.push({ path: "", message: "must have exactly one of `output` and `error`" });
-  }
-  if (hasOutput) {
-    const size = Buffer.byteLength(JSON.stringify(record.output ?? null));
-    if (size > MAX_OUTPUT_BYTES) {
-      problems.push({ path: "output", message: `is ${size} bytes, over the limit of ${MAX_OUTPUT_BYTES}` });
-    }
-  }
-  if (hasError) {
-    const error = record.error as Record<string, unknown> | null;
-    if (error === null || typeof error !== "object" || Array.isArray(error)) {
-      problems.push({ path: "error", message: "must be an object `{code?, message}`" });
-    } else {
-      for (const k of Object.keys(error).filter((k) => k !== "code" && k !== "message")) {
-        problems.push({ path: `error.${k}`, message: "unknown field (expected `code` and `message`)" });
-      }
-      if (typeof error.message !== "string" || error.message === "") {
-        problems.push({ path: "error.message", message: "must be a non-empty string" });
-      } else if (error.message.length > MAX_ERROR_MESSAGE) {
-        problems.push({ path: "error.message", message: `must be at most ${MAX_ERROR_MESSAGE} characters` });
-      }
-      if (error.code !== undefined && (typeof error.code !== "string" || !ERROR_CODE.test(error.code))) {
-        problems.push({ path: "error.code", message: `must be a string matching ${ERROR_CODE.source}` });
-      }
-    }
-  }
-  if (problems.length > 0) return fail(problems);
-  return hasOutput
-    ? { output: record.output ?? null }
-    : { error: withoutUndefined(record.error as { code?: string; message: string }) };
-}
-
-const withoutUndefined = <T extends object>(value: T): T =>
-  Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
-
-/** A callback's `{error}` fails the task without retry: the caller decided. */
-function resultOf(body: CallbackBody): AttemptResult {
-  if ("output" in body) return { ok: true, output: body.output };
-  return {
-    ok: false,
-    error: { code: body.error.code ?? "CallbackFailed", message: body.error.message },
-    retryable: false,
-  };
-}
-
-type Judgement = { kind: "waiting"; record: TaskRecord } | { kind: "completed"; record: TaskRecord };
-
-const NOT_WAITING = "no callback is waiting for this token (unknown, or expired: the task was retried)";
-
-/**
- * What the execution's state says of a token: it is waiting for it, or it was completed by a
- * callback with it (`callbackBodyHash` set); anything else is 404 (unknown, or expired).
- */
-function judge(record: TaskRecord | undefined, key: CallbackKey, token: string, now: Date): Judgement {
-  if (!record || record.attempt !== key.attempt || !sameToken(record.callbackToken, token)) {
-    throw new CallbackNotFoundError(NOT_WAITING);
-  }
-  if (record.status === "running") {
-    if ((record.leaseUntil ?? "") <= now.toISOString()) {
-      const timedOut = (record.callbackDeadline ?? "") <= now.toISOString();
-      throw new CallbackNotFoundError(
-        `the callback token expired at ${record.leaseUntil} (${timedOut ? "timeoutSeconds reached" : "no heartbeat in time"})`,
-      );
-    }
-    return { kind: "waiting", record };
-  }
-  if (isSettled(record.status) && record.callbackBodyHash !== undefined) return { kind: "completed", record };
-  throw new CallbackNotFoundError(
-    `the callback token expired: the task is ${record.status} without it (timed out, or cancelled)`,
-  );
-}
-
-const answer = (record: TaskRecord, status: string, changed: boolean): CallbackAnswer => ({
-  runId: record.runId,
-  task: record.task,
-  ...(record.item !== undefined ? { item: record.item } : {}),
-  status,
-  changed,
-});
-
-function decode(token: string): CallbackKey {
-  const key = decodeToken(token);
-  if (!key) throw new CallbackNotFoundError(NOT_WAITING);
-  return key;
-}
-
-/**
- * `POST /callbacks/{token}`: completes the waiting task once. The same body again answers 200
- * with `changed: false` (and publishes the completion again, which SQS dedups: this heals a first
- * call that died after its write); another body answers 409. A write that loses a race (another
- * callback, the expiry, a cancel) is judged again from the state the winner left.
- */
-export async function completeCallback(
-  token: string,
-  body: unknown,
-  now = new Date(),
-): Promise<CallbackAnswer> {
-  const parsed = checkCallbackBody(body);
-  const key = decode(token);
-  const bodyHash = contentHash(parsed);
-  // the execution changing under every try throws (ContentionError): 503, and the caller's retry
-  // is judged like any repeated callback (the same body again answers 200)
-  return retryOnContention(`complete the callback of ${key.runId}/${key.task}`, async () => {
-    const judged = judge(await readItem<TaskRecord>(keys.execution(key)), key, token, now);
-    const { record } = judged;
-    if (judged.kind === "completed") {
-      if (record.callbackBodyHash !== bodyHash) {
-        throw new CallbackAlreadyCompletedError(
-          `the task was already completed (${record.status}) by a callback with another body`,
-          { runId: record.runId, task: record.task, item: record.item, status: record.status },
-        );
-      }
-      await sendCompletion(completionOf(record, record.status as "succeeded" | "failed"));
-      return answer(record, record.status, false);
-    }
-    const outcome = await settle(record, resultOf(parsed), now, { token, bodyHash });
-    if (outcome.kind === "succeeded" || outcome.kind === "failed") {
-      await sendCompletion(completionOf(record, outcome.kind));
-      return answer(record, outcome.kind, true);
-    }
-    // lost: another callback, the expiry or a cancel got there first; judge from what it left
-    return lostRace(outcome);
-  });
-}
-
-/**
- * `POST /callbacks/{token}/heartbeat`: the waiting callback holds for another `heartbeatSeconds`
- * (never past its deadline). 409 once it was completed; 404 when unknown or expired.
- */
-export async function heartbeatCallback(
-  token: string,
-  now = new Date(),
-): Promise<{ heartbeatUntil: string }> {
-  const key = decode(token);
-  // the execution changing under every try throws (ContentionError): 503, and the heartbeat is
-  // simply sent again
-  return retryOnContention(`heartbeat the callback of ${key.runId}/${key.task}`, async () => {
-    const judged = judge(await readItem<TaskRecord>(keys.execution(key)), key, token, now);
-    const { record } = judged;
-    if (judged.kind === "completed") {
-      throw new CallbackAlreadyCompletedError(`the task was already completed (${record.status})`, {
-        runId: record.runId,
-        task: record.task,
-        item: record.item,
-        status: record.status,
-      });
-    }
-    const until = holdUntil(record, record.callbackDeadline as string, now);
-    const beat = await updateIf({
-      TableName: config.tableName(),
-      Key: keys.execution(record),
-      UpdateExpression: "SET leaseUntil = :until, sweepAt = :until",
-      // closes: a heartbeat reviving a callback that expired (its timeout being settled), or was settled or cancelled meanwhile
-      ConditionExpression:
-        "#status = :running AND attempt = :attempt AND callbackToken = :token AND leaseUntil > :now",
-      ExpressionAttributeNames: { "#status": "status" },
-      ExpressionAttributeValues: {
-        ":until": until,
-        ":running": "running",
-        ":attempt": record.attempt,
-        ":token": token,
-        ":now": now.toISOString(),
-      },
-    });
-    if (beat) return { heartbeatUntil: until };
-    // settled, cancelled or expired meanwhile: judge again
-    return lostRace();
-  });
 }

@@ -1,6 +1,6 @@
 import "../../helpers/unit-env";
 import { describe, expect, it } from "vitest";
-import { checkCallbackBody } from "../../../lib/engine/callback";
+import { checkCallbackBody } from "../../../lib/engine/callback-body";
 import { decodeToken, encodeToken, isSuspended, sameToken } from "../../../lib/engine/callback-token";
 import type { TaskRecord } from "../../../lib/engine/task-record";
 import { InvalidRequestError } from "../../../lib/errors";
@@ -82,7 +82,7 @@ describe("callback tokens", () => {
   });
 });
 
-describe("callback bodies", () => {
+describe("callback bodies (their JSON Schema, lib/engine/callback-body.ts)", () => {
   const problemsOf = (body: unknown) => {
     try {
       checkCallbackBody(body);
@@ -112,16 +112,21 @@ describe("callback bodies", () => {
     expect(problemsOf({ output: 1, error: { message: "x" } })).toEqual([
       { path: "", message: "must have exactly one of `output` and `error`" },
     ]);
-    expect(problemsOf({ output: 1, status: "ok" })).toEqual([
-      { path: "status", message: "unknown field (expected `output` or `error`)" },
-    ]);
+    expect(problemsOf({ output: 1, status: "ok" })).toContainEqual({
+      path: "status",
+      message: "is not an allowed property (allowed: output, error)",
+    });
     expect(problemsOf({ error: "no" })).toEqual([
       { path: "error", message: "must be an object `{code?, message}`" },
     ]);
-    expect(problemsOf({ error: { code: 5, message: "", why: 1 } }).map((p) => p.path)).toEqual([
-      "error.why",
-      "error.message",
+    expect(problemsOf({ error: { code: 5, message: "", why: 1 } })).toEqual([
+      { path: "error.why", message: "is not an allowed property (allowed: code, message)" },
+      { path: "error.code", message: "must be a string" },
+      { path: "error.message", message: "must be a non-empty string" },
+    ]);
+    expect(problemsOf({ error: { code: "9x", message: "x".repeat(4097) } }).map((p) => p.path)).toEqual([
       "error.code",
+      "error.message",
     ]);
     expect(problemsOf({ output: "x".repeat(300 * 1024) })[0]?.path).toBe("output");
   });
