@@ -1,5 +1,31 @@
+import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import { isOnceflowError, type RunEvent } from "../../lib/client";
+import { sqs } from "../../lib/clients";
+import { type RunRecord, readRun } from "../../lib/store/run-state";
 import type { LocalStackFixture } from "./stack";
+
+/**
+ * Waits until the queue holds no message, visible or in flight: every message sent to it was
+ * handled (and deleted) by the stack's pollers. The positive signal that a message which could
+ * have changed something had its chance, instead of a sleep.
+ */
+export async function waitForQueueDrained(queueUrl: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { Attributes = {} } = await sqs().send(
+      new GetQueueAttributesCommand({
+        QueueUrl: queueUrl,
+        AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+      }),
+    );
+    const left =
+      Number(Attributes.ApproximateNumberOfMessages) +
+      Number(Attributes.ApproximateNumberOfMessagesNotVisible);
+    if (left === 0) return;
+    if (Date.now() > deadline) throw new Error(`${queueUrl} still holds ${left} message(s)`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
 
 /**
  * Polls the run (`client.getRun`, every 100 ms) until it has ended, or until `until` holds, and
@@ -24,6 +50,22 @@ export async function waitForRun(
     if (until(run)) return run;
     if (Date.now() > deadline) throw late(run);
     await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** Polls the run's record in the table (every 50 ms) until `until` holds, and returns it. */
+export async function waitForRunRecord(
+  runId: string,
+  until: (run: RunRecord) => boolean,
+  timeoutMs = 30_000,
+): Promise<RunRecord> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const run = await readRun(runId);
+    if (run && until(run)) return run;
+    if (Date.now() > deadline)
+      throw new Error(`run ${runId}'s record did not get there in time: ${JSON.stringify(run)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
 

@@ -8,7 +8,7 @@ import { defineAction } from "../../lib/actions";
 import { sqs } from "../../lib/clients";
 import { config } from "../../lib/config";
 import { lambdaContext, sqsEvent } from "../helpers/lambda-events";
-import { eventsOf, register, waitForRun } from "../helpers/runs";
+import { eventsOf, register, waitForQueueDrained, waitForRun, waitForRunRecord } from "../helpers/runs";
 import { useSink } from "../helpers/sink";
 import { useLocalStack } from "../helpers/stack";
 import { snapshotTable } from "../helpers/table";
@@ -236,7 +236,7 @@ describe("exactly once under duplicates", () => {
         advanceHandler(sqsEvent([completion]), lambdaContext),
       ]);
       expect(direct).toEqual([{ batchItemFailures: [] }, { batchItemFailures: [] }]);
-      await new Promise((resolve) => setTimeout(resolve, 1500)); // the queued copies are handled too
+      await waitForQueueDrained(config.completionsQueueUrl()); // the queued copies were handled too
       expect(await snapshotTable(runId)).toBe(before);
       sink().release();
       const run = await waitForRun(stack, runId);
@@ -284,7 +284,9 @@ describe("exactly once under duplicates", () => {
     expect(await stack.api("POST", `/runs/${runId}/cancel`)).toMatchObject({ status: 202 });
     sink().release();
     const run = await waitForRun(stack, runId, (r) => r.tasks.working?.status === "succeeded");
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    // the advance after `working` settled (its worker's) is what could have started `after`: once it
+    // wound the run down, nothing runs and the run leaves the sweeper's index
+    await waitForRunRecord(runId, (r) => r.sweepShard === undefined);
     const after = await stack.client.getRun(runId);
     expect(after.status).toBe("cancelled");
     expect(run.tasks.after).toBeUndefined();

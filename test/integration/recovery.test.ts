@@ -70,9 +70,8 @@ describe("recovery by the sweeper's look at the run (I6)", () => {
     await register(stack, chain);
     // the execution fell due, the run's look comes in 30 s
     const runId = await runLeftByACrash({ sweepAt: past() }, later(30));
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-    expect((await stack.client.getRun(runId)).tasks.a?.status).toBe("queued");
     expect((await sweep(later(10))).acted).toBe(0); // the run's look is not due yet: nothing re-sent
+    expect((await stack.client.getRun(runId)).tasks.a?.status).toBe("queued");
     expect((await sweep(later(31))).acted).toBeGreaterThanOrEqual(1); // the look, which re-sends it
     const run = await waitForRun(stack, runId);
     expect(run.status).toBe("succeeded");
