@@ -4,8 +4,15 @@ import { historyEvent } from "../store/events";
 import { keys } from "../store/keys";
 import type { RunRecord } from "../store/run-state";
 import { transact } from "../store/transaction";
+import { point } from "./interleave";
 import { type Promoted, release } from "./lock";
 import { type ErrorInfo, sweepValues } from "./task-record";
+
+/**
+ * The end's guard that a test takes away (test/integration/redrive.test.ts): the fence on the
+ * redrive count the handler read. Never changed outside tests.
+ */
+export const endRunGuards = { redrives: true };
 
 /** A run's output is stored on the run's item, which must stay under 400 KB. */
 export const MAX_RUN_OUTPUT_BYTES = 128 * 1024;
@@ -45,6 +52,8 @@ export async function endRun(
     const lock = options.keepLock ? undefined : await release(run, now);
     // a run that keeps its lock (actions may still run) stays in the sweeper's index until they ended
     const sweep = lookKept(run, options.keepLock ?? false, now);
+    const fence = run.redriveCount ? "redriveCount = :redrives" : "attribute_not_exists(redriveCount)";
+    await point("end-run:before-write", { runId: run.runId, status });
     const outcome = await transact([
       {
         Update: {
@@ -53,7 +62,7 @@ export async function endRun(
           UpdateExpression: `SET #status = :status, ${error ? "#error = :error" : "#output = :output"}, endedAt = :now${sweep.update}`,
           // closes: two handlers (or a handler and the sweeper) ending the run twice, and a handler that
           // read the run before it failed and was redriven ending the redriven run
-          ConditionExpression: `#status = :running AND ${run.redriveCount ? "redriveCount = :redrives" : "attribute_not_exists(redriveCount)"}`,
+          ConditionExpression: endRunGuards.redrives ? `#status = :running AND ${fence}` : "#status = :running",
           ExpressionAttributeNames: error
             ? { "#status": "status", "#error": "error" }
             : { "#status": "status", "#output": "output" },
@@ -62,7 +71,7 @@ export async function endRun(
             ":running": "running",
             ":now": now.toISOString(),
             ...(error ? { ":error": error } : { ":output": output ?? null }),
-            ...(run.redriveCount ? { ":redrives": run.redriveCount } : {}),
+            ...(run.redriveCount && endRunGuards.redrives ? { ":redrives": run.redriveCount } : {}),
             ...sweep.values,
           },
         },
@@ -72,6 +81,7 @@ export async function endRun(
       }),
       ...(lock?.writes ?? []),
     ]);
+    await point("end-run:after-write", { runId: run.runId, ended: outcome.ok });
     if (outcome.ok) return { ended: true, promoted: lock?.promoted };
     if (outcome.reasons[0]?.code === "ConditionalCheckFailed") return { ended: false };
     // the lock moved (a run joined its queue): read it again

@@ -8,7 +8,9 @@ export type InterleavingPoint =
   | "countdown:before-commit"
   | "advance:before-dispatch"
   | "settle:before-write"
-  | "redrive:after-commit";
+  | "redrive:after-commit"
+  | "end-run:before-write"
+  | "end-run:after-write";
 
 type Hook = (detail: Record<string, unknown>) => Promise<void> | void;
 

@@ -4,7 +4,9 @@
  */
 import { describe, expect, it } from "vitest";
 import { advance } from "../../lib/engine/advance";
+import { endRunGuards } from "../../lib/engine/end-run";
 import { onPoint } from "../../lib/engine/interleave";
+import { readRun } from "../../lib/store/run-state";
 import { eventsOf, register, waitForRun } from "../helpers/runs";
 import { useSink } from "../helpers/sink";
 import { useLocalStack } from "../helpers/stack";
@@ -186,5 +188,70 @@ describe("redrive", () => {
     // the key is free again: a third run starts at once
     const third = await stack.client.createRun("redrive-keyed", { input: { repo: "r", n: 3 } });
     expect(third.status).toBe("running");
+  });
+
+  /**
+   * A handler that read the run before it failed must not end it once it was redriven: endRun is
+   * fenced on the redrive count it read. Pinned with interleaving points, not a seed: the worker's
+   * advance that would end the run as failed is held at its write while another advance ends it,
+   * the run is redriven and its task runs again, then the held one writes. Taken away, the fence
+   * is caught: the redriven run ends failed under its running task.
+   */
+  async function staleEndAfterRedrive(name: string): Promise<{ status: string; runFailed: number }> {
+    await register(stack, { name, tasks: { only: call(`/${name}`, {}) } });
+    sink().reset();
+    sink().respond(`/${name}`, [400, 200]); // fails once (not retryable), then accepts
+    let releaseStale: () => void = () => {};
+    let staleWrote: (ended: boolean) => void = () => {};
+    const staleHeld = new Promise<void>((held) => {
+      let first = true;
+      const remove = onPoint("end-run:before-write", async (detail) => {
+        if (!first || (await readRun(detail.runId as string))?.workflow !== name) return;
+        first = false; // the first handler to end it: the worker's, which read the run before it failed
+        remove();
+        held();
+        await new Promise<void>((go) => {
+          releaseStale = go;
+        });
+      });
+    });
+    const staleDone = new Promise<boolean>((done) => {
+      staleWrote = done;
+    });
+    const { runId } = await stack.client.createRun(name);
+    await staleHeld;
+    // another advance of the same run ends it
+    await advance(runId);
+    expect((await stack.client.getRun(runId)).status).toBe("failed");
+    const attempt2 = sink().holdNext(1);
+    expect((await stack.api("POST", `/runs/${runId}/redrive`)).status).toBe(202);
+    await attempt2; // the redriven task runs, held by the sink
+    const removeAfter = onPoint("end-run:after-write", (detail) => {
+      if (detail.runId !== runId) return;
+      removeAfter();
+      staleWrote(detail.ended as boolean);
+    });
+    releaseStale();
+    await staleDone; // the held handler wrote (or was refused)
+    sink().release();
+    const run = await waitForRun(stack, runId);
+    const runFailed = (await eventsOf(stack, runId)).filter((e) => e.type === "RunFailed").length;
+    return { status: run.status, runFailed };
+  }
+
+  it("a handler that read the run before it failed does not end it once redriven (endRun's fence on redriveCount)", async () => {
+    expect(await staleEndAfterRedrive("redrive-stale-end")).toEqual({ status: "succeeded", runFailed: 1 });
+  });
+
+  it("that fence taken away is caught: the redriven run ends failed under its running task", async () => {
+    endRunGuards.redrives = false;
+    try {
+      expect(await staleEndAfterRedrive("redrive-stale-end-unguarded")).toEqual({
+        status: "failed",
+        runFailed: 2,
+      });
+    } finally {
+      endRunGuards.redrives = true;
+    }
   });
 });

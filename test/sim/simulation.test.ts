@@ -156,11 +156,11 @@ const GUARDS: {
     mode: "duplicate",
     caught: /I4|I5|I6/,
   },
-  // Not caught: endRun's fence on the redrive count it read (`redriveCount = :redrives`, or
+  // endRun's fence on the redrive count it read (`redriveCount = :redrives`, or
   // `attribute_not_exists(redriveCount)`) taken away alone is caught in no mode in seeds 1-60: it
   // needs a handler that read the run before it failed to end it after a redrive, and the run's
-  // other guards (a redrive waits until nothing of the run is queued or running) leave no such
-  // handler in these schedules.
+  // other guards leave no such handler in these schedules. Its guard-removal test pins that
+  // interleaving with interleaving points instead (test/integration/redrive.test.ts, endRunGuards).
 ];
 
 /** Seeds that once found a bug, kept as regressions (their schedules change when the engine's calls do). */
