@@ -62,7 +62,9 @@ export async function endRun(
           UpdateExpression: `SET #status = :status, ${error ? "#error = :error" : "#output = :output"}, endedAt = :now${sweep.update}`,
           // closes: two handlers (or a handler and the sweeper) ending the run twice, and a handler that
           // read the run before it failed and was redriven ending the redriven run
-          ConditionExpression: endRunGuards.redrives ? `#status = :running AND ${fence}` : "#status = :running",
+          ConditionExpression: endRunGuards.redrives
+            ? `#status = :running AND ${fence}`
+            : "#status = :running",
           ExpressionAttributeNames: error
             ? { "#status": "status", "#error": "error" }
             : { "#status": "status", "#output": "output" },
