@@ -439,7 +439,7 @@ async function sharedKeysNeverOverlap(client: OnceflowClient, sink: Sink, seed: 
   return violations;
 }
 
-/** The history of the slowest run, each event and crash at its offset from the run's creation. */
+/** The history of the slowest run, each event and crash (its own, and the sweeper's) at its offset from the run's creation. */
 async function explainSlowest(
   runs: RunView[],
   crashes: ChaosReport["crashes"],
@@ -456,7 +456,8 @@ async function explainSlowest(
       text: `${e.type} ${e.task ?? ""}${e.item === undefined ? "" : `/${e.item}`}${e.attempt ? ` #${e.attempt}` : ""}`,
     })),
     ...crashes
-      .filter((c) => c.keys.some((k) => k.startsWith(slowest.runId)))
+      // the sweeper's crashes too: its looks are what heal a run
+      .filter((c) => c.fn === "sweeper" || c.keys.some((k) => k.startsWith(slowest.runId)))
       .map((c) => ({ ms: c.at, text: `CRASH ${c.fn} ${c.when} ${c.command} (${c.keys.join(", ")})` })),
   ].sort((a, b) => a.ms - b.ms);
   log(`the slowest run, ${slowest.runId}, took ${(took(slowest) / 1000).toFixed(1)} s:`);
