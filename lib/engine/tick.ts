@@ -16,8 +16,11 @@
  * - A sweeper that died before sending the next tick: its own tick comes back when the queue's
  *   visibility timeout ends (the sweeper's timeout, 10 s); by then `tickAt` is more than STALE
  *   seconds past, so that tick takes the chain over.
- * - The once-a-minute schedule takes a chain over only when it is stale too: it starts the first
- *   chain, and one whose tick was lost.
+ * - The once-a-minute schedule sends a kick: a tick without `due`, delivered at once, which takes
+ *   the chain over only when it is stale (it starts the first chain, and one whose tick was lost).
+ *   The schedule sweeps nothing itself: a kick whose sweeper dies comes back after the visibility
+ *   timeout like any tick (10 s), where a schedule that died taking over would have left the chain
+ *   dead until the next minute.
  */
 import { SendMessageCommand } from "@aws-sdk/client-sqs";
 import { sqs } from "../clients";
@@ -31,8 +34,8 @@ import { addSeconds } from "./task-record";
 const STALE_SECONDS = 3;
 
 export interface Tick {
-  /** When this tick was due (the chain's `tickAt` when it was sent). */
-  due: string;
+  /** When this tick was due (the chain's `tickAt` when it was sent); none: a kick (`kick`). */
+  due?: string;
 }
 
 /**
@@ -58,9 +61,9 @@ export async function takeTick(due: string | undefined, now = new Date()): Promi
   return taken ? { due: next } : undefined;
 }
 
-/** Sends the chain's next tick, delivered when it is due. */
+/** Sends the chain's next tick, delivered when it is due (a kick, at once). */
 export async function sendTick(tick: Tick, now = new Date()): Promise<void> {
-  const delay = Math.max(0, Math.ceil((Date.parse(tick.due) - now.getTime()) / 1000));
+  const delay = tick.due ? Math.max(0, Math.ceil((Date.parse(tick.due) - now.getTime()) / 1000)) : 0;
   await sqs().send(
     new SendMessageCommand({
       QueueUrl: config.sweepQueueUrl(),
@@ -70,8 +73,13 @@ export async function sendTick(tick: Tick, now = new Date()): Promise<void> {
   );
 }
 
+/** The schedule's part: a kick, which takes the chain over if it is dead (see above). */
+export async function kick(now = new Date()): Promise<void> {
+  await sendTick({}, now);
+}
+
 /**
- * A tick (or the schedule, `due` undefined): takes the chain, sends its next tick, then sweeps.
+ * A tick (or a kick, `due` undefined): takes the chain, sends its next tick, then sweeps.
  * Undefined when another chain lives: this tick is dropped and nothing is swept.
  */
 export async function onTick(due: string | undefined, now = new Date()): Promise<SweepResult | undefined> {

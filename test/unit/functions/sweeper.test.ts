@@ -1,6 +1,7 @@
 /**
- * The sweeper adapter's branches: a tick another chain holds sweeps nothing; a pass goes on past an
- * item whose handling failed, and the failure is counted (and logged), not thrown.
+ * The sweeper adapter's branches: the schedule only kicks; a tick another chain holds sweeps
+ * nothing; a pass goes on past an item whose handling failed, and the failure is counted (and
+ * logged), not thrown.
  */
 import "../../helpers/unit-env";
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
@@ -26,6 +27,16 @@ beforeEach(() => {
 const tick = () => sqsEvent([{ due: past }]);
 
 describe("sweeper", () => {
+  it("on the schedule, only sends a kick (a tick without due, at once): no write, no sweep", async () => {
+    expect(await handler({ source: "aws.events" } as ScheduledEvent, lambdaContext)).toEqual({
+      kicked: true,
+    });
+    expect(dynamo.calls()).toHaveLength(0);
+    const sent = queue.commandCalls(SendMessageCommand).map((c) => c.args[0].input);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toMatchObject({ QueueUrl: "http://q/sweep", DelaySeconds: 0, MessageBody: "{}" });
+  });
+
   it("drops a tick when another chain holds the tick item, and sweeps nothing", async () => {
     dynamo.on(UpdateCommand).rejects(new ConditionalCheckFailedException({ message: "held", $metadata: {} }));
     expect(await handler(tick(), lambdaContext)).toEqual({ skipped: true });
@@ -46,7 +57,7 @@ describe("sweeper", () => {
     dynamo.on(GetCommand, { Key: { pk: "RUN#b", sk: "TASK#t" } }).resolves({
       Item: { pk: "RUN#b", sk: "TASK#t", runId: "b", task: "t", status: "queued", attempt: 0, sweepAt: past },
     });
-    const result = await handler({ source: "aws.events" } as ScheduledEvent, lambdaContext);
+    const result = await handler(sqsEvent([{}]), lambdaContext); // a kick that finds the chain dead
     expect(result).toEqual({ acted: 1, overdue: 2, failed: 1 });
     const next = queue.commandCalls(SendMessageCommand)[0]?.args[0].input;
     expect(next?.QueueUrl).toBe("http://q/sweep");
