@@ -20,6 +20,7 @@ import {
 import { newRunId } from "./ids";
 import { isTerminal } from "./model/run-status";
 import { sendTasks } from "./queue";
+import { IF_ABSENT } from "./store/conditional";
 import { lostRace, retryOnContention } from "./store/contention";
 import { historyEvent } from "./store/events";
 import { keys } from "./store/keys";
@@ -131,7 +132,7 @@ export async function createRun(
               expiresAt: Math.floor(now.getTime() / 1000) + IDEMPOTENCY_TTL_SECONDS,
             },
             // closes: concurrent creates with one Idempotency-Key each creating a run (I1)
-            ConditionExpression: "attribute_not_exists(pk)",
+            ConditionExpression: IF_ABSENT,
             ReturnValuesOnConditionCheckFailure: "ALL_OLD",
           },
         });
@@ -142,7 +143,7 @@ export async function createRun(
             TableName: config.tableName(),
             Item: { ...keys.run(runId), ...keys.runListing(run), ...run },
             // closes: a run id collision overwriting another run
-            ConditionExpression: "attribute_not_exists(pk)",
+            ConditionExpression: IF_ABSENT,
           },
         },
         ...history,

@@ -5,6 +5,7 @@ import { parseDefinitionBody } from "./definition/parse";
 import type { WorkflowDefinition } from "./definition/types";
 import { validateDefinition } from "./definition/validate";
 import { InvalidWorkflowError, WorkflowNotFoundError } from "./errors";
+import { IF_ABSENT } from "./store/conditional";
 import { keys } from "./store/keys";
 import { queryAll } from "./store/query";
 import { readItem } from "./store/run-state";
@@ -71,7 +72,7 @@ export async function registerWorkflow(
           TableName: config.tableName(),
           Item: { ...keys.workflowVersion(name, version), name, version, hash, definition, createdAt },
           // closes: two registrations writing the same version number; versions are immutable
-          ConditionExpression: "attribute_not_exists(pk)",
+          ConditionExpression: IF_ABSENT,
         },
       },
       {
@@ -86,7 +87,7 @@ export async function registerWorkflow(
             createdAt,
           },
           // closes: the latest pointer moving backwards when registrations race
-          ConditionExpression: latest ? "version = :previous" : "attribute_not_exists(pk)",
+          ConditionExpression: latest ? "version = :previous" : IF_ABSENT,
           ExpressionAttributeValues: latest ? { ":previous": latest.version } : undefined,
         },
       },

@@ -26,7 +26,7 @@ import { type CallbackKey, encodeToken } from "./callback-token";
 import { cancelUnsent } from "./cancel";
 import type { ClaimResult } from "./claim";
 import { lookBy } from "./look";
-import { type AttemptResult, settle } from "./settle";
+import { ATTEMPT_FENCE, type AttemptResult, settle } from "./settle";
 import { addSeconds, type ErrorInfo, idempotencyKey, type TaskRecord } from "./task-record";
 
 /** How long the notify POST may take. */
@@ -89,7 +89,7 @@ export async function issue(record: TaskRecord, now = new Date()): Promise<Attem
           "SET callbackToken = :token, callbackDeadline = :deadline, leaseUntil = :until, sweepAt = :until " +
           "REMOVE notifiedAt, callbackBodyHash",
         // closes: a zombie worker (its lease taken over by a newer attempt) suspending that attempt with its token
-        ConditionExpression: "#status = :running AND attempt = :attempt",
+        ConditionExpression: ATTEMPT_FENCE,
         ExpressionAttributeNames: { "#status": "status" },
         ExpressionAttributeValues: {
           ":token": token,

@@ -4,6 +4,7 @@ import type { WorkflowDefinition } from "../definition/types";
 import { ExpressionError } from "../errors";
 import { evaluateTemplate } from "../expression";
 import { type QueuedItem, sendTasks } from "../queue";
+import { IF_ABSENT } from "../store/conditional";
 import { historyEvent } from "../store/events";
 import { keys } from "../store/keys";
 import { type TxItem, transact, type Write } from "../store/transaction";
@@ -90,7 +91,7 @@ export function taskCreation(record: TaskRecord): Write[] {
         TableName: config.tableName(),
         Item: { ...keys.task(record.runId, record.task), ...record },
         // closes: two handlers dispatching the same successor; the second put fails (I3)
-        ConditionExpression: "attribute_not_exists(pk)",
+        ConditionExpression: IF_ABSENT,
       },
     },
     historyEvent(record.runId, "TaskQueued", { task: record.task }),
@@ -118,6 +119,9 @@ export function whileRunning(runId: string, now?: Date): TxItem {
   };
 }
 
+/** The guard of the cleanup of a run that ended: the run is not running (never once redriven). */
+export const WHILE_ENDED = "#status <> :running";
+
 /**
  * A transaction item that holds only while the run is not running: for the cleanup of a run that
  * ended (cancelled, failed, timed out), which must not touch it once a redrive restarted it.
@@ -128,7 +132,7 @@ export function whileEnded(runId: string): TxItem {
       TableName: config.tableName(),
       Key: keys.run(runId),
       // closes: a late cleanup of the ended run cancelling what a redrive just put back
-      ConditionExpression: "#status <> :running",
+      ConditionExpression: WHILE_ENDED,
       ExpressionAttributeNames: { "#status": "status" },
       ExpressionAttributeValues: { ":running": "running" },
     },

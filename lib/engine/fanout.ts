@@ -8,6 +8,7 @@ import type { TaskDefinition, WorkflowDefinition } from "../definition/types";
 import { ExpressionError } from "../errors";
 import { evaluateTemplate } from "../expression";
 import { mapLimit } from "../map-limit";
+import { IF_ABSENT } from "../store/conditional";
 import { historyEvent } from "../store/events";
 import { keys } from "../store/keys";
 import { queryRunItems } from "../store/run-state";
@@ -89,7 +90,7 @@ export async function startFanOut(
         TableName: config.tableName(),
         Item: { ...keys.task(runId, task), ...parent },
         // closes: two advances starting the same with-items task (I3)
-        ConditionExpression: "attribute_not_exists(pk)",
+        ConditionExpression: IF_ABSENT,
       },
     },
     historyEvent(runId, type, { task, detail: error ? { error } : { items: total } }),

@@ -15,6 +15,11 @@ import { whileRunning } from "./dispatch";
 import { queuedItems } from "./items";
 import { type FanOutRecord, nextLook } from "./task-record";
 
+/** The guard of every change of a with-items task's counters: its version as read (I4). */
+export const VERSION_FENCE = "version = :version";
+/** The guard of queueing an item put `pending` (a task started before chunks): still pending. */
+export const FROM_PENDING = "#status = :pending";
+
 /**
  * Items queued in one transaction (a fresh item is no write of it, a redriven one or one put
  * `pending` before chunks is one, under DynamoDB's 100)...
@@ -135,7 +140,7 @@ export async function queueItems(p: FanOutRecord, batch: Batch, now: Date): Prom
           Key: keys.item(p.runId, p.task, index),
           UpdateExpression: "SET #status = :queued, sweepAt = :sweepAt",
           // closes: an item queued twice by two fills that read the same counters
-          ConditionExpression: "#status = :pending",
+          ConditionExpression: FROM_PENDING,
           ExpressionAttributeNames: { "#status": "status" },
           ExpressionAttributeValues: { ":queued": "queued", ":pending": "pending", ...sweep },
         },
@@ -195,7 +200,7 @@ export function parentUpdate(before: FanOutRecord, after: FanOutRecord, now: Dat
       Key: keys.task(before.runId, before.task),
       UpdateExpression: update,
       // closes: two handlers changing the counters from the same reading (lost update, double count)
-      ConditionExpression: "version = :version",
+      ConditionExpression: VERSION_FENCE,
       ExpressionAttributeNames: ended
         ? { "#status": "status", ...(after.error ? { "#error": "error" } : {}) }
         : undefined,

@@ -23,7 +23,7 @@ import { db } from "../clients";
 import { config } from "../config";
 import { mapLimit } from "../map-limit";
 import type { QueuedItem } from "../queue";
-import { putIf } from "../store/conditional";
+import { IF_ABSENT, putIf } from "../store/conditional";
 import { timeOfSortId } from "../store/events";
 import { keys } from "../store/keys";
 import { queuedWithout } from "./dispatch";
@@ -77,7 +77,7 @@ export async function writeChunks(records: TaskRecord[], size: number): Promise<
         items: records.slice(k * size, (k + 1) * size).map(own),
       },
       // closes: a start that raced this one overwriting the chunk its parent (if it won) names
-      ConditionExpression: "attribute_not_exists(pk)",
+      ConditionExpression: IF_ABSENT,
     }),
   );
 }

@@ -25,8 +25,12 @@ import { keys } from "../store/keys";
 import { type RunRecord, readItem, readTasks } from "../store/run-state";
 import { type TxItem, transact, type Write } from "../store/transaction";
 import { getWorkflowVersion, type WorkflowVersion } from "../workflows";
+import { WHILE_ENDED } from "./dispatch";
 import { planStart, type RunStart, startTransition } from "./start";
 import { isFanOut } from "./task-record";
+
+/** The guard of taking a concurrency key's lock: nobody holds it (F5, I5). */
+export const LOCK_FREE = "attribute_not_exists(holder)";
 
 export interface LockRecord {
   workflow: string;
@@ -102,7 +106,7 @@ export function acquireOrWait(
       key,
       "SET holder = :run, workflow = :workflow, lockKey = :key, waiting = if_not_exists(waiting, :none)",
       // closes: two creates taking the same free lock at once (F5)
-      "attribute_not_exists(holder)",
+      LOCK_FREE,
       { ":run": runId, ":workflow": workflow, ":key": key, ":none": [] },
     );
     return { acquired: true, write };
@@ -234,7 +238,7 @@ export async function releaseWhenIdle(run: RunRecord, now = new Date()): Promise
         UpdateExpression: "REMOVE sweepShard, sweepAt",
         // closes: a late wind-down giving away the key of (or taking out of the index) a run a
         // redrive restarted meanwhile
-        ConditionExpression: "#status <> :running",
+        ConditionExpression: WHILE_ENDED,
         ExpressionAttributeNames: { "#status": "status" },
         ExpressionAttributeValues: { ":running": "running" },
       },

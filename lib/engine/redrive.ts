@@ -25,8 +25,13 @@ import type { TxItem, Write } from "../store/transaction";
 import type { WorkflowVersion } from "../workflows";
 import { isCounted } from "./counted";
 import { failureHandled } from "./evaluate";
+import { VERSION_FENCE } from "./fill";
 import { startFields } from "./start";
 import { type FanOutRecord, isFanOut, sweepValues, type TaskItem, type TaskRecord } from "./task-record";
+
+/** The guard of a redrive: the run failed, at the redrive count read (of concurrent redrives, one). */
+export const REDRIVABLE =
+  "#status = :failed AND (attribute_not_exists(redriveCount) OR redriveCount = :seen)";
 
 /** The run item and its history event, plus one write per execution put back: under DynamoDB's 100. */
 const MAX_TASKS_PUT_BACK = 96;
@@ -94,8 +99,7 @@ export async function planRedrive(
           "SET #status = :running, redriveCount = :count, redrivenAt = :now, sweepShard = :shard, sweepAt = :sweepAt" +
           `${fields.deadline ? ", deadline = :deadline" : ""} REMOVE #error, endedAt`,
         // closes: two redrives of one run both restarting it, and a redrive racing another one's end
-        ConditionExpression:
-          "#status = :failed AND (attribute_not_exists(redriveCount) OR redriveCount = :seen)",
+        ConditionExpression: REDRIVABLE,
         ExpressionAttributeNames: { "#status": "status", "#error": "error" },
         ExpressionAttributeValues: {
           ":running": "running",
@@ -164,7 +168,7 @@ function fanOutPutBack(
         "failedItems = :failed, cancelledItems = :cancelled, sweepShard = :shard, sweepAt = :sweepAt " +
         "REMOVE #error, endedAt",
       // closes: putting items back while the task's counters moved (a late count, a second redrive)
-      ConditionExpression: "version = :version",
+      ConditionExpression: VERSION_FENCE,
       ExpressionAttributeNames: { "#status": "status", "#error": "error" },
       ExpressionAttributeValues: {
         ":running": "running",
@@ -189,7 +193,7 @@ function fanOutRestart(t: FanOutRecord): TxItem {
       TableName: config.tableName(),
       Key: keys.task(t.runId, t.task),
       // closes: deleting a task that moved since it was read
-      ConditionExpression: "version = :version",
+      ConditionExpression: VERSION_FENCE,
       ExpressionAttributeValues: { ":version": t.version },
     },
   };

@@ -12,6 +12,9 @@ import {
   type TaskRecord,
 } from "./task-record";
 
+/** The guard of an attempt's result: the execution still running as that attempt (I8). */
+export const ATTEMPT_FENCE = "#status = :running AND attempt = :attempt";
+
 export type AttemptResult =
   | { ok: true; output: unknown }
   | { ok: false; error: ErrorInfo; retryable: boolean };
@@ -79,7 +82,7 @@ export async function settle(
     Object.assign(values, { ":failed": "failed", ":error": result.error });
     outcome = { kind: "failed" };
   }
-  let condition = "#status = :running AND attempt = :attempt";
+  let condition = ATTEMPT_FENCE;
   if (callback) {
     update = update.replace(/^SET /, "SET callbackBodyHash = :bodyHash, ");
     // closes: a callback racing its own expiry (timeout, missed heartbeat), or carrying an older attempt's token

@@ -33,6 +33,14 @@ import { readItem } from "../store/run-state";
 import { type TxItem, type TxOutcome, transact, type Write } from "../store/transaction";
 import { nextLook, type TaskRecord } from "./task-record";
 
+/** The guard of a claim taking a slot of a limit: one is free and nobody waits (F4, I4). */
+export const SLOT_FREE =
+  "(attribute_not_exists(active) OR active < :max) AND (attribute_not_exists(waiting) OR size(waiting) = :zero)";
+/** The guard of parking for a slot: every slot is taken, or others wait (F4, I4). */
+export const SLOT_TAKEN = "attribute_exists(active) AND (active >= :max OR size(waiting) > :zero)";
+/** The guard of handing a slot over: the execution is still parked, at the attempt read (F4, I4). */
+export const STILL_PARKED = "#status = :queued AND slot = :waiting AND attempt = :attempt";
+
 /** The limit an execution is subject to, carried on its record (a worker never reads the definition). */
 export interface SlotLimit {
   workflow: string;
@@ -91,8 +99,7 @@ export function takeSlot(record: TaskRecord): TxItem {
         "SET active = if_not_exists(active, :zero) + :one, waiting = if_not_exists(waiting, :none), " +
         "#held = if_not_exists(#held, :zero) + :one, #served = if_not_exists(#served, :zero) + :one",
       // closes: more than maxRunning claims taking slots at once (F4, I4), and a claim overtaking those waiting
-      ConditionExpression:
-        "(attribute_not_exists(active) OR active < :max) AND (attribute_not_exists(waiting) OR size(waiting) = :zero)",
+      ConditionExpression: SLOT_FREE,
       ExpressionAttributeNames: { "#held": heldName(record.runId), "#served": servedName(record.runId) },
       ExpressionAttributeValues: {
         ":zero": 0,
@@ -124,7 +131,7 @@ export function joinWaiting(record: TaskRecord): Write[] {
         Key: limitKey(record),
         UpdateExpression: "SET waiting = list_append(waiting, :entry)",
         // closes: waiting for a slot that was given back meanwhile (nobody would hand it over)
-        ConditionExpression: "attribute_exists(active) AND (active >= :max OR size(waiting) > :zero)",
+        ConditionExpression: SLOT_TAKEN,
         ExpressionAttributeValues: {
           ":entry": [entryOf(record)],
           ":max": (record.limit as SlotLimit).maxRunning,
@@ -264,7 +271,7 @@ export async function giveBack(record: TaskRecord, now = new Date()): Promise<Gi
         Key: keys.execution(chosen),
         UpdateExpression: "SET slot = :held, sweepAt = :sweepAt",
         // closes: handing a slot to an execution cancelled (or handed one) since it was read
-        ConditionExpression: "#status = :queued AND slot = :waiting AND attempt = :attempt",
+        ConditionExpression: STILL_PARKED,
         ExpressionAttributeNames: { "#status": "status" },
         ExpressionAttributeValues: {
           ":held": "held",

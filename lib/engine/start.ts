@@ -75,6 +75,9 @@ export async function planStart(
   return { fields, tasks: messages, writes: [started] };
 }
 
+/** The guard of a run's start: the run still has the status it leaves (F2, I1). */
+export const START_FROM = "#status = :from";
+
 /**
  * The run's own change when it starts (`running`, with its start fields), or, given no start,
  * when a waiting run gets its key without starting (`pending`, for a trigger). Conditional on the
@@ -93,7 +96,7 @@ export function startTransition(
       Key: keys.run(runId),
       UpdateExpression: `SET ${set.map((k) => `#${k} = :${k}`).join(", ")} REMOVE startOnLock`,
       // closes: two triggers starting one run (F2, I1), or a lock passed to a run no longer waiting
-      ConditionExpression: "#status = :from",
+      ConditionExpression: START_FROM,
       ExpressionAttributeNames: Object.fromEntries(set.map((k) => [`#${k}`, k])),
       ExpressionAttributeValues: {
         ...Object.fromEntries(set.map((k) => [`:${k}`, fields[k]])),

@@ -11,6 +11,9 @@ import {
 } from "@aws-sdk/lib-dynamodb";
 import { db } from "../clients";
 
+/** The guard of a put that creates an item: no item with its key yet (for `#status`-less keys too). */
+export const IF_ABSENT = "attribute_not_exists(pk)";
+
 async function answered(write: Promise<unknown>): Promise<boolean> {
   try {
     await write;

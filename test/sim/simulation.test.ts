@@ -8,6 +8,14 @@
 import { describe, expect, it } from "vitest";
 import { CLAIM_AS_READ, claimGuards, FIRST_CLAIM, QUEUED_CLAIM } from "../../lib/engine/claim";
 import { countingGuards } from "../../lib/engine/counted";
+import { WHILE_ENDED } from "../../lib/engine/dispatch";
+import { FROM_PENDING, VERSION_FENCE } from "../../lib/engine/fill";
+import { LOCK_FREE } from "../../lib/engine/lock";
+import { REDRIVABLE } from "../../lib/engine/redrive";
+import { ATTEMPT_FENCE } from "../../lib/engine/settle";
+import { SLOT_FREE, SLOT_TAKEN, STILL_PARKED } from "../../lib/engine/slot";
+import { START_FROM } from "../../lib/engine/start";
+import { IF_ABSENT } from "../../lib/store/conditional";
 import type { Weakening } from "../helpers/sim/memory-table";
 import { type FaultMode, simulateMany } from "../helpers/sim/simulation";
 
@@ -71,19 +79,19 @@ const GUARDS: {
   },
   {
     guard: "settle: fenced on the attempt (I8)",
-    condition: "#status = :running AND attempt = :attempt",
+    condition: ATTEMPT_FENCE,
     mode: "stall",
     caught: /I2|I3|I8/,
   },
   {
     guard: "countdown and fill: counters moved from the version read (I4)",
-    condition: "version = :version",
+    condition: VERSION_FENCE,
     mode: "all",
     caught: /I4|I6/, // a lost update leaves a slot taken: the task never ends, or ends with active > 0
   },
   {
     guard: "dispatch, start, create: put only if absent (I1, I3)",
-    condition: "attribute_not_exists(pk)",
+    condition: IF_ABSENT,
     mode: "duplicate",
     caught: /I1|I3/,
     schedules: 10, // caught at once; its schedules then loop until the step limit
@@ -91,20 +99,19 @@ const GUARDS: {
   {
     guard: "trigger and queueing of items: only from pending (F2, I1, I4)",
     // the start of a run (trigger, or the lock handed over) and the queueing of with-items items
-    condition: ["#status = :from", "#status = :pending"],
+    condition: [START_FROM, FROM_PENDING],
     mode: "all",
     caught: /I1|I3|I4/,
   },
   {
     guard: "concurrency key: one holder at a time (F5, I5)",
-    condition: "attribute_not_exists(holder)",
+    condition: LOCK_FREE,
     mode: "none",
     caught: /I5/,
   },
   {
     guard: "limit: a claim takes a slot only if one is free and nobody waits (F4, I4)",
-    condition:
-      "(attribute_not_exists(active) OR active < :max) AND (attribute_not_exists(waiting) OR size(waiting) = :zero)",
+    condition: SLOT_FREE,
     mode: "none",
     caught: /I4/,
   },
@@ -121,13 +128,13 @@ const GUARDS: {
   },
   {
     guard: "limit: park only behind a slot that is taken (F4, I4)",
-    condition: "attribute_exists(active) AND (active >= :max OR size(waiting) > :zero)",
+    condition: SLOT_TAKEN,
     mode: "all",
     caught: /I4|I6/,
   },
   {
     guard: "limit: a slot handed only to an execution still parked (F4, I4)",
-    condition: "#status = :queued AND slot = :waiting AND attempt = :attempt",
+    condition: STILL_PARKED,
     // needs a cancel between the give-back's read of the parked execution and its write: rare
     // (about one schedule in 100 with no faults; the slot handed to a cancelled execution never
     // comes back, so the runs parked behind it never end). Which seeds catch it moves whenever the
@@ -141,7 +148,7 @@ const GUARDS: {
   },
   {
     guard: "redrive: only a failed run, of concurrent redrives one (I1, I3)",
-    condition: "#status = :failed AND (attribute_not_exists(redriveCount) OR redriveCount = :seen)",
+    condition: REDRIVABLE,
     // needs two redrives that read the run before either commits and put back nothing the other
     // one's writes fence (a run timed out with nothing failed): 13 violations in stall seeds 1-60,
     // 6 in crash, none in the other modes
@@ -150,7 +157,7 @@ const GUARDS: {
   },
   {
     guard: "cleanup of an ended run: never once it is redriven (whileEnded)",
-    condition: "#status <> :running",
+    condition: WHILE_ENDED,
     // a late wind-down cancels what the redrive put back: caught in duplicate (7 of seeds 1-60),
     // redeliver, crash, stall and all
     mode: "duplicate",
