@@ -16,7 +16,7 @@ export const CALLBACK_BODY_SCHEMA = {
   type: "object",
   additionalProperties: false,
   properties: {
-    output: { description: "The task's output (any JSON, at most 256 KB)." },
+    output: { description: `The task's output (any JSON, at most ${MAX_OUTPUT_BYTES / 1024} KB).` },
     error: {
       type: "object",
       additionalProperties: false,
