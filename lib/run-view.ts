@@ -3,13 +3,12 @@
  * concurrency key, a concurrency limit's slot), and its history.
  */
 
-import { startTasks } from "./definition/graph";
 import { isSuspended } from "./engine/callback-token";
-import { planTasks } from "./engine/dispatch";
 import { unqueued } from "./engine/fill";
 import { itemRecords } from "./engine/items";
 import { readLock } from "./engine/lock";
 import { limitOf, readLimit } from "./engine/slot";
+import { plainStarts, planStarts } from "./engine/start";
 import { isFanOut, type TaskItem, type TaskRecord } from "./engine/task-record";
 import { InvalidQueryError, TaskNotFoundError } from "./errors";
 import { requireRun } from "./runs";
@@ -129,27 +128,22 @@ async function slotWaits(run: RunRecord, tasks: TaskItem[]): Promise<Map<string,
 }
 
 /**
- * The plain start tasks of a running run that have no record (`tasks`: those that have one): a
- * run that started with nothing for `advance` queues them without their records, which their
- * first claims put (engine/start.ts). Each is shown `queued` since the run started, with its
- * input as planned.
+ * The plain start tasks of a running run that have no record, of those `wanted`: a run that
+ * started with nothing for `advance` queues them without their records, which their first claims
+ * put (engine/start.ts). Each is shown `queued` since the run started, with its input as planned.
  */
-async function unclaimedStarts(run: RunRecord, tasks: TaskItem[]): Promise<Map<string, TaskRecord>> {
-  if (run.status !== "running") return new Map();
+async function unclaimedStarts(run: RunRecord, wanted: (task: string) => boolean): Promise<TaskRecord[]> {
+  if (run.status !== "running") return [];
   const { definition } = await getWorkflowVersion(run.workflow, run.version);
-  const written = new Set(tasks.map((t) => t.task));
-  const names = startTasks(definition).filter(
-    (name) => !written.has(name) && definition.tasks[name]?.withItems === undefined,
-  );
-  if (names.length === 0) return new Map();
-  const at = new Date(run.startedAt ?? run.createdAt);
-  const planned = await planTasks(run.runId, definition, names, { input: run.input, tasks: {} }, at);
-  return new Map(planned.map((t) => [t.task, t]));
+  const names = plainStarts(definition).filter(wanted);
+  if (names.length === 0) return [];
+  return planStarts(run, definition, names, new Date(run.startedAt ?? run.createdAt));
 }
 
 export async function getRunView(runId: string): Promise<RunView> {
   const [run, written] = await Promise.all([requireRun(runId), readTasks(runId)]);
-  const tasks = [...written, ...(await unclaimedStarts(run, written)).values()];
+  const has = new Set(written.map((t) => t.task));
+  const tasks = [...written, ...(await unclaimedStarts(run, (task) => !has.has(task)))];
   const waits = await slotWaits(run, tasks);
   return {
     runId,
@@ -223,7 +217,7 @@ export async function getTaskDetail(
   const record =
     (await readItem<TaskItem>(keys.execution({ runId, task, item }))) ??
     (item === undefined
-      ? (await unclaimedStarts(await requireRun(runId), [])).get(task)
+      ? (await unclaimedStarts(await requireRun(runId), (name) => name === task))[0]
       : await notQueuedYet(runId, task, item));
   if (!record) {
     await requireRun(runId);
