@@ -94,8 +94,8 @@ export async function claim(message: TaskMessage, workerId: string, now = new Da
 
 /**
  * The condition of the first claim of an execution queued without its record, which puts it: no
- * record yet. (Every record has
- * a status; the condition is not `attribute_not_exists(pk)` so that it has a name of its own.)
+ * record yet. (Every record has a status; the condition is not `attribute_not_exists(pk)` so that
+ * it has a name of its own.)
  */
 export const FIRST_CLAIM = "attribute_not_exists(#status)";
 
@@ -113,14 +113,15 @@ async function claimFirst(
 ): Promise<ClaimResult> {
   const { runId, task, item } = message;
   const limited = queued.execution.limit !== undefined;
+  const queuedAt = timeOfSortId(queued.queuedAs);
   const record: TaskRecord = {
     ...queued.execution,
     runId,
     task,
     ...(item === undefined ? {} : { item }),
-    createdAt: timeOfSortId(queued.queuedAs),
+    createdAt: queuedAt,
     // its next look as its queueing set it; a claim leaves sweepAt alone (claimUpdate)
-    sweepAt: nextLook(new Date(timeOfSortId(queued.queuedAs))),
+    sweepAt: nextLook(new Date(queuedAt)),
     ...(limited
       ? { status: "queued", attempt: 0 }
       : {

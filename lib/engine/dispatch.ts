@@ -78,9 +78,15 @@ export async function planTasks(
  * record, claim.ts): the record as planned, and the sort id of its `TaskQueued`.
  */
 export function queuedWithout(record: Omit<TaskRecord, "createdAt">, queuedAs: string): QueuedItem {
-  const { status: _s, attempt: _a, sweepAt: _w, sweepShard: _h, ...execution } = record as TaskRecord;
-  const { createdAt: _c, ...rest } = execution;
-  return { execution: rest, queuedAs };
+  const {
+    status: _s,
+    attempt: _a,
+    sweepAt: _w,
+    sweepShard: _h,
+    createdAt: _c,
+    ...execution
+  } = record as TaskRecord;
+  return { execution, queuedAs };
 }
 
 /** The write that creates one execution, and its history event. */

@@ -120,11 +120,7 @@ export async function queueItems(p: FanOutRecord, batch: Batch, now: Date): Prom
   }
   if (p.chunk) {
     const queuedAs = new Map(batch.fresh.map((item, k) => [item, batch.queuedAs[k] as string]));
-    const queued = await queuedItems(
-      { ...p, chunk: p.chunk },
-      batch.fresh,
-      (item) => queuedAs.get(item) as string,
-    );
+    const queued = await queuedItems({ ...p, chunk: p.chunk }, queuedAs);
     return {
       writes,
       fresh: batch.fresh.map((item) => ({ ...message(item), queued: queued.get(item) })),

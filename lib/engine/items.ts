@@ -24,7 +24,7 @@ import { config } from "../config";
 import { mapLimit } from "../map-limit";
 import type { QueuedItem } from "../queue";
 import { IF_ABSENT, putIf } from "../store/conditional";
-import { timeOfSortId } from "../store/events";
+import { firstSortIdAt, timeOfSortId } from "../store/events";
 import { keys } from "../store/keys";
 import { queuedWithout } from "./dispatch";
 import type { ErrorInfo, FanOutRecord, TaskRecord } from "./task-record";
@@ -135,14 +135,18 @@ export async function itemRecords(
   );
 }
 
-/** What the messages of items `indices` (of a task started with chunks) carry; `queuedAs`, each one's queueing. */
+/**
+ * What the messages of items of a task started with chunks carry, for each item in `queuedAs`
+ * (its index, and the sort id of its queueing).
+ */
 export async function queuedItems(
   parent: FanOutRecord & { chunk: number },
-  indices: number[],
-  queuedAs: (index: number) => string,
+  queuedAs: Map<number, string>,
 ): Promise<Map<number, QueuedItem>> {
-  const records = await itemRecords(parent, indices);
-  return new Map([...records].map(([index, record]) => [index, queuedWithout(record, queuedAs(index))]));
+  const records = await itemRecords(parent, [...queuedAs.keys()]);
+  return new Map(
+    [...records].map(([index, record]) => [index, queuedWithout(record, queuedAs.get(index) as string)]),
+  );
 }
 
 /**
@@ -158,7 +162,6 @@ export function queuedBy(p: FanOutRecord, index: number, written: TaskRecord[]):
   for (const r of written)
     if ((r.item as number) > index && (earliest === undefined || r.createdAt < earliest))
       earliest = r.createdAt;
-  const last = p.filledAt ?? `${p.startedAt ?? p.createdAt}#0000#00000000`;
-  // a sort id made from a record's time: the first of that millisecond (store/events.ts)
-  return earliest !== undefined && earliest < timeOfSortId(last) ? `${earliest}#0000#00000000` : last;
+  const last = p.filledAt ?? firstSortIdAt(p.startedAt ?? p.createdAt);
+  return earliest !== undefined && earliest < timeOfSortId(last) ? firstSortIdAt(earliest) : last;
 }

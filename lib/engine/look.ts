@@ -120,8 +120,7 @@ async function unwrittenItems(
     parent.chunk && overdue.length > 0
       ? await queuedItems(
           { ...parent, chunk: parent.chunk },
-          overdue,
-          (index) => queuedAs.get(index) as string,
+          new Map(overdue.map((index) => [index, queuedAs.get(index) as string])),
         )
       : new Map();
   return indices.map((item) => ({
@@ -178,8 +177,8 @@ async function dispatchedItems(
   const records = (await queryRunRange(runId, from, to)) as unknown as TaskRecord[];
   const written = new Set(records.map((r) => r.item));
   const unwritten: number[] = [];
-  // every fresh index below nextIndex was queued: one counted has its record
-  for (let index = Math.max(low, parent.countedBelow ?? 0); index <= high; index++)
+  // every fresh index below nextIndex was queued: one counted has its record (all below countedBelow)
+  for (let index = parent.countedBelow ?? 0; index <= high; index++)
     if (!written.has(index) && !isCounted(parent, index) && !redo.has(index)) unwritten.push(index);
   return { records, unwritten };
 }

@@ -11,7 +11,7 @@ import {
 } from "@aws-sdk/lib-dynamodb";
 import { db } from "../clients";
 
-/** The guard of a put that creates an item: no item with its key yet (for `#status`-less keys too). */
+/** The guard of a put that creates an item: no item with its key yet. */
 export const IF_ABSENT = "attribute_not_exists(pk)";
 
 async function answered(write: Promise<unknown>): Promise<boolean> {

@@ -81,6 +81,9 @@ export function sortId(at = new Date()): string {
   return `${at.toISOString()}#${String(counter).padStart(4, "0")}#${randomBytes(4).toString("hex")}`;
 }
 
+/** The first sort id of the millisecond `iso`: for an event whose transition is known only by its time. */
+export const firstSortIdAt = (iso: string): string => `${iso}#0000#00000000`;
+
 /** The time a sort id was made at (`sortId`). */
 export const timeOfSortId = (id: string): string => id.split("#")[0] as string;
 

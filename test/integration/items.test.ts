@@ -165,7 +165,7 @@ describe("items in chunks", () => {
       input: { n: 1 },
     });
 
-    const queued = (await queuedItems({ ...parent, chunk: 100 }, [1], () => queuedAs)).get(1);
+    const queued = (await queuedItems({ ...parent, chunk: 100 }, new Map([[1, queuedAs]]))).get(1);
     const message = { runId, task: "each", item: 1, queued };
     // three copies of its message (a duplicate send, a look's re-send) claimed at the same instant
     const claims = await Promise.all(["w1", "w2", "w3"].map((worker) => claim(message, worker)));
