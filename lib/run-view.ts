@@ -7,8 +7,8 @@ import { isSuspended } from "./engine/callback-token";
 import { unqueued } from "./engine/fill";
 import { itemRecords } from "./engine/items";
 import { readLock } from "./engine/lock";
+import { planOnRun, unwrittenOnRun } from "./engine/plan";
 import { limitOf, readLimit } from "./engine/slot";
-import { plainStarts, planStarts } from "./engine/start";
 import { isFanOut, type TaskItem, type TaskRecord } from "./engine/task-record";
 import { InvalidQueryError, TaskNotFoundError } from "./errors";
 import { requireRun } from "./runs";
@@ -128,22 +128,33 @@ async function slotWaits(run: RunRecord, tasks: TaskItem[]): Promise<Map<string,
 }
 
 /**
- * The plain start tasks of a running run that have no record, of those `wanted`: a run that
- * started with nothing for `advance` queues them without their records, which their first claims
- * put (engine/start.ts). Each is shown `queued` since the run started, with its input as planned.
+ * The plain tasks of a running run queued on it without their records (engine/dispatch.ts), of
+ * those `wanted`: their first claims put them. Each is shown `queued` since its queueing, with
+ * its input as planned.
  */
-async function unclaimedStarts(run: RunRecord, wanted: (task: string) => boolean): Promise<TaskRecord[]> {
+async function unwritten(
+  run: RunRecord,
+  written: TaskItem[],
+  wanted: (task: string) => boolean,
+): Promise<TaskRecord[]> {
   if (run.status !== "running") return [];
+  const queued = new Map(unwrittenOnRun(run, written).filter(([task]) => wanted(task)));
+  if (queued.size === 0) return [];
   const { definition } = await getWorkflowVersion(run.workflow, run.version);
-  const names = plainStarts(definition).filter(wanted);
-  if (names.length === 0) return [];
-  return planStarts(run, definition, names, new Date(run.startedAt ?? run.createdAt));
+  const planned = await planOnRun(run, definition, written, [...queued.keys()], new Date());
+  return planned.map((r) => ({ ...r, createdAt: timeOfSortId(queued.get(r.task) as string) }));
+}
+
+/** One task queued on its run without its record, as `unwritten` shows it. */
+async function unwrittenTask(runId: string, task: string): Promise<TaskRecord | undefined> {
+  const run = await requireRun(runId);
+  if (run.queued?.[task] === undefined) return undefined;
+  return (await unwritten(run, await readTasks(runId), (name) => name === task))[0];
 }
 
 export async function getRunView(runId: string): Promise<RunView> {
   const [run, written] = await Promise.all([requireRun(runId), readTasks(runId)]);
-  const has = new Set(written.map((t) => t.task));
-  const tasks = [...written, ...(await unclaimedStarts(run, (task) => !has.has(task)))];
+  const tasks = [...written, ...(await unwritten(run, written, () => true))];
   const waits = await slotWaits(run, tasks);
   return {
     runId,
@@ -216,9 +227,7 @@ export async function getTaskDetail(
   const item = parseItemQuery(query);
   const record =
     (await readItem<TaskItem>(keys.execution({ runId, task, item }))) ??
-    (item === undefined
-      ? (await unclaimedStarts(await requireRun(runId), (name) => name === task))[0]
-      : await notQueuedYet(runId, task, item));
+    (item === undefined ? await unwrittenTask(runId, task) : await notQueuedYet(runId, task, item));
   if (!record) {
     await requireRun(runId);
     throw new TaskNotFoundError(runId, task, item);

@@ -15,15 +15,17 @@ import { type RunRecord, readItem, readRunState, readTasks } from "../store/run-
 import { getWorkflowVersion, type WorkflowVersion } from "../workflows";
 import { cancelRemaining } from "./cancel";
 import { countDown } from "./countdown";
-import { dispatch, planTasks, type TemplateContext } from "./dispatch";
+import { dispatch, planTasks } from "./dispatch";
 import { endRun } from "./end-run";
 import { evaluate, type TaskStatus } from "./evaluate";
-import { itemOutputs, startFanOut } from "./fanout";
+import { startFanOut } from "./fanout";
 import { fill } from "./fill";
 import { point } from "./interleave";
 import { type Promoted, releaseWhenIdle } from "./lock";
 import { lookAtItems, lookAtTasks } from "./look";
-import { type ErrorInfo, type FanOutRecord, isFanOut, type TaskItem } from "./task-record";
+import { mentions, planOnRun, templateContext, unwrittenOnRun } from "./plan";
+import type { ErrorInfo, FanOutRecord, TaskItem } from "./task-record";
+import { isFanOut } from "./task-record";
 
 export type AdvanceOutcome =
   | { kind: "idle" }
@@ -87,7 +89,11 @@ export async function advance(
   if (onlyCounted) return { kind: "idle" };
   const { run, tasks: current } = await readRunState(runId);
   // the sweeper's look: re-sends plain executions that are overdue, moves the next look up (look.ts)
-  if (look && run) await lookAtTasks(run, current, now);
+  if (look && run)
+    await lookAtTasks(run, current, now, async (names) => {
+      const { definition } = await getWorkflowVersion(run.workflow, run.version);
+      return planOnRun(run, definition, current, names, now);
+    });
   // a cancel or timeout that died before its cleanup is finished by whoever looks next
   if (run?.status === "cancelled" || run?.status === "failed") await windDown(run);
   if (run?.status !== "running") return { kind: "idle" };
@@ -105,8 +111,11 @@ export async function advance(
   }
 
   const dispatched: string[] = [];
+  let queuedOnRun = run;
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const statuses = new Map(tasks.map((t) => [t.task, t.status as TaskStatus]));
+    // queued on the run without their records: as queued as those with one (dispatch.ts)
+    for (const [task] of unwrittenOnRun(queuedOnRun, tasks)) statuses.set(task, "queued");
     const evaluation = evaluate(definition, statuses);
     if (evaluation.complete) {
       const ended = await finish(run, definition, tasks, evaluation.status, evaluation.unhandled);
@@ -121,8 +130,11 @@ export async function advance(
       definition.tasks[t]?.withItems,
     ]);
     const context = await templateContext(run, tasks, mentions(templates));
-    if (plain.length > 0)
-      dispatched.push(...(await dispatch(runId, await planTasks(runId, definition, plain, context))));
+    if (plain.length > 0) {
+      const queued = await dispatch(queuedOnRun, await planTasks(runId, definition, plain, context), now);
+      dispatched.push(...Object.keys(queued));
+      queuedOnRun = { ...queuedOnRun, queued: { ...queuedOnRun.queued, ...queued } };
+    }
     for (const task of fanOuts) await startFanOut(runId, definition, task, context);
     if (fanOuts.length === 0) break;
     // a with-items task may have ended at once (no items, or items that failed to evaluate)
@@ -131,31 +143,6 @@ export async function advance(
   }
   return dispatched.length > 0 ? { kind: "dispatched", tasks: dispatched } : { kind: "idle" };
 }
-
-/**
- * What templates can see. A with-items task's output is assembled from its items, and only for
- * the tasks a template names, so a large fan-out is read only where it is used.
- */
-export async function templateContext(
-  run: RunRecord,
-  tasks: TaskItem[],
-  needs: (task: string) => boolean,
-): Promise<TemplateContext> {
-  const context: TemplateContext = { input: run.input, tasks: {} };
-  for (const t of tasks) {
-    let output: unknown;
-    if (!isFanOut(t)) output = t.output;
-    else if (t.status !== "running" && needs(t.task)) output = await itemOutputs(t);
-    context.tasks[t.task] = { status: t.status, output, error: t.error };
-  }
-  return context;
-}
-
-/** Whether templates may read `tasks.NAME` (plain or backquoted), judged from their text. */
-const mentions = (templates: unknown) => {
-  const text = JSON.stringify(templates ?? null);
-  return (task: string) => text.includes(`tasks.${task}`) || text.includes(`tasks.\`${task}\``);
-};
 
 async function finish(
   run: RunRecord,

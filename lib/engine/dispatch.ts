@@ -5,8 +5,9 @@ import { ExpressionError } from "../errors";
 import { evaluateTemplate } from "../expression";
 import { type QueuedItem, sendTasks } from "../queue";
 import { IF_ABSENT } from "../store/conditional";
-import { historyEvent } from "../store/events";
+import { historyEvent, sortId } from "../store/events";
 import { keys } from "../store/keys";
+import type { RunRecord } from "../store/run-state";
 import { type TxItem, transact, type Write } from "../store/transaction";
 import { limitOf } from "./slot";
 import { DEFAULT_RETRY, DEFAULT_TIMEOUT_SECONDS, nextLook, type TaskRecord } from "./task-record";
@@ -104,6 +105,9 @@ export function taskCreation(record: TaskRecord): Write[] {
   ];
 }
 
+/** The guard of a dispatch: the run is running and its deadline, if it has one, still ahead. */
+export const WHILE_RUNNING = "#status = :running AND (attribute_not_exists(deadline) OR deadline > :now)";
+
 /**
  * A transaction item that holds only while the run is `running` (and, given `now`, only while
  * the run's deadline, if it has one, is still ahead).
@@ -114,9 +118,7 @@ export function whileRunning(runId: string, now?: Date): TxItem {
       TableName: config.tableName(),
       Key: keys.run(runId),
       // closes: dispatching after the run was cancelled, timed out or ended (or, given `now`, past its deadline)
-      ConditionExpression: now
-        ? "#status = :running AND (attribute_not_exists(deadline) OR deadline > :now)"
-        : "#status = :running",
+      ConditionExpression: now ? WHILE_RUNNING : "#status = :running",
       ExpressionAttributeNames: { "#status": "status" },
       ExpressionAttributeValues: now
         ? { ":running": "running", ":now": now.toISOString() }
@@ -145,28 +147,100 @@ export function whileEnded(runId: string): TxItem {
   };
 }
 
-const TASKS_PER_TRANSACTION = 99; // and the run check: DynamoDB's 100
+/**
+ * The guard of a successor's queueing on its run: not queued there yet (`#queued`, and the alias
+ * of its task). A second advance that read the run before the first queued it sends nothing.
+ */
+export const NOT_QUEUED_YET = (task: string) => `attribute_not_exists(#queued.${task})`;
+/** The same, on a run that has no `queued` yet (started with records, or before there was one). */
+export const NONE_QUEUED_YET = "attribute_not_exists(#queued)";
+
+/** Successors queued in one write of the run (its update and condition expressions stay small). */
+const QUEUED_PER_WRITE = 40;
+/** Writes tried when racing advances queued some of the same successors meanwhile. */
+const DISPATCH_TRIES = 5;
 
 /**
- * Creates the executions (each behind its conditional put, all while the run is running), then
- * sends their messages. Executions that already exist were dispatched by someone else and are
- * skipped. Returns the names this call dispatched.
+ * Dispatches ready plain tasks of a running run: each is queued on the run (`queued`, with the
+ * sort id of its `TaskQueued`) in one conditional update of the run, and its message carries its
+ * record, which its first claim puts (claim.ts), so a successor costs one write of the run
+ * instead of a transaction of the run's check and the execution's put. A successor whose message
+ * is lost is sent again by the run's look (look.ts). An entry stays after its claim (a task is
+ * dispatched once in a run; one redriven is put back through its record), so a late advance that
+ * read the run before it was queued can never queue it again. Returns what this call queued
+ * (task -> sort id).
+ *
+ *   run   queued.T := sort id       if running AND before its deadline AND T not queued yet
+ *                                   -- ALL_OLD, if not: ended -> nothing; else the rest again
  */
-export async function dispatch(runId: string, records: TaskRecord[]): Promise<string[]> {
-  const dispatched: string[] = [];
-  for (let i = 0; i < records.length; i += TASKS_PER_TRANSACTION) {
-    let pending = records.slice(i, i + TASKS_PER_TRANSACTION);
-    while (pending.length > 0) {
-      const outcome = await transact([whileRunning(runId), ...pending.flatMap(taskCreation)]);
-      if (outcome.ok) {
-        dispatched.push(...pending.map((r) => r.task));
-        break;
-      }
-      if (outcome.reasons[0]?.code === "ConditionalCheckFailed") return dispatched;
-      // drop the executions that already exist (reason on their Put, at 1 + k), try the rest again
-      pending = pending.filter((_, k) => outcome.reasons[1 + k]?.code !== "ConditionalCheckFailed");
+export async function dispatch(
+  run: RunRecord,
+  records: TaskRecord[],
+  now = new Date(),
+): Promise<Record<string, string>> {
+  const dispatched: Record<string, string> = {};
+  let queued = run.queued;
+  let pending = records;
+  for (let tries = 0; pending.length > 0 && tries < DISPATCH_TRIES; tries++) {
+    const batch = pending.slice(0, QUEUED_PER_WRITE);
+    const ids = new Map(batch.map((r) => [r.task, sortId()]));
+    const outcome = await transact([queueOnRun(run.runId, ids, queued, now)]);
+    if (outcome.ok) {
+      await sendTasks(
+        batch.map((r) => ({
+          runId: run.runId,
+          task: r.task,
+          queued: queuedWithout(r, ids.get(r.task) as string),
+        })),
+      );
+      Object.assign(dispatched, Object.fromEntries(ids));
+      queued = { ...queued, ...Object.fromEntries(ids) };
+      pending = pending.slice(batch.length);
+      continue;
     }
+    const found = outcome.reasons[0]?.item as RunRecord | undefined;
+    if (found?.status !== "running" || (found.deadline && found.deadline <= now.toISOString())) break;
+    // a racing advance queued some of them: the rest, on the run as it is now
+    queued = found.queued;
+    pending = pending.filter((r) => found.queued?.[r.task] === undefined);
   }
-  await sendTasks(dispatched.map((task) => ({ runId, task })));
   return dispatched;
+}
+
+/** The update of the run that queues the tasks of `ids` on it (`queued`: the run's, as read). */
+function queueOnRun(
+  runId: string,
+  ids: Map<string, string>,
+  queued: Record<string, string> | undefined,
+  now: Date,
+): TxItem {
+  const names: Record<string, string> = { "#status": "status", "#queued": "queued" };
+  const values: Record<string, unknown> = { ":running": "running", ":now": now.toISOString() };
+  let set: string;
+  let fresh: string;
+  if (queued === undefined) {
+    set = "#queued = :queued";
+    values[":queued"] = Object.fromEntries(ids);
+    fresh = NONE_QUEUED_YET;
+  } else {
+    const aliases = [...ids].map(([task, id], k) => {
+      names[`#t${k}`] = task;
+      values[`:t${k}`] = id;
+      return `#t${k}`;
+    });
+    set = aliases.map((alias, k) => `#queued.${alias} = :t${k}`).join(", ");
+    fresh = aliases.map(NOT_QUEUED_YET).join(" AND ");
+  }
+  return {
+    Update: {
+      TableName: config.tableName(),
+      Key: keys.run(runId),
+      UpdateExpression: `SET ${set}`,
+      // closes: dispatching after the run was cancelled, timed out or ended; two advances that read
+      // the run before either wrote both dispatching one successor (I3, I7)
+      ConditionExpression: `${WHILE_RUNNING} AND ${fresh}`,
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: values,
+    },
+  };
 }

@@ -20,17 +20,17 @@ const RUN_SWEEP_SECONDS = QUEUED_SWEEP_SECONDS;
 /** Start tasks created in the starting transaction (DynamoDB takes 100 items a transaction). */
 const START_TASKS_IN_TRANSACTION = 40;
 
-export type StartFields = Pick<RunRecord, "startedAt" | "deadline" | "sweepShard" | "sweepAt">;
+export type StartFields = Pick<RunRecord, "startedAt" | "deadline" | "sweepShard" | "sweepAt" | "queued">;
 
 export interface RunStart {
   /** What the run's item gets when it starts: its deadline, and its place in the sweeper's index. */
   fields: StartFields;
   /**
    * The messages of the plain start tasks dispatched with it; the others are started by `advance`
-   * right after. When the start leaves nothing to `advance`, the start tasks are queued without
-   * their records: each message carries its task's record, which its first claim puts (claim.ts),
-   * so a run of one task starts with one write (its run). Otherwise they are created in the
-   * starting transaction (the `advance` right after would dispatch them again).
+   * right after. When the start leaves nothing to `advance`, the start tasks are queued on the run
+   * without their records, as `advance` queues successors (dispatch.ts): each message carries its
+   * task's record, which its first claim puts (claim.ts), so a run of one task starts with one
+   * write (its run). Otherwise they are created in the starting transaction.
    */
   tasks: TaskMessage[];
   /** The RunStarted event, and the start tasks' creation if they are created, for the starting transaction. */
@@ -77,9 +77,14 @@ export async function planStart(
     const messages = tasks.map((t) => ({ runId: run.runId, task: t.task }));
     return { fields, tasks: messages, writes: [started, ...tasks.flatMap(taskCreation)] };
   }
-  // (their TaskQueued sort after RunStarted: made after it)
-  const messages = tasks.map((t) => ({ runId: run.runId, task: t.task, queued: queuedWithout(t, sortId()) }));
-  return { fields, tasks: messages, writes: [started] };
+  // queued on the run (dispatch.ts), their TaskQueued sorting after RunStarted (made after it)
+  const queued = Object.fromEntries(tasks.map((t) => [t.task, sortId()]));
+  const messages = tasks.map((t) => ({
+    runId: run.runId,
+    task: t.task,
+    queued: queuedWithout(t, queued[t.task] as string),
+  }));
+  return { fields: { ...fields, queued }, tasks: messages, writes: [started] };
 }
 
 /** The guard of a run's start: the run still has the status it leaves (F2, I1). */

@@ -32,6 +32,12 @@ export interface RunRecord {
   /** Sparse index for the sweeper while the run is running (deadline, or a periodic re-check). */
   sweepShard?: string;
   sweepAt?: string;
+  /**
+   * Plain tasks queued without their records, by the sort id of their `TaskQueued`: a start task
+   * queued with the run's start, a successor queued by `advance` (dispatch.ts). Its first claim
+   * puts its record (claim.ts); an entry whose task has a record means nothing more.
+   */
+  queued?: Record<string, string>;
 }
 
 /** One item by its key, strongly consistent (every decision of the engine reads the latest write). */

@@ -8,7 +8,7 @@
 import { describe, expect, it } from "vitest";
 import { CLAIM_AS_READ, claimGuards, FIRST_CLAIM, QUEUED_CLAIM } from "../../lib/engine/claim";
 import { countingGuards } from "../../lib/engine/counted";
-import { WHILE_ENDED } from "../../lib/engine/dispatch";
+import { NONE_QUEUED_YET, WHILE_ENDED, WHILE_RUNNING } from "../../lib/engine/dispatch";
 import { FROM_PENDING, VERSION_FENCE } from "../../lib/engine/fill";
 import { LOCK_FREE } from "../../lib/engine/lock";
 import { REDRIVABLE } from "../../lib/engine/redrive";
@@ -43,6 +43,12 @@ describe("deterministic simulation: every invariant holds", () => {
   }
 });
 
+/** The condition of a dispatch's queueing on the run (dispatch.ts): running, and not queued yet. */
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+const QUEUEING = new RegExp(
+  `^${escape(WHILE_RUNNING)} AND (attribute_not_exists\\(#queued\\.|${escape(NONE_QUEUED_YET)}$)`,
+);
+
 /** The engine's guards, by their exact condition expressions, and a fault mode that needs them. */
 const GUARDS: {
   guard: string;
@@ -76,6 +82,20 @@ const GUARDS: {
     // a copy of the message puts the record back over the one that moved on (I7), runs the first attempt again (I2, I3)
     caught: /I2|I3|I7/,
     schedules: 10, // caught at seed 1
+  },
+  {
+    guard: "dispatch: a successor queued on its run only while the run is running (I3)",
+    // the run's status and deadline taken out of the queueing's condition, its `not queued yet` kept
+    condition: { condition: QUEUEING, as: (c) => c.slice(`${WHILE_RUNNING} AND `.length) },
+    mode: "none",
+    caught: /I3/,
+  },
+  {
+    guard: "dispatch: a successor queued on its run once (I3)",
+    // the queueing's `not queued yet` taken out, the run's status and deadline kept
+    condition: { condition: QUEUEING, as: WHILE_RUNNING },
+    mode: "duplicate",
+    caught: /I3/,
   },
   {
     guard: "settle: fenced on the attempt (I8)",

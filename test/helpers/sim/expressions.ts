@@ -3,7 +3,7 @@
  * table: condition and key-condition expressions (comparisons, `IN`, `BETWEEN`, `AND`/`OR`/`NOT`,
  * `attribute_exists`, `attribute_not_exists`, `begins_with`, `size`) and update expressions
  * (`SET a = b`, `a + b`, `a - b`, `if_not_exists`, `list_append`, `REMOVE` (of an attribute, or of
- * list elements `a[3], a[0]`, whose indices refer to the list before the update), `ADD` of a number). Top-level attributes and list elements only.
+ * list elements `a[3], a[0]`, whose indices refer to the list before the update), `ADD` of a number). Top-level attributes, list elements and entries of a map (`m.k`) only.
  * Anything else is refused loudly rather than guessed, and so are names and
  * values that the expression does not use (DynamoDB refuses those too).
  */
@@ -26,7 +26,7 @@ const WORDS = new Set(["AND", "OR", "NOT", "IN", "BETWEEN", "SET", "REMOVE", "AD
 function tokenize(text: string): Token[] {
   const tokens: Token[] = [];
   const pattern =
-    /\s*(?:(#[A-Za-z0-9_]+)|(:[A-Za-z0-9_]+)|([A-Za-z_][A-Za-z0-9_]*)|(\d+)|(<>|<=|>=|[=<>(),+\-[\]]))/y;
+    /\s*(?:(#[A-Za-z0-9_]+)|(:[A-Za-z0-9_]+)|([A-Za-z_][A-Za-z0-9_]*)|(\d+)|(<>|<=|>=|[=<>(),+\-[\].]))/y;
   let at = 0;
   while (at < text.length) {
     if (/^\s*$/.test(text.slice(at))) break;
@@ -173,6 +173,13 @@ class Parser {
       name = aliased;
     } else if (token.kind === "name") name = token.text;
     else throw new ExpressionValidationError(`expected an attribute name, got "${token.text}"`);
+    if (this.accept(".")) {
+      // one entry of a map attribute (`queued.#t0`), kept as `queued.name`
+      const key = this.next();
+      if (key.kind !== "alias" && key.kind !== "name")
+        throw new ExpressionValidationError(`expected a map key after ${name}.`);
+      return `${name}.${key.kind === "alias" ? this.pathName(key) : key.text}`;
+    }
     if (!this.accept("[")) return name;
     const index = this.next();
     if (index.kind !== "number") throw new ExpressionValidationError(`expected a list index after ${name}[`);
@@ -212,15 +219,21 @@ function typeOf(value: unknown): string {
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
-/** `name` or `name[i]`, split. */
-function parsePath(path: string): { name: string; index?: number } {
+/** `name`, `name[i]` or `name.key`, split. */
+function parsePath(path: string): { name: string; index?: number; key?: string } {
   const m = /^(.*)\[(\d+)\]$/.exec(path);
-  return m ? { name: m[1] as string, index: Number(m[2]) } : { name: path };
+  if (m) return { name: m[1] as string, index: Number(m[2]) };
+  const dot = path.indexOf(".");
+  return dot < 0 ? { name: path } : { name: path.slice(0, dot), key: path.slice(dot + 1) };
 }
 
+const isMap = (value: unknown): value is Item =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
 function getPath(item: Item | undefined, path: string): unknown {
-  const { name, index } = parsePath(path);
+  const { name, index, key } = parsePath(path);
   const value = item?.[name];
+  if (key !== undefined) return isMap(value) ? value[key] : undefined;
   if (index === undefined) return value;
   return Array.isArray(value) ? value[index] : undefined;
 }
@@ -371,9 +384,9 @@ export function compile(expressions: Expressions, placeholders: Placeholders): C
   if (new Set(updatedPaths).size !== updatedPaths.length)
     throw new ExpressionValidationError("two update actions on one attribute path");
   // DynamoDB: "Two document paths overlap" (a list and one of its elements in one update)
-  const whole = new Set(updatedPaths.filter((path) => parsePath(path).index === undefined));
+  const whole = new Set(updatedPaths.filter((path) => path === parsePath(path).name));
   for (const path of updatedPaths)
-    if (parsePath(path).index !== undefined && whole.has(parsePath(path).name))
+    if (path !== parsePath(path).name && whole.has(parsePath(path).name))
       throw new ExpressionValidationError(`two document paths overlap: ${path}`);
 
   return {
@@ -386,8 +399,19 @@ export function compile(expressions: Expressions, placeholders: Placeholders): C
       /** List elements to remove, by list: their indices refer to the list before the update. */
       const removed = new Map<string, Set<number>>();
       for (const action of actions) {
-        const { name, index } = parsePath(action.path);
+        const { name, index, key: entry } = parsePath(action.path);
         if (name in key) throw new ExpressionValidationError(`cannot update key attribute ${action.path}`);
+        if (entry !== undefined) {
+          // one entry of a map: SET or REMOVE, on a map that exists (DynamoDB: "The document path
+          // provided in the update expression is invalid for update")
+          const map = after[name];
+          if (!isMap(map) || action.kind === "add")
+            throw new ExpressionValidationError(`${action.path}: the document path is invalid for update`);
+          const { [entry]: _, ...rest } = map;
+          after[name] =
+            action.kind === "remove" ? rest : { ...map, [entry]: resolve(action.value, item, placeholders) };
+          continue;
+        }
         if (index !== undefined) {
           // one element of a list: only REMOVE is used (the list closes up, as in DynamoDB)
           if (action.kind !== "remove" || !Array.isArray(item?.[name]))

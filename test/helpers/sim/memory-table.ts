@@ -249,9 +249,14 @@ export class MemoryTable {
       // a part of the guard taken away: judged by the weaker condition instead
       const rewrite = this.weakened.find(
         (w): w is ConditionRewrite =>
-          typeof w === "object" && !(w instanceof RegExp) && w.condition === condition,
+          typeof w === "object" &&
+          !(w instanceof RegExp) &&
+          condition !== undefined &&
+          (typeof w.condition === "string" ? w.condition === condition : w.condition.test(condition)),
       );
-      const judgedBy = rewrite ? weaker(rewrite.as, op) : compiled;
+      const judgedBy = rewrite
+        ? weaker(typeof rewrite.as === "string" ? rewrite.as : rewrite.as(condition as string), op)
+        : compiled;
       const failed = !weak && !judgedBy.holds(before);
       let after: Item | undefined;
       if (!failed && entry.Put) after = copy(entry.Put.Item as Item);
@@ -275,10 +280,13 @@ export class MemoryTable {
   }
 }
 
-/** A guard taken away in part: a condition equal to `condition` is judged as `as` (its placeholders a subset). */
+/**
+ * A guard taken away in part: a condition equal to `condition` (or matching it) is judged as `as`
+ * (or as what `as` makes of it), its placeholders a subset.
+ */
 export interface ConditionRewrite {
-  condition: string;
-  as: string;
+  condition: string | RegExp;
+  as: string | ((condition: string) => string);
 }
 
 /** What a mutation test takes away: a whole condition (exactly, or by pattern), or a part of one. */

@@ -904,24 +904,28 @@ function startRunOf(
  * its item's log (events.ts), with the task and item of that item. The `TaskQueued` of an
  * execution queued without its record is recorded by its first claim (`FIRST_CLAIM`), and placed
  * at the commit of its transition: the fill that queued the item (its parent's `nextIndex` moved
- * past it), or the run's start (a start task).
+ * past it), or the write of the run that queued a plain task on it (its start, or a dispatch:
+ * `queued` took its sort id).
  */
 function eventsOf(w: World, runId: string): Item[] {
   const placed: { position: number; event: Item }[] = [];
   /** `task#index` -> the position of the fill that queued it. */
   const filled = new Map<string, number>();
-  let started: number | undefined;
+  /** The sort id of a plain task's `TaskQueued` -> the position of the write that queued it on its run. */
+  const queuedOnRun = new Map<string, number>();
   w.commits.forEach(({ writes }, position) => {
     for (const x of writes.filter((y) => y.key.pk === keys.runPartition(runId))) {
       if (x.after.fanOut)
         for (let i = Number(x.before?.nextIndex ?? 0); i < Number(x.after.nextIndex ?? 0); i++)
           filled.set(`${x.after.task}#${i}`, position);
-      for (const event of eventsWritten(x)) {
-        if (event.type === "RunStarted") started = position;
+      const before = (x.before?.queued ?? {}) as Record<string, string>;
+      for (const [task, id] of Object.entries((x.after.queued ?? {}) as Record<string, string>))
+        if (before[task] !== id) queuedOnRun.set(id, position);
+      for (const { sortId, event } of eventsWritten(x)) {
         const queuedAt =
           x.condition === FIRST_CLAIM && event.type === "TaskQueued"
             ? event.item === undefined
-              ? started
+              ? queuedOnRun.get(sortId)
               : filled.get(`${event.task}#${event.item}`)
             : undefined;
         placed.push({ position: queuedAt ?? position, event });
@@ -932,12 +936,24 @@ function eventsOf(w: World, runId: string): Item[] {
   return placed.sort((a, b) => a.position - b.position).map((p) => p.event);
 }
 
-/** The history events one write recorded: the entries it appended to its item's log. */
-function eventsWritten(write: Write): Item[] {
+/** How many writes of the run set each task's entry of `queued` (dispatch.ts). */
+function queuedOnRunCounts(w: World, runId: string): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const { writes } of w.commits)
+    for (const x of writes.filter((y) => y.key.pk === keys.runPartition(runId) && y.key.sk === "RUN")) {
+      const before = (x.before?.queued ?? {}) as Record<string, string>;
+      for (const [task, id] of Object.entries((x.after.queued ?? {}) as Record<string, string>))
+        if (before[task] !== id) counts.set(task, (counts.get(task) ?? 0) + 1);
+    }
+  return counts;
+}
+
+/** The history events one write recorded: the entries it appended to its item's log, with their sort ids. */
+function eventsWritten(write: Write): { sortId: string; event: Item }[] {
   const before = (write.before?.[LOG_ATTRIBUTE] as unknown[] | undefined)?.length ?? 0;
   const appended = (write.after[LOG_ATTRIBUTE] as unknown[] | undefined)?.slice(before);
   const item = { ...write.after, [LOG_ATTRIBUTE]: appended } as Parameters<typeof eventsOfItem>[0];
-  return eventsOfItem(item).map(({ event }) => event as unknown as Item);
+  return eventsOfItem(item).map(({ sortId, event }) => ({ sortId, event: event as unknown as Item }));
 }
 
 /** What a run of `shape` must end with when nothing stopped it: every leaf's output. */
@@ -1077,6 +1093,10 @@ function check(w: World, runs: RunHandle[]): void {
       }
     }
     for (const [id, n] of seen) if (n > 1) v(`I3: ${runId} ${id} ${n} times`);
+    // and each plain task queued on its run at most once (dispatch.ts: an entry is never replaced,
+    // and a task is put back by a redrive through its record)
+    for (const [task, n] of queuedOnRunCounts(w, runId))
+      if (n > 1) v(`I3: ${runId} ${task} queued on its run ${n} times`);
     // nothing is dispatched once the run is cancelled; an attempt claimed after it (the claim reads
     // the run after its write) is cancelled at once, its action never invoked
     const cancelledAt = events.findIndex((e) => e.type === "RunCancelled");
@@ -1204,7 +1224,7 @@ function checkConcurrencyKeys(w: World, runs: RunHandle[]): void {
           open = { runId, created, from: n, to: Number.POSITIVE_INFINITY, first: own.length === 0 };
           own.push(open);
         }
-        if (open && eventsWritten(write).some((e) => e.type === "LockReleased")) {
+        if (open && eventsWritten(write).some((e) => e.event.type === "LockReleased")) {
           open.to = n;
           open = undefined;
         }
