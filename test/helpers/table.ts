@@ -1,4 +1,4 @@
-import { QueryCommand, ScanCommand } from "@aws-sdk/lib-dynamodb";
+import { QueryCommand, ScanCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { db } from "../../lib/clients";
 import { config } from "../../lib/config";
 import { keys } from "../../lib/store/keys";
@@ -33,4 +33,16 @@ export async function snapshotTable(runId?: string): Promise<string> {
   const key = (item: Record<string, unknown>) => `${item.pk}|${item.sk}`;
   const data = items.filter((item) => item.pk !== keys.sweeperTick.pk);
   return JSON.stringify(data.sort((a, b) => key(a).localeCompare(key(b))));
+}
+
+/** Takes a task's entry out of its run's `queued`: the run as if no advance had queued that task yet. */
+export async function unqueueOnRun(runId: string, task: string): Promise<void> {
+  await db().send(
+    new UpdateCommand({
+      TableName: config.tableName(),
+      Key: keys.run(runId),
+      UpdateExpression: "REMOVE #queued.#task",
+      ExpressionAttributeNames: { "#queued": "queued", "#task": task },
+    }),
+  );
 }

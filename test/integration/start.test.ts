@@ -5,8 +5,7 @@
  * takes them), and the stack runs no sweeper, so the test decides what happens when.
  */
 import { randomUUID } from "node:crypto";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { sqs } from "../../lib/clients";
+import { describe, expect, it } from "vitest";
 import { advance } from "../../lib/engine/advance";
 import { claim } from "../../lib/engine/claim";
 import type { TaskRecord } from "../../lib/engine/task-record";
@@ -14,25 +13,12 @@ import type { TaskMessage } from "../../lib/queue";
 import { keys } from "../../lib/store/keys";
 import { readItem } from "../../lib/store/run-state";
 import { eventsOf, register } from "../helpers/runs";
+import { captureTaskMessages } from "../helpers/sends";
 import { useLocalStack } from "../helpers/stack";
 
 const stack = useLocalStack({ sweeper: false });
 
-/** Task messages sent during a test: captured before they reach SQS, and never delivered. */
-let sent: TaskMessage[] = [];
-beforeEach(() => {
-  sent = [];
-  const capture = () => async (args: unknown) => {
-    const input = (args as { input: { QueueUrl?: string; Entries?: Record<string, string>[] } }).input;
-    if (!input.QueueUrl?.includes("tasks")) return { output: {}, response: {} };
-    for (const e of input.Entries ?? []) sent.push(JSON.parse(e.MessageBody ?? "{}"));
-    return { output: { Successful: [], Failed: [] }, response: {} };
-  };
-  sqs().middlewareStack.add(capture as never, { step: "initialize", name: "captureSends" });
-});
-afterEach(() => {
-  sqs().middlewareStack.remove("captureSends");
-});
+const captured = captureTaskMessages();
 
 const taskOf = (runId: string) => readItem<TaskRecord>(keys.task(runId, "only"));
 
@@ -43,8 +29,12 @@ describe("a run's start", () => {
     const { runId } = await stack.client.createRun(name, { input: { n: 7 } });
 
     expect(await taskOf(runId)).toBeUndefined();
-    expect(sent).toHaveLength(1);
-    expect(sent[0]).toMatchObject({ runId, task: "only", queued: { execution: { input: { n: 7 } } } });
+    expect(captured.sent()).toHaveLength(1);
+    expect(captured.sent()[0]).toMatchObject({
+      runId,
+      task: "only",
+      queued: { execution: { input: { n: 7 } } },
+    });
     // the API shows it queued, with its input, before any worker took it
     expect((await stack.client.getRun(runId)).tasks.only).toMatchObject({ status: "queued", attempts: 0 });
     expect(await stack.api("GET", `/runs/${runId}/tasks/only`)).toMatchObject({
@@ -53,8 +43,8 @@ describe("a run's start", () => {
     });
 
     const [first, second] = await Promise.all([
-      claim(sent[0] as TaskMessage, "w1"),
-      claim(sent[0] as TaskMessage, "w2"),
+      claim(captured.sent()[0] as TaskMessage, "w1"),
+      claim(captured.sent()[0] as TaskMessage, "w2"),
     ]);
     expect([first.kind, second.kind].sort()).toEqual(["claimed", "wait"]);
     expect(await taskOf(runId)).toMatchObject({ status: "running", attempt: 1, input: { n: 7 } });
@@ -62,21 +52,26 @@ describe("a run's start", () => {
     expect(events).toEqual(["RunCreated", "RunStarted", "TaskQueued only", "TaskStarted only"]);
   });
 
-  it("a start task whose message was lost is dispatched by the run's look, and the message, if it comes, claims that record", async () => {
+  it("a start task whose message was lost is sent again by the run's look 30 s on, with its record; of the copies one claims it", async () => {
     const name = `start-${randomUUID().slice(0, 8)}`;
-    await register(stack, { name, tasks: { only: { action: "core.noop" } } });
-    const { runId } = await stack.client.createRun(name, {});
-    const lost = sent[0] as TaskMessage;
-    sent = [];
+    await register(stack, { name, tasks: { only: { action: "core.noop", input: { n: "{% input.n %}" } } } });
+    const { runId } = await stack.client.createRun(name, { input: { n: 3 } });
+    const [lost] = captured.sent() as [TaskMessage];
+    captured.clear();
 
-    // the run's look (the sweeper's, 30 s on) advances it: its start task is ready and has no record
+    // the run's looks (the sweeper's): before it is 30 s old, nothing; after, its message again
     await advance(runId, [], new Date(), true);
+    expect(captured.sent()).toEqual([]);
+    await advance(runId, [], new Date(Date.now() + 31_000), true);
+    expect(await taskOf(runId)).toBeUndefined();
+    expect(captured.sent()).toEqual([{ ...lost, queued: { ...lost.queued, execution: expect.anything() } }]);
+    const [again] = captured.sent() as [TaskMessage];
+    expect(again.queued?.queuedAs).toBe(lost.queued?.queuedAs);
+    expect(again.queued?.execution.input).toEqual({ n: 3 });
 
-    expect(await taskOf(runId)).toMatchObject({ status: "queued", attempt: 0 });
-    expect(sent).toEqual([{ runId, task: "only" }]);
-    // the first message, arriving late after all, finds the record and claims it as queued
-    expect((await claim(lost, "w1")).kind).toBe("claimed");
-    expect(await taskOf(runId)).toMatchObject({ status: "running", attempt: 1, workerId: "w1" });
+    // the first message, arriving late after all, and the one sent again: one claim
+    const claims = await Promise.all([claim(lost, "w1"), claim(again, "w2")]);
+    expect(claims.map((c) => c.kind).sort()).toEqual(["claimed", "wait"]);
     const queued = (await eventsOf(stack, runId)).filter((e) => e.type === "TaskQueued");
     expect(queued).toHaveLength(1);
   });
