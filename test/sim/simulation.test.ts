@@ -44,9 +44,9 @@ describe("deterministic simulation: every invariant holds", () => {
 });
 
 /** The condition of a dispatch's queueing on the run (dispatch.ts): running, and not queued yet. */
-const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+const literally = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 const QUEUEING = new RegExp(
-  `^${escape(WHILE_RUNNING)} AND (attribute_not_exists\\(#queued\\.|${escape(NONE_QUEUED_YET)}$)`,
+  `^${literally(WHILE_RUNNING)} AND (attribute_not_exists\\(#queued\\.|${literally(NONE_QUEUED_YET)}$)`,
 );
 
 /** The engine's guards, by their exact condition expressions, and a fault mode that needs them. */
