@@ -24,8 +24,7 @@ import { point } from "./interleave";
 import { type Promoted, releaseWhenIdle } from "./lock";
 import { lookAtItems, lookAtTasks } from "./look";
 import { mentions, planOnRun, templateContext, unwrittenOnRun } from "./plan";
-import type { ErrorInfo, FanOutRecord, TaskItem } from "./task-record";
-import { isFanOut } from "./task-record";
+import { type ErrorInfo, type FanOutRecord, isFanOut, type TaskItem } from "./task-record";
 
 export type AdvanceOutcome =
   | { kind: "idle" }
