@@ -5,6 +5,7 @@ import { advance, launch, launchPromoted, windDown } from "./engine/advance";
 import { lookKept } from "./engine/end-run";
 import { point } from "./engine/interleave";
 import { acquireOrWait, concurrencyKeyOf, readLock, release, retake } from "./engine/lock";
+import { messagesOnRun, unwrittenOnRun } from "./engine/plan";
 import { planRedrive } from "./engine/redrive";
 import { planStart, startTransition } from "./engine/start";
 import { isFanOut } from "./engine/task-record";
@@ -161,7 +162,7 @@ export async function createRun(
         if (previous.inputHash !== inputHash)
           throw new IdempotencyKeyReusedError(idempotencyKey as string, String(previous.runId));
         const existing = await readRun(String(previous.runId));
-        if (existing?.status === "running") await resume(existing.runId);
+        if (existing?.status === "running") await resume(existing);
         return {
           run: { runId: String(previous.runId), status: existing?.status ?? "pending" },
           created: false,
@@ -178,11 +179,15 @@ export async function createRun(
  * what the first one may have left undone when it died after its transaction: the start tasks'
  * messages (same dedup ids, so SQS drops them if they were sent) and the tasks `advance` starts.
  */
-async function resume(runId: string): Promise<void> {
-  const unclaimed = (await readTasks(runId)).filter(
-    (t) => !isFanOut(t) && t.status === "queued" && t.attempt === 0,
-  );
-  await sendTasks(unclaimed.map((t) => ({ runId, task: t.task })));
+async function resume(run: RunRecord): Promise<void> {
+  const { runId } = run;
+  const tasks = await readTasks(runId);
+  const unclaimed = tasks.filter((t) => !isFanOut(t) && t.status === "queued" && t.attempt === 0);
+  await sendTasks([
+    ...unclaimed.map((t) => ({ runId, task: t.task })),
+    // start tasks queued on the run without their records (engine/start.ts)
+    ...(await messagesOnRun(run, tasks, unwrittenOnRun(run, tasks), new Date())),
+  ]);
   await advance(runId);
 }
 

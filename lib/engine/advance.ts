@@ -23,7 +23,7 @@ import { fill } from "./fill";
 import { point } from "./interleave";
 import { type Promoted, releaseWhenIdle } from "./lock";
 import { lookAtItems, lookAtTasks } from "./look";
-import { mentions, planOnRun, templateContext, unwrittenOnRun } from "./plan";
+import { mentions, templateContext, unwrittenOnRun } from "./plan";
 import { type ErrorInfo, type FanOutRecord, isFanOut, type TaskItem } from "./task-record";
 
 export type AdvanceOutcome =
@@ -88,11 +88,7 @@ export async function advance(
   if (onlyCounted) return { kind: "idle" };
   const { run, tasks: current } = await readRunState(runId);
   // the sweeper's look: re-sends plain executions that are overdue, moves the next look up (look.ts)
-  if (look && run)
-    await lookAtTasks(run, current, now, async (names) => {
-      const { definition } = await getWorkflowVersion(run.workflow, run.version);
-      return planOnRun(run, definition, current, names, now);
-    });
+  if (look && run) await lookAtTasks(run, current, now);
   // a cancel or timeout that died before its cleanup is finished by whoever looks next
   if (run?.status === "cancelled" || run?.status === "failed") await windDown(run);
   if (run?.status !== "running") return { kind: "idle" };

@@ -35,11 +35,10 @@ import { type Key, keys } from "../store/keys";
 import { queryRunRange, type RunRecord } from "../store/run-state";
 import { transact } from "../store/transaction";
 import { isCounted } from "./counted";
-import { queuedWithout } from "./dispatch";
 import { isSettled } from "./evaluate";
 import { parentUpdate } from "./fill";
 import { queuedBy, queuedItems } from "./items";
-import { unwrittenOnRun } from "./plan";
+import { messagesOnRun, unwrittenOnRun } from "./plan";
 import {
   addSeconds,
   type FanOutRecord,
@@ -81,36 +80,26 @@ export async function lookAtItems(parent: FanOutRecord, now = new Date()): Promi
 /**
  * The look at a run does for its plain executions what the look at a with-items task does for its
  * items: a task queued on the run without its record (dispatch.ts) is due QUEUED_SWEEP_SECONDS
- * after its queueing, and its message, sent again, carries its record as `plan` makes it. A run
- * that ended (cancelled, timed out) re-sends nothing, for its wind-down cancels what nobody works
- * on (advance.ts) and a first claim finds it ended (claim.ts), but it is looked at again when a
- * live lease ends.
+ * after its queueing, and its message, sent again, carries its record planned again (plan.ts). A
+ * run that ended (cancelled, timed out) re-sends nothing, for its wind-down cancels what nobody
+ * works on (advance.ts) and a first claim finds it ended (claim.ts), but it is looked at again
+ * when a live lease ends.
  */
-export async function lookAtTasks(
-  run: RunRecord,
-  tasks: TaskItem[],
-  now: Date,
-  plan: (names: string[]) => Promise<TaskRecord[]>,
-): Promise<void> {
+export async function lookAtTasks(run: RunRecord, tasks: TaskItem[], now = new Date()): Promise<void> {
   const running = run.status === "running";
   const open = tasks.filter((t): t is TaskRecord => !isFanOut(t) && !isSettled(t.status));
-  const unwritten = unwrittenOnRun(run, tasks).map(([task, queuedAs]) => ({
-    task,
-    queuedAs,
-    due: addSeconds(new Date(timeOfSortId(queuedAs)), QUEUED_SWEEP_SECONDS).toISOString(),
-  }));
-  const overdue = running ? unwritten.filter((u) => u.due <= now.toISOString()) : [];
-  const planned = new Map((await plan(overdue.map((u) => u.task))).map((r) => [r.task, r]));
+  const dueOf = (queuedAs: string) =>
+    addSeconds(new Date(timeOfSortId(queuedAs)), QUEUED_SWEEP_SECONDS).toISOString();
+  const unwritten = unwrittenOnRun(run, tasks);
+  const overdue = running ? unwritten.filter(([, queuedAs]) => dueOf(queuedAs) <= now.toISOString()) : [];
+  const again = new Map((await messagesOnRun(run, tasks, overdue, now)).map((m) => [m.task, m]));
   const next = await resendOverdue(
     [
       ...open.map(looked),
-      ...unwritten.map(({ task, queuedAs, due }): Looked => {
-        const record = planned.get(task);
-        return {
-          message: { runId: run.runId, task, ...(record ? { queued: queuedWithout(record, queuedAs) } : {}) },
-          due,
-        };
-      }),
+      ...unwritten.map(([task, queuedAs]) => ({
+        message: again.get(task) ?? { runId: run.runId, task },
+        due: dueOf(queuedAs),
+      })),
     ],
     now,
     running,

@@ -4,8 +4,10 @@
  * message: the run's look re-sending a lost one, the API showing one not claimed yet.
  */
 import type { WorkflowDefinition } from "../definition/types";
+import type { TaskMessage } from "../queue";
 import type { RunRecord } from "../store/run-state";
-import { planTasks, type TemplateContext } from "./dispatch";
+import { getWorkflowVersion } from "../workflows";
+import { planTasks, queuedWithout, type TemplateContext } from "./dispatch";
 import { itemOutputs } from "./fanout";
 import { isFanOut, type TaskItem, type TaskRecord } from "./task-record";
 
@@ -55,4 +57,26 @@ export async function planOnRun(
   if (names.length === 0) return [];
   const inputs = mentions(names.map((t) => definition.tasks[t]?.input));
   return planTasks(run.runId, definition, names, await templateContext(run, tasks, inputs), at);
+}
+
+/**
+ * The task messages of tasks queued on `run` without records (`entries`: task and the sort id of
+ * its `TaskQueued`), each carrying its record planned again: for sending one again (the run's
+ * look, a repeated create). The dedup id is the task's, so a copy of one still in flight is dropped.
+ */
+export async function messagesOnRun(
+  run: RunRecord,
+  tasks: TaskItem[],
+  entries: [string, string][],
+  at: Date,
+): Promise<TaskMessage[]> {
+  if (entries.length === 0) return [];
+  const { definition } = await getWorkflowVersion(run.workflow, run.version);
+  const queuedAs = new Map(entries);
+  const records = await planOnRun(run, definition, tasks, [...queuedAs.keys()], at);
+  return records.map((r) => ({
+    runId: run.runId,
+    task: r.task,
+    queued: queuedWithout(r, queuedAs.get(r.task) as string),
+  }));
 }

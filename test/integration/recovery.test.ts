@@ -103,7 +103,7 @@ describe("recovery by the sweeper's look at the run (I6)", () => {
       later(30),
     );
     const { run, tasks } = await readRunState(runId);
-    await lookAtTasks(run as RunRecord, tasks, new Date(), async () => []);
+    await lookAtTasks(run as RunRecord, tasks);
     expect((await readRunState(runId)).run?.sweepAt).toBe(leaseUntil);
   });
 
@@ -130,9 +130,7 @@ describe("recovery by the sweeper's look at the run (I6)", () => {
     sqs().middlewareStack.add(middleware as never, { step: "initialize", name: "recordResends" });
     try {
       const at = new Date();
-      await Promise.all(
-        Array.from({ length: 4 }, () => lookAtTasks(run as RunRecord, tasks, at, async () => [])),
-      );
+      await Promise.all(Array.from({ length: 4 }, () => lookAtTasks(run as RunRecord, tasks, at)));
     } finally {
       sqs().middlewareStack.remove("recordResends");
     }

@@ -75,4 +75,19 @@ describe("a run's start", () => {
     const queued = (await eventsOf(stack, runId)).filter((e) => e.type === "TaskQueued");
     expect(queued).toHaveLength(1);
   });
+
+  it("a create repeated with its Idempotency-Key sends a start task still without its record again, as queued the first time", async () => {
+    const name = `start-${randomUUID().slice(0, 8)}`;
+    await register(stack, { name, tasks: { only: { action: "core.noop", input: { n: "{% input.n %}" } } } });
+    const idempotencyKey = randomUUID();
+    const { runId } = await stack.client.createRun(name, { input: { n: 4 }, idempotencyKey });
+    const [lost] = captured.sent() as [TaskMessage];
+    captured.clear();
+
+    // the client saw no answer (the API died after its write) and asks again
+    expect((await stack.client.createRun(name, { input: { n: 4 }, idempotencyKey })).runId).toBe(runId);
+    const [again] = captured.sent() as [TaskMessage];
+    expect(again).toMatchObject({ runId, task: "only", queued: { queuedAs: lost.queued?.queuedAs } });
+    expect(again.queued?.execution.input).toEqual({ n: 4 });
+  });
 });
