@@ -26,7 +26,7 @@ import { lostRace, retryOnContention } from "./store/contention";
 import { historyEvent } from "./store/events";
 import { keys } from "./store/keys";
 import { type RunRecord, type RunStatus, readItem, readRun, readTasks } from "./store/run-state";
-import { transact, type Write } from "./store/transaction";
+import { reasonAt, transact, type Write } from "./store/transaction";
 import { getLatestWorkflow, getWorkflowVersion } from "./workflows";
 
 export const MAX_INPUT_BYTES = 256 * 1024;
@@ -157,7 +157,9 @@ export async function createRun(
         if (started) await launch(run, started.tasks, workflow);
         return { run: { runId, status: run.status }, created: true };
       }
-      const previous = idempotencyKey ? outcome.reasons[0]?.item : undefined;
+      const previous = idempotencyKey
+        ? reasonAt(outcome, keys.idempotency(workflow.name, idempotencyKey))?.item
+        : undefined;
       if (previous) {
         if (previous.inputHash !== inputHash)
           throw new IdempotencyKeyReusedError(idempotencyKey as string, String(previous.runId));
@@ -209,7 +211,7 @@ export async function triggerRun(runId: string): Promise<RunSummary> {
   const started = await planStart(run, workflow);
   const outcome = await transact([startTransition(runId, started, "pending"), ...started.writes]);
   if (!outcome.ok) {
-    const status = String(outcome.reasons[0]?.item?.status ?? "unknown");
+    const status = String(reasonAt(outcome, keys.run(runId))?.item?.status ?? "unknown");
     throw new RunAlreadyStartedError(runId, status);
   }
   await launch({ ...run, ...started.fields, status: "running" }, started.tasks, workflow);

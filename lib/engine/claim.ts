@@ -3,7 +3,7 @@ import type { QueuedItem, TaskMessage } from "../queue";
 import { historyEvent, timeOfSortId } from "../store/events";
 import { keys } from "../store/keys";
 import { readItem, readRun } from "../store/run-state";
-import { type TxItem, transact, type Write } from "../store/transaction";
+import { keyOf, reasonAt, refusedAt, type TxItem, transact, type Write } from "../store/transaction";
 import { claimSuspended } from "./callback";
 import { isSuspended } from "./callback-token";
 import { cancelClaimed, cancelIdle } from "./cancel";
@@ -88,7 +88,7 @@ export async function claim(message: TaskMessage, workerId: string, now = new Da
     lease: addSeconds(now, MAX_LEASE_SECONDS).toISOString(),
   });
   if (outcome.ok) return started(outcome.item as unknown as TaskRecord, now);
-  const found = outcome.reasons[0]?.item as TaskRecord | undefined;
+  const found = reasonAt(outcome, keys.execution(target))?.item as TaskRecord | undefined;
   return found ? claimRecord(found, workerId, now) : { kind: "gone" };
 }
 
@@ -147,7 +147,7 @@ async function claimFirst(
     ...(limited ? [] : claimEvents(message, 0, workerId)),
   ]);
   if (!outcome.ok) {
-    const found = outcome.reasons[0]?.item as TaskRecord | undefined;
+    const found = reasonAt(outcome, keys.execution(message))?.item as TaskRecord | undefined;
     return found ? claimRecord(found, workerId, now) : { kind: "gone" };
   }
   return limited ? claimRecord(record, workerId, now) : started(record, now);
@@ -291,7 +291,7 @@ async function claimRecord(
   });
   if (outcome.ok) return started(outcome.item as unknown as TaskRecord, now);
   // another worker won: judge from the winner's state, without a second read
-  const found = outcome.reasons[0]?.item as TaskRecord | undefined;
+  const found = reasonAt(outcome, keys.execution(record))?.item as TaskRecord | undefined;
   return found ? claimRecord(found, workerId, now, tries, judged + 1) : { kind: "gone" };
 }
 
@@ -343,19 +343,19 @@ async function claimLimited(
       record: { ...record, status: "running", attempt, leaseUntil, workerId, slot: "held" },
     };
   }
-  const [runReason, taskReason, slotReason] = outcome.reasons;
+  const taskReason = reasonAt(outcome, keys.execution(record));
   if (taskReason?.code === "ConditionalCheckFailed" && taskReason.item) {
     // another worker won: judge from the winner's state, without a second read
     return claimRecord(taskReason.item as unknown as TaskRecord, workerId, now, tries, judged + 1);
   }
-  if (runReason?.code === "ConditionalCheckFailed") {
+  if (refusedAt(outcome, keys.run(record.runId))) {
     // the run ended: the execution is cancelled, and its completion published like any other,
     // so that a with-items task counts the item down; if it moved meanwhile, look again shortly
     return (await cancelIdle(record, now))
       ? { kind: "settled", record: { ...record, status: "cancelled" } }
       : { kind: "wait", seconds: 1 };
   }
-  if (slotReason?.code === "ConditionalCheckFailed" && tries < SLOT_TRIES) {
+  if (slot && refusedAt(outcome, keyOf(slot)) && tries < SLOT_TRIES) {
     // every slot is taken (or others wait first): park behind them, unless one was given back meanwhile
     if ((await transact(joinWaiting(record))).ok) return { kind: "parked" };
     const latest = await readItem<TaskRecord>(keys.execution(record));

@@ -5,7 +5,8 @@
 import type { CompletionMessage } from "../queue";
 import { type LostRace, lostRace, retryOnContention } from "../store/contention";
 import { historyEvent } from "../store/events";
-import { transact } from "../store/transaction";
+import { keys } from "../store/keys";
+import { refusedAt, transact } from "../store/transaction";
 import { countable, withCounted } from "./counted";
 import { whileRunning } from "./dispatch";
 import {
@@ -147,7 +148,7 @@ export async function countDown(
         if (dispatches) return parent.status === "running" && freeSlots(after) === 0 ? "counted" : "other";
         return !stopped && parent.status === "running" && after.active > 0 ? "deferred" : "other";
       }
-      if (dispatches && outcome.reasons[0]?.code === "ConditionalCheckFailed") {
+      if (dispatches && refusedAt(outcome, keys.run(runId))) {
         // the run ended (or its deadline passed): count without refilling, on the parent as read
         // (the task keeps its status: a run past its deadline is timed out by advance, which cancels it)
         stopped = true;

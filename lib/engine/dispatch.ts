@@ -8,7 +8,7 @@ import { IF_ABSENT } from "../store/conditional";
 import { historyEvent, sortId } from "../store/events";
 import { keys } from "../store/keys";
 import type { RunRecord } from "../store/run-state";
-import { type TxItem, transact, type Write } from "../store/transaction";
+import { reasonAt, type TxItem, transact, type Write } from "../store/transaction";
 import { limitOf } from "./slot";
 import { DEFAULT_RETRY, DEFAULT_TIMEOUT_SECONDS, nextLook, type TaskRecord } from "./task-record";
 
@@ -198,7 +198,7 @@ export async function dispatch(
       pending = pending.slice(batch.length);
       continue;
     }
-    const found = outcome.reasons[0]?.item as RunRecord | undefined;
+    const found = reasonAt(outcome, keys.run(run.runId))?.item as RunRecord | undefined;
     if (found?.status !== "running" || (found.deadline && found.deadline <= now.toISOString())) break;
     // a racing advance queued some of them: the rest, on the run as it is now
     queued = found.queued;

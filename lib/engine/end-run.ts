@@ -3,7 +3,7 @@ import { lostRace, retryOnContention } from "../store/contention";
 import { historyEvent } from "../store/events";
 import { keys } from "../store/keys";
 import type { RunRecord } from "../store/run-state";
-import { transact } from "../store/transaction";
+import { refusedAt, transact } from "../store/transaction";
 import { point } from "./interleave";
 import { type Promoted, release } from "./lock";
 import { type ErrorInfo, sweepValues } from "./task-record";
@@ -85,7 +85,7 @@ export async function endRun(
     ]);
     await point("end-run:after-write", { runId: run.runId, ended: outcome.ok });
     if (outcome.ok) return { ended: true, promoted: lock?.promoted };
-    if (outcome.reasons[0]?.code === "ConditionalCheckFailed") return { ended: false };
+    if (refusedAt(outcome, keys.run(run.runId))) return { ended: false };
     // the lock moved (a run joined its queue): read it again
     return lostRace(outcome.reasons);
   });

@@ -10,7 +10,7 @@ import { lostRace, retryOnContention } from "../store/contention";
 import { historyEvent, sortId } from "../store/events";
 import { keys } from "../store/keys";
 import { readItem } from "../store/run-state";
-import { type TxItem, transact, type Write } from "../store/transaction";
+import { refusedAt, type TxItem, transact, type Write } from "../store/transaction";
 import { whileRunning } from "./dispatch";
 import { queuedItems } from "./items";
 import { type FanOutRecord, nextLook } from "./task-record";
@@ -242,7 +242,7 @@ export async function fill(
           ...queued.writes,
         ]);
         if (!outcome.ok) {
-          if (outcome.reasons[0]?.code === "ConditionalCheckFailed") return undefined; // the run is no longer running
+          if (refusedAt(outcome, keys.run(runId))) return undefined; // the run is no longer running
           parent = undefined; // another handler moved the counters: read them again
           return lostRace(outcome.reasons);
         }

@@ -30,7 +30,7 @@ import { lostRace, retryOnContention } from "../store/contention";
 import { historyEvent, isHistoryEvent } from "../store/events";
 import { keys } from "../store/keys";
 import { readItem } from "../store/run-state";
-import { type TxItem, type TxOutcome, transact, type Write } from "../store/transaction";
+import { keyOf, refusedAt, type TxItem, type TxOutcome, transact, type Write } from "../store/transaction";
 import { nextLook, type TaskRecord } from "./task-record";
 
 /** The guard of a claim taking a slot of a limit: one is free and nobody waits (F4, I4). */
@@ -330,8 +330,9 @@ export async function transactGivingBack(
         await sendGranted(slot?.granted);
         return outcome;
       }
-      const own = outcome.reasons.slice(0, writes.filter((w) => !isHistoryEvent(w)).length);
-      if (!slot || own.some((r) => r.code === "ConditionalCheckFailed")) return outcome;
+      // the transition's own items refused (not the limit's): the caller judges it
+      const own = writes.filter((w): w is TxItem => !isHistoryEvent(w));
+      if (!slot || own.some((w) => refusedAt(outcome, keyOf(w)))) return outcome;
       return lostRace(outcome.reasons);
     },
     // why three times the default: see GIVE_BACK_TRIES

@@ -18,10 +18,12 @@ export type TxItem = NonNullable<TransactWriteCommandInput["TransactItems"]>[num
 /** What a transition writes: conditional writes, and the history events they record. */
 export type Write = TxItem | HistoryEvent;
 
-/** Why one item of a cancelled transaction failed, with the item as it was (ALL_OLD). */
+/** Why one item of a cancelled transaction failed, with the item as it was (ALL_OLD), by its key. */
 export interface TxReason {
   code: string;
   item?: Record<string, unknown>;
+  /** The key of the transaction item it is about (a transaction writes an item at most once). */
+  key: Key;
 }
 
 /** `item`: the item as written, for a single update that asked for it (`ReturnValues: ALL_NEW`). */
@@ -62,9 +64,10 @@ export async function transact(writes: Write[]): Promise<TxOutcome> {
         return { ok: true };
       } catch (error) {
         if (!(error instanceof TransactionCanceledException)) throw error;
-        const reasons: TxReason[] = (error.CancellationReasons ?? []).map((r) => ({
+        const reasons: TxReason[] = (error.CancellationReasons ?? []).map((r, k) => ({
           code: r.Code ?? "None",
           item: r.Item ? unmarshall(r.Item) : undefined,
+          key: keyOf(items[k] as TxItem),
         }));
         const failed = reasons.filter((r) => r.code !== "None");
         const conflictOnly = failed.length > 0 && failed.every((r) => r.code === "TransactionConflict");
@@ -120,7 +123,7 @@ async function writeOne(item: TxItem): Promise<TxOutcome> {
     const old = error.Item ? unmarshall(error.Item) : undefined;
     // the SDK sent the write again after its response was lost: the item is already ours
     if (old?.[WRITE_TOKEN_ATTRIBUTE] === token) return { ok: true };
-    return { ok: false, reasons: [{ code: "ConditionalCheckFailed", item: old }] };
+    return { ok: false, reasons: [{ code: "ConditionalCheckFailed", item: old, key: keyOf(item) }] };
   }
 }
 
@@ -133,6 +136,25 @@ function addSet(expression: string, assignment: string): string {
 }
 
 const sameKey = (a: Record<string, unknown> | undefined, b: Key) => a?.pk === b.pk && a?.sk === b.sk;
+
+/** The key of the item a transaction item writes or checks. */
+export function keyOf(item: TxItem): Key {
+  const key = (item.Put?.Item ?? item.Update?.Key ?? item.Delete?.Key ?? item.ConditionCheck?.Key) as Key;
+  return { pk: key.pk, sk: key.sk };
+}
+
+/**
+ * Why the write of the item at `key` failed in a refused transaction (or single write): its
+ * reason, named by the item rather than by its place in the transaction. `ConditionalCheckFailed`
+ * means its own condition failed; `None`, that it held and another item's failed.
+ */
+export function reasonAt(outcome: { reasons: TxReason[] }, key: Key): TxReason | undefined {
+  return outcome.reasons.find((r) => sameKey(r.key, key));
+}
+
+/** Whether the item at `key` is one whose condition failed in a refused transaction (or single write). */
+export const refusedAt = (outcome: { reasons: TxReason[] }, key: Key): boolean =>
+  reasonAt(outcome, key)?.code === "ConditionalCheckFailed";
 
 /**
  * The transaction items with each history event appended to the log of the item it belongs to:

@@ -1,5 +1,5 @@
 import "../../helpers/unit-env";
-import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
+import { ConditionalCheckFailedException, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import { PutCommand, TransactWriteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { marshall } from "@aws-sdk/util-dynamodb";
 import { mockClient } from "aws-sdk-client-mock";
@@ -7,7 +7,13 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { db } from "../../../lib/clients";
 import { eventsOfItem, historyEvent, sortId } from "../../../lib/store/events";
 import { keys } from "../../../lib/store/keys";
-import { transact, WRITE_TOKEN_ATTRIBUTE, withHistory } from "../../../lib/store/transaction";
+import {
+  reasonAt,
+  refusedAt,
+  transact,
+  WRITE_TOKEN_ATTRIBUTE,
+  withHistory,
+} from "../../../lib/store/transaction";
 
 const dynamo = mockClient(db());
 beforeEach(() => dynamo.reset());
@@ -104,7 +110,7 @@ describe("transact", () => {
       .rejects(new ConditionalCheckFailedException({ message: "no", $metadata: {}, Item: marshall(winner) }));
     expect(await transact([update("TASK#a")])).toEqual({
       ok: false,
-      reasons: [{ code: "ConditionalCheckFailed", item: winner }],
+      reasons: [{ code: "ConditionalCheckFailed", item: winner, key: keys.task("r1", "a") }],
     });
   });
 
@@ -137,5 +143,22 @@ describe("transact", () => {
       "RunFailed",
       "TaskFailed",
     ]);
+  });
+
+  it("names each reason of a refused transaction by its item's key, whatever its place", async () => {
+    const found = { ...keys.task("r1", "a"), status: "failed" };
+    dynamo.on(TransactWriteCommand).rejects(
+      new TransactionCanceledException({
+        message: "cancelled",
+        $metadata: {},
+        CancellationReasons: [{ Code: "None" }, { Code: "ConditionalCheckFailed", Item: marshall(found) }],
+      }),
+    );
+    const outcome = await transact([update("RUN"), update("TASK#a")]);
+    if (outcome.ok) throw new Error("the transaction was refused");
+    expect(refusedAt(outcome, keys.run("r1"))).toBe(false);
+    expect(refusedAt(outcome, keys.task("r1", "a"))).toBe(true);
+    expect(reasonAt(outcome, keys.task("r1", "a"))?.item).toEqual(found);
+    expect(reasonAt(outcome, keys.task("r1", "b"))).toBeUndefined();
   });
 });
