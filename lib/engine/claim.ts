@@ -156,6 +156,13 @@ async function claimFirst(
 /** The condition of a claim made without a read: the execution queued at the message's attempt, due, unlimited. */
 export const QUEUED_CLAIM =
   "#status = :queued AND attempt = :seen AND (attribute_not_exists(notBefore) OR notBefore <= :now) AND attribute_not_exists(#limit)";
+/**
+ * The condition of a limited action's claim (claimLimited), judged from the execution as read: its
+ * attempt, its status (queued, or running with its lease expired) and its slot unchanged since.
+ */
+export const LIMITED_CLAIM = (expired: boolean, slotSeen: boolean) =>
+  `attempt = :seen AND ${expired ? "#status = :running AND leaseUntil < :now" : "#status = :queued"}` +
+  (slotSeen ? " AND slot = :slotSeen" : " AND attribute_not_exists(slot)");
 /** The condition of a claim judged from the execution as read: its status and attempt unchanged since. */
 export const CLAIM_AS_READ = {
   queued: "#status = :queued AND attempt = :seen",
@@ -318,9 +325,7 @@ async function claimLimited(
       attempt: record.attempt,
       // closes: N workers claiming the same attempt; a claim of an expired lease racing its worker (or
       // its retry: the status as read); a claim whose slot moved since it was read
-      condition:
-        `attempt = :seen AND ${expired ? "#status = :running AND leaseUntil < :now" : "#status = :queued"}` +
-        (record.slot ? " AND slot = :slotSeen" : " AND attribute_not_exists(slot)"),
+      condition: LIMITED_CLAIM(expired !== undefined, record.slot !== undefined),
       values: {
         ...(record.slot ? { ":slotSeen": record.slot } : {}),
         ...(expired ? {} : { ":queued": "queued" }),

@@ -162,6 +162,19 @@ export interface GiveBack {
  * on the way. Every write is conditional on what was read, so if the list moved the caller's
  * transaction fails and it tries again.
  */
+/**
+ * The clauses a give-back's condition is built from, per call (each on what was read): an entry of
+ * the list still where it was, the run's count above one (or one: its last slot), a run that left
+ * holding nothing, and nobody waiting (the counter goes down).
+ */
+export const GIVE_BACK = {
+  entryAsRead: (index: number) => `waiting[${index}] = :w${index}`,
+  heldAbove: "#held > :one",
+  heldLast: "#held = :one",
+  goneHolding: (k: number) => `attribute_not_exists(#goneHeld${k})`,
+  nobodyWaits: "active > :zero AND size(waiting) = :size",
+};
+
 export async function giveBack(record: TaskRecord, now = new Date()): Promise<GiveBack> {
   const limit = await readLimit(record.limit as SlotLimit);
   if (!limit) throw new Error(`the limit of ${entryOf(record)} is missing although it holds a slot`);
@@ -195,7 +208,7 @@ export async function giveBack(record: TaskRecord, now = new Date()): Promise<Gi
   const conditions: string[] = [];
   for (const c of [...stale, ...(chosen ? [chosen] : [])]) {
     removes.push(`waiting[${c.index}]`);
-    conditions.push(`waiting[${c.index}] = :w${c.index}`);
+    conditions.push(GIVE_BACK.entryAsRead(c.index));
     values[`:w${c.index}`] = c.entry;
   }
   if (chosen?.runId === record.runId) {
@@ -211,9 +224,9 @@ export async function giveBack(record: TaskRecord, now = new Date()): Promise<Gi
     const leftover = candidates.some((c) => c.runId === record.runId && !stale.includes(c));
     if (count(heldName(record.runId)) > 1) {
       sets.push("#held = #held - :one");
-      conditions.push("#held > :one");
+      conditions.push(GIVE_BACK.heldAbove);
     } else {
-      conditions.push("#held = :one");
+      conditions.push(GIVE_BACK.heldLast);
       if (leftover) removes.push("#held");
       else {
         // the run's last slot, and none of it waits: it leaves no trace on the limit
@@ -229,7 +242,7 @@ export async function giveBack(record: TaskRecord, now = new Date()): Promise<Gi
     if (count(heldName(runId)) > 0) continue;
     // a run whose waiting executions all left, holding no slot: its count goes with them
     Object.assign(names, { [`#goneHeld${k}`]: heldName(runId), [`#goneServed${k}`]: servedName(runId) });
-    conditions.push(`attribute_not_exists(#goneHeld${k})`);
+    conditions.push(GIVE_BACK.goneHolding(k));
     removes.push(`#goneServed${k}`);
   }
   if (chosen && chosen.runId !== record.runId) {
@@ -242,7 +255,7 @@ export async function giveBack(record: TaskRecord, now = new Date()): Promise<Gi
   }
   if (!chosen) {
     sets.push("active = active - :one");
-    conditions.push("active > :zero", "size(waiting) = :size");
+    conditions.push(GIVE_BACK.nobodyWaits);
     Object.assign(values, { ":zero": 0, ":size": limit.waiting.length });
   }
   const writes: Write[] = [

@@ -6,14 +6,14 @@
  * checks can fail and that every guard is needed.
  */
 import { describe, expect, it } from "vitest";
-import { CLAIM_AS_READ, claimGuards, FIRST_CLAIM, QUEUED_CLAIM } from "../../lib/engine/claim";
+import { CLAIM_AS_READ, claimGuards, FIRST_CLAIM, LIMITED_CLAIM, QUEUED_CLAIM } from "../../lib/engine/claim";
 import { countingGuards } from "../../lib/engine/counted";
 import { NONE_QUEUED_YET, WHILE_ENDED, WHILE_RUNNING } from "../../lib/engine/dispatch";
 import { FROM_PENDING, VERSION_FENCE } from "../../lib/engine/fill";
 import { LOCK_FREE } from "../../lib/engine/lock";
 import { REDRIVABLE } from "../../lib/engine/redrive";
 import { ATTEMPT_FENCE } from "../../lib/engine/settle";
-import { SLOT_FREE, SLOT_TAKEN, STILL_PARKED } from "../../lib/engine/slot";
+import { GIVE_BACK, SLOT_FREE, SLOT_TAKEN, STILL_PARKED } from "../../lib/engine/slot";
 import { START_FROM } from "../../lib/engine/start";
 import { IF_ABSENT } from "../../lib/store/conditional";
 import type { Weakening } from "../helpers/sim/memory-table";
@@ -65,11 +65,7 @@ const GUARDS: {
       QUEUED_CLAIM,
       CLAIM_AS_READ.queued,
       CLAIM_AS_READ.expired,
-      ...["#status = :queued", "#status = :running AND leaseUntil < :now"].flatMap((status) =>
-        [" AND slot = :slotSeen", " AND attribute_not_exists(slot)"].map(
-          (slot) => `attempt = :seen AND ${status}${slot}`,
-        ),
-      ),
+      ...[false, true].flatMap((expired) => [false, true].map((slot) => LIMITED_CLAIM(expired, slot))),
     ],
     mode: "duplicate",
     caught: /I2|I3/,
@@ -137,9 +133,11 @@ const GUARDS: {
   },
   {
     guard: "limit: a give-back as read, the list and counts unmoved (F4, I4)",
-    // built per call: `waiting[i] = :wi` for each entry it drops or hands over, `#held > :one` (or
-    // `= :one` for the run's last slot), and `active > :zero AND size(waiting) = :size` when nobody waits
-    condition: /= :w\d+|#held [>=] :one|= :size/,
+    // built per call from GIVE_BACK's clauses: an entry as read for each it drops or hands over, the
+    // run's count (above one, or its last), and nobody waiting when the counter goes down
+    condition: (c: string) =>
+      [GIVE_BACK.heldAbove, GIVE_BACK.heldLast, GIVE_BACK.nobodyWaits].some((clause) => c.includes(clause)) ||
+      Array.from({ length: 100 }, (_, i) => GIVE_BACK.entryAsRead(i)).some((clause) => c.startsWith(clause)),
     mode: "duplicate",
     caught: /I4|I6/,
     // caught in 5 of seeds 1-10 at once; with it taken away some schedules never end (seed 11 of

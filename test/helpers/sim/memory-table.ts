@@ -244,7 +244,11 @@ export class MemoryTable {
       const weak =
         condition !== undefined &&
         this.weakened.some((w) =>
-          typeof w === "string" ? w === condition : w instanceof RegExp && w.test(condition),
+          typeof w === "string"
+            ? w === condition
+            : w instanceof RegExp
+              ? w.test(condition)
+              : typeof w === "function" && w(condition),
         );
       // a part of the guard taken away: judged by the weaker condition instead
       const rewrite = this.weakened.find(
@@ -289,8 +293,8 @@ export interface ConditionRewrite {
   as: string | ((condition: string) => string);
 }
 
-/** What a mutation test takes away: a whole condition (exactly, or by pattern), or a part of one. */
-export type Weakening = string | RegExp | ConditionRewrite;
+/** What a mutation test takes away: a whole condition (exactly, by pattern, or as a test says), or a part of one. */
+export type Weakening = string | RegExp | ((condition: string) => boolean) | ConditionRewrite;
 
 /** The weaker condition, with only the placeholders it uses (DynamoDB refuses unused ones). */
 function weaker(
