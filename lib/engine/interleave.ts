@@ -8,6 +8,7 @@ export type InterleavingPoint =
   | "countdown:before-commit"
   | "advance:before-dispatch"
   | "settle:before-write"
+  | "give-back:after-read"
   | "redrive:after-commit"
   | "end-run:before-write"
   | "end-run:after-write";

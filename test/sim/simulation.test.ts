@@ -153,13 +153,11 @@ const GUARDS: {
   {
     guard: "limit: a slot handed only to an execution still parked (F4, I4)",
     condition: STILL_PARKED,
-    // needs a cancel between the give-back's read of the parked execution and its write: rare
-    // (about one schedule in 100 with no faults; the slot handed to a cancelled execution never
-    // comes back, so the runs parked behind it never end). Which seeds catch it moves whenever the
-    // engine's calls change: 12, 56, 68, 97, 135, 181 before the retry helper; 68, 248, 371 after
-    // it; 80, 154, 364 of the first 400 once executions left the sweeper's index and refills went
-    // ten at a time (December 2026), hence 80 schedules. Pinning the interleaving with failpoints
-    // (issue 16) would end this
+    // needs a cancel between the give-back's read of the parked execution and its write: rare here
+    // (about one schedule in 100 with no faults), and which seeds catch it moves whenever the
+    // engine's calls change (80, 154, 364 of the first 400 since December 2026), hence 80
+    // schedules. test/integration/hand-over.test.ts pins that interleaving with an interleaving
+    // point and catches it every time, whatever the seeds do
     mode: "none",
     caught: /I4|I6/,
     schedules: 80,
