@@ -4,9 +4,13 @@
  */
 import { describe, expect, it } from "vitest";
 import { advance } from "../../lib/engine/advance";
+import { countingGuards } from "../../lib/engine/counted";
 import { endRunGuards } from "../../lib/engine/end-run";
 import { onPoint } from "../../lib/engine/interleave";
-import { readRun } from "../../lib/store/run-state";
+import type { TaskRecord } from "../../lib/engine/task-record";
+import { completionOf } from "../../lib/queue";
+import { keys } from "../../lib/store/keys";
+import { readItem, readRun } from "../../lib/store/run-state";
 import { eventsOf, register, waitForRun } from "../helpers/runs";
 import { useSink } from "../helpers/sink";
 import { useLocalStack } from "../helpers/stack";
@@ -252,6 +256,48 @@ describe("redrive", () => {
       });
     } finally {
       endRunGuards.redrives = true;
+    }
+  });
+
+  /**
+   * A late completion of an item's earlier incarnation (its failure, delivered again after the
+   * redrive put it back and a fill queued it anew) counts nothing: only a completion of the
+   * redrive's own incarnation does (counted.ts). Pinned, not a seed: the item's second call is held
+   * at the sink while the stale completion is handed to `advance`. Taken away, the stale failure
+   * counts the new incarnation failed and the redriven run fails again.
+   */
+  async function lateCompletionAfterRedrive(name: string): Promise<{ status: string; items: unknown }> {
+    await register(stack, {
+      name,
+      tasks: { fan: { ...call(`/${name}/{% item %}`, { item: "{% item %}" }), withItems: "{% [0..1] %}" } },
+    });
+    sink().reset();
+    sink().respond(`/${name}/0`, [400, 200]); // fails once (not retryable), then accepts
+    const { runId } = await stack.client.createRun(name);
+    expect((await waitForRun(stack, runId)).status).toBe("failed");
+    const failed = (await readItem<TaskRecord>(keys.item(runId, "fan", 0))) as TaskRecord;
+    const held = sink().holdNext(1);
+    expect((await stack.api("POST", `/runs/${runId}/redrive`)).status).toBe(202);
+    await held; // the item's new incarnation runs, held by the sink
+    await advance(runId, [completionOf(failed, "failed")]);
+    sink().release();
+    const run = await waitForRun(stack, runId);
+    return { status: run.status, items: run.tasks.fan.items };
+  }
+
+  it("a late completion of an item's earlier incarnation counts nothing once it is queued again", async () => {
+    expect(await lateCompletionAfterRedrive("redrive-late-item")).toMatchObject({
+      status: "succeeded",
+      items: { total: 2, succeeded: 2, failed: 0 },
+    });
+  });
+
+  it("that guard taken away is caught: the stale failure counts, and the redriven run fails again", async () => {
+    countingGuards.incarnation = false;
+    try {
+      expect((await lateCompletionAfterRedrive("redrive-late-item-unguarded")).status).toBe("failed");
+    } finally {
+      countingGuards.incarnation = true;
     }
   });
 });

@@ -258,7 +258,9 @@ const CODE_GUARDS: {
     guard: "countdown: a completion from before a redrive counts nothing (F1, I4)",
     // a late completion of the item's earlier incarnation counts the new one (as it ended before);
     // seeds 88, 124, 125, 163 and 193 of the first 200 catch it since refills went ten at a time
-    // (some seed under 60 did before), hence 90 schedules
+    // (some seed under 60 did before), hence 90 schedules. test/integration/redrive.test.ts pins
+    // that interleaving (the stale completion handed to advance while the new incarnation runs)
+    // and catches it every time
     off: "incarnation",
     mode: "all",
     caught: /I4|I6|I7/,
