@@ -186,7 +186,11 @@ const GUARDS: {
   // interleaving with interleaving points instead (test/integration/redrive.test.ts, endRunGuards).
 ];
 
-/** Seeds that once found a bug, kept as regressions (their schedules change when the engine's calls do). */
+/**
+ * Seeds that once found a bug, kept as regressions (their schedules change when the engine's calls
+ * do). Seeds 624, 67 and 2 are also pinned as the interleavings that found them, step by step, in
+ * test/integration/regressions.test.ts, which keeps testing them whatever the seeds do.
+ */
 const FOUND: { seed: number; mode: FaultMode; bug: string }[] = [
   {
     seed: 624,

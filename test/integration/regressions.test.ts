@@ -1,0 +1,135 @@
+/**
+ * Bugs the simulation found (test/sim/simulation.test.ts, FOUND), each pinned as the interleaving
+ * that found it, driven step by step against DynamoDB Local: a seed replays its schedule only
+ * while the engine makes the same calls, so a seed alone silently stops testing its bug when the
+ * engine changes. Task messages are captured, not delivered (and completions and looks dropped),
+ * and the stack runs no sweeper: the test is every worker, every advance and the clock.
+ */
+import { randomUUID } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { advance } from "../../lib/engine/advance";
+import { countDown } from "../../lib/engine/countdown";
+import { onPoint } from "../../lib/engine/interleave";
+import type { FanOutRecord, TaskRecord } from "../../lib/engine/task-record";
+import { work } from "../../lib/engine/work";
+import { type CompletionMessage, completionOf, type TaskMessage } from "../../lib/queue";
+import { keys } from "../../lib/store/keys";
+import { readItem } from "../../lib/store/run-state";
+import { register } from "../helpers/runs";
+import { captureTaskMessages } from "../helpers/sends";
+import { useSink } from "../helpers/sink";
+import { useLocalStack } from "../helpers/stack";
+
+const stack = useLocalStack({ sweeper: false });
+const captured = captureTaskMessages();
+const sinkFixture = useSink();
+const sink = () => sinkFixture.sink;
+
+const later = (seconds: number) => new Date(Date.now() + seconds * 1000);
+
+/** A run of one with-items task over items 0 and 1 calling the sink, its first fill done. */
+async function fanOutRun(concurrency: number): Promise<{ name: string; runId: string }> {
+  const name = `found-${randomUUID().slice(0, 8)}`;
+  await register(stack, {
+    name,
+    timeoutSeconds: 600,
+    tasks: {
+      fan: {
+        action: "core.http",
+        withItems: "{% [0..1] %}",
+        concurrency,
+        input: { url: `${sink().url}/${name}/{% item %}`, body: { item: "{% item %}" } },
+        retry: { maxAttempts: 1 },
+      },
+    },
+  });
+  captured.clear();
+  const { runId } = await stack.client.createRun(name);
+  await advance(runId); // the look the create sent `advance` (dropped here): starts the fan-out
+  return { name, runId };
+}
+
+/** Works every task message captured so far (once each); returns the completions of the items. */
+async function workAll(runId: string): Promise<CompletionMessage[]> {
+  const messages = captured.sent().splice(0) as TaskMessage[];
+  const done: CompletionMessage[] = [];
+  for (const m of messages) {
+    await work(m, "w");
+    const item = await readItem<TaskRecord>(keys.item(runId, m.task, m.item as number));
+    if (item) done.push(completionOf(item, item.status as CompletionMessage["outcome"]));
+  }
+  return done;
+}
+
+const parentOf = (runId: string) => readItem<FanOutRecord>(keys.task(runId, "fan"));
+
+describe("bugs the simulation found, pinned", () => {
+  it("seed 624 (all): a countdown that finds the run past its deadline leaves its task running, and the run goes on with every item", async () => {
+    const { runId } = await fanOutRun(1);
+    const [first] = await workAll(runId);
+    // the countdown's clock is past the deadline; the run's own advance, later, is not
+    expect(await countDown(runId, "fan", [first as CompletionMessage], later(601))).not.toBe("counted");
+    expect(await parentOf(runId)).toMatchObject({ status: "running", succeededItems: 1, active: 0 });
+    await advance(runId); // refills the slot the countdown could not
+    const [second] = await workAll(runId);
+    await advance(runId, [second as CompletionMessage]);
+    const run = await stack.client.getRun(runId);
+    expect(run).toMatchObject({ status: "succeeded", tasks: { fan: { items: { total: 2, succeeded: 2 } } } });
+  });
+
+  it("seed 67 (stall): a redrive during a timed-out run's wind-down waits (409) for its with-items task to be cancelled, then puts it back", async () => {
+    const { runId } = await fanOutRun(1);
+    const [first] = await workAll(runId);
+    let during: number | undefined;
+    const remove = onPoint("end-run:after-write", async (detail) => {
+      if (detail.runId !== runId || !detail.ended) return;
+      remove();
+      // the run has failed (timed out); its wind-down has not cancelled the running task yet
+      during = (await stack.api("POST", `/runs/${runId}/redrive`)).status;
+    });
+    try {
+      await advance(runId, [first as CompletionMessage], later(601)); // counts, times the run out, winds down
+    } finally {
+      remove();
+    }
+    expect(during).toBe(409);
+    expect(await parentOf(runId)).toMatchObject({ status: "cancelled" });
+    expect((await stack.api("POST", `/runs/${runId}/redrive`)).status).toBe(202);
+    await advance(runId); // the redrive's look (dropped here): fills the item it put back
+    const [second] = await workAll(runId);
+    await advance(runId, [second as CompletionMessage]);
+    expect(await stack.client.getRun(runId)).toMatchObject({
+      status: "succeeded",
+      tasks: { fan: { items: { total: 2, succeeded: 2 } } },
+    });
+    expect(sink().requestsTo(`/${(await stack.client.getRun(runId)).workflow}/1`)).toHaveLength(1);
+  });
+
+  it("seed 2 (crash): a second redrive before any fill does not take the counts of items already put back again", async () => {
+    const { name, runId } = await fanOutRun(2);
+    sink().respond(`/${name}/0`, [400, 200]); // item 0 fails once (not retried), then succeeds
+    await advance(runId, await workAll(runId));
+    expect(await parentOf(runId)).toMatchObject({ status: "failed", failedItems: 1, succeededItems: 1 });
+    // the first redrive commits; before its advance fills item 0 again, the run times out
+    const remove = onPoint("redrive:after-commit", async (detail) => {
+      if (detail.runId !== runId) return;
+      remove();
+      await advance(runId, [], later(601));
+    });
+    try {
+      expect((await stack.api("POST", `/runs/${runId}/redrive`)).status).toBe(202);
+    } finally {
+      remove();
+    }
+    expect(await parentOf(runId)).toMatchObject({ status: "cancelled", failedItems: 0, redo: [0] });
+    expect((await stack.client.getRun(runId)).status).toBe("failed");
+    // the second redrive: item 0 is put back still, its failure not taken back a second time
+    expect((await stack.api("POST", `/runs/${runId}/redrive`)).status).toBe(202);
+    expect(await parentOf(runId)).toMatchObject({ failedItems: 0, succeededItems: 1, active: 1 });
+    await advance(runId, await workAll(runId));
+    expect(await stack.client.getRun(runId)).toMatchObject({
+      status: "succeeded",
+      tasks: { fan: { items: { total: 2, succeeded: 2, failed: 0 } } },
+    });
+  });
+});
