@@ -8,8 +8,11 @@
 import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { advance } from "../../lib/engine/advance";
+import { claim } from "../../lib/engine/claim";
 import { countDown } from "../../lib/engine/countdown";
 import { onPoint } from "../../lib/engine/interleave";
+import { settle } from "../../lib/engine/settle";
+import { readLimit } from "../../lib/engine/slot";
 import type { FanOutRecord, TaskRecord } from "../../lib/engine/task-record";
 import { work } from "../../lib/engine/work";
 import { type CompletionMessage, completionOf, type TaskMessage } from "../../lib/queue";
@@ -130,6 +133,43 @@ describe("bugs the simulation found, pinned", () => {
     expect(await stack.client.getRun(runId)).toMatchObject({
       status: "succeeded",
       tasks: { fan: { items: { total: 2, succeeded: 2, failed: 0 } } },
+    });
+  });
+
+  it("seeds 64 and 105 (crash): a give-back drops its own stale entry (parked, cancelled, redriven), so the limit ends free with nobody waiting", async () => {
+    const name = `found-${randomUUID().slice(0, 8)}`;
+    await register(stack, {
+      name,
+      timeoutSeconds: 600,
+      limits: { actions: { "core.noop": { maxRunning: 1 } } },
+      tasks: { limited: { action: "core.noop" } },
+    });
+    const messageOf = (runId: string) => captured.sent().find((m) => m.runId === runId) as TaskMessage;
+    captured.clear();
+    const holder = await stack.client.createRun(name);
+    const held = await claim(messageOf(holder.runId), "w1");
+    expect(held.kind).toBe("claimed");
+    const { runId } = await stack.client.createRun(name);
+    // its execution parks behind the holder; the run times out, and its wind-down cancels the
+    // parked execution (whose entry stays in the limit's list, stale)
+    expect((await claim(messageOf(runId), "w2")).kind).toBe("parked");
+    await advance(runId, [], later(601));
+    expect(await stack.client.getRun(runId)).toMatchObject({
+      status: "failed",
+      tasks: { limited: { status: "cancelled" } },
+    });
+    captured.clear();
+    expect((await stack.api("POST", `/runs/${runId}/redrive`)).status).toBe(202);
+    // put back, it parks again, behind its own stale entry
+    expect((await claim(messageOf(runId), "w2")).kind).toBe("parked");
+    captured.clear();
+    // the holder ends: its slot goes to the parked execution, which runs and gives it back
+    await settle((held as { record: TaskRecord }).record, { ok: true, output: null });
+    await work(messageOf(runId), "w2");
+    expect((await stack.client.getRun(runId)).status).toBe("succeeded");
+    expect(await readLimit({ workflow: name, action: "core.noop" })).toMatchObject({
+      active: 0,
+      waiting: [],
     });
   });
 });

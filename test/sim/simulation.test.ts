@@ -188,7 +188,7 @@ const GUARDS: {
 
 /**
  * Seeds that once found a bug, kept as regressions (their schedules change when the engine's calls
- * do). Seeds 624, 67 and 2 are also pinned as the interleavings that found them, step by step, in
+ * do). Each is also pinned as the interleaving that found it, step by step, in
  * test/integration/regressions.test.ts, which keeps testing them whatever the seeds do.
  */
 const FOUND: { seed: number; mode: FaultMode; bug: string }[] = [
