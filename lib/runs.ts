@@ -274,11 +274,16 @@ export async function redriveRun(runId: string): Promise<RunSummary & { redriveC
     const tasks = await readTasks(runId);
     const workflow = await getWorkflowVersion(run.workflow, run.version);
     const plan = await planRedrive(run, tasks, workflow);
+    await point("redrive:before-commit", { runId });
     const outcome = await transact([...plan.writes, ...(await retake(run))]);
     if (!outcome.ok) return lostRace(outcome.reasons); // the run, a task or the key moved: look again
     await point("redrive:after-commit", { runId, redriveCount: plan.redriveCount });
     await sendTasks(
-      plan.queued.map((task) => ({ runId, task })),
+      [
+        ...plan.queued.map((task) => ({ runId, task })),
+        // queued on the run and never claimed (their messages lost, or cancelled by nobody): now
+        ...(await messagesOnRun(run, tasks, plan.unwritten, new Date())),
+      ],
       `redrive/${plan.redriveCount}`,
     );
     await advance(runId);

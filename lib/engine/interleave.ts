@@ -9,6 +9,7 @@ export type InterleavingPoint =
   | "advance:before-dispatch"
   | "settle:before-write"
   | "give-back:after-read"
+  | "redrive:before-commit"
   | "redrive:after-commit"
   | "end-run:before-write"
   | "end-run:after-write";

@@ -23,7 +23,7 @@ import { lostRace, retryOnContention } from "../store/contention";
 import { type EventType, historyEvent } from "../store/events";
 import { keys } from "../store/keys";
 import { type RunRecord, readItem, readTasks } from "../store/run-state";
-import { type TxItem, transact, type Write } from "../store/transaction";
+import { refusedAt, type TxItem, transact, type Write } from "../store/transaction";
 import { getWorkflowVersion, type WorkflowVersion } from "../workflows";
 import { WHILE_ENDED } from "./dispatch";
 import { planStart, type RunStart, startTransition } from "./start";
@@ -214,7 +214,7 @@ export async function release(run: RunRecord, now = new Date()): Promise<Release
 
 /**
  * Gives back the lock of a run that ended early (cancelled, timed out) once none of its actions
- * runs any more, so that the next run of the key never overlaps its last actions (I5), and takes
+ * runs any more and none of its executions is queued (the wind-down cancels those), so that the next run of the key never overlaps its last actions (I5), and takes
  * the run out of the sweeper's index (it kept its look until then: end-run.ts). Called after each
  * of its late completions and looks; a no-op while something runs, and once both are done.
  */
@@ -224,8 +224,10 @@ export async function releaseWhenIdle(run: RunRecord, now = new Date()): Promise
   // its lock (and its place in the sweeper's index) until a later call gives it back (a late
   // completion, the sweeper's look at the run)
   return retryOnContention(`give back the concurrency-key lock of run ${run.runId}`, async () => {
+    // (a queued execution too: one whose cancel lost its race, parked for a slot after the run
+    // ended, is cancelled by a later look's wind-down, which needs the run still in the index)
     const busy = (await readTasks(run.runId)).some((t) =>
-      isFanOut(t) ? t.active > 0 : t.status === "running",
+      isFanOut(t) ? t.active > 0 : t.status === "running" || t.status === "queued",
     );
     if (busy) return undefined;
     const plan = run.concurrencyKey === undefined ? undefined : await release(run, now);
@@ -245,7 +247,7 @@ export async function releaseWhenIdle(run: RunRecord, now = new Date()): Promise
     };
     const outcome = await transact([...(plan?.writes ?? []), leaveSweep]);
     if (outcome.ok) return plan?.promoted;
-    if (outcome.reasons.at(-1)?.code === "ConditionalCheckFailed") return undefined; // redriven: it keeps its key
+    if (refusedAt(outcome, keys.run(run.runId))) return undefined; // redriven: it keeps its key
     // the lock moved (a run joined its queue): read it again
     return lostRace(outcome.reasons);
   });

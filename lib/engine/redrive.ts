@@ -10,6 +10,7 @@
  *                       this redrive, in `putBack`)
  *                                                               if version as read (fill queues them again)
  *   with-items task whose items could not be evaluated: deleted, so that it starts afresh
+ *   plain task queued on the run, never claimed (no record)          if still no record; sent again
  *
  * Attempt numbers go on (a redriven execution's next attempt is its last one + 1, so a zombie of an
  * old attempt stays fenced out, I8); the retry policy counts again from the redrive (`attemptBase`).
@@ -26,12 +27,27 @@ import type { WorkflowVersion } from "../workflows";
 import { isCounted } from "./counted";
 import { failureHandled } from "./evaluate";
 import { VERSION_FENCE } from "./fill";
+import { unwrittenOnRun } from "./plan";
 import { startFields } from "./start";
 import { type FanOutRecord, isFanOut, sweepValues, type TaskItem, type TaskRecord } from "./task-record";
 
 /** The guard of a redrive: the run failed, at the redrive count read (of concurrent redrives, one). */
 export const REDRIVABLE =
   "#status = :failed AND (attribute_not_exists(redriveCount) OR redriveCount = :seen)";
+
+/**
+ * The guard of a redrive on a task queued on the run without its record (dispatch.ts): still none.
+ * A first claim that put it meanwhile found the run not running and cancelled it: the redrive must
+ * read it again and put it back, or the redriven run would carry a cancelled task (sim crash 1312).
+ */
+export const STILL_UNWRITTEN = "attribute_not_exists(#task)"; // (every record has a task: a name of its own)
+
+/**
+ * That guard as a switch, for its guard-removal test only (regressions.test.ts pins the
+ * interleaving that needs it; the simulation met it once in 12,000 schedules). Never changed
+ * outside tests.
+ */
+export const redriveGuards = { stillUnwritten: true };
 
 /** The run item and its history event, plus one write per execution put back: under DynamoDB's 100. */
 const MAX_TASKS_PUT_BACK = 96;
@@ -41,6 +57,8 @@ export interface RedrivePlan {
   writes: Write[];
   /** Plain tasks put back in the queue: their messages go out once the transaction committed. */
   queued: string[];
+  /** Tasks queued on the run without records, and the sort ids of their TaskQueued: sent again once committed. */
+  unwritten: [string, string][];
 }
 
 const putBack = (status: string) => status === "failed" || status === "cancelled";
@@ -70,7 +88,8 @@ export async function planRedrive(
   const back = tasks.filter(
     (t) => putBack(t.status) && !(t.status === "failed" && failureHandled(workflow.definition, t.task)),
   );
-  if (back.length > MAX_TASKS_PUT_BACK) {
+  const unwritten = unwrittenOnRun(run, tasks);
+  if (back.length + unwritten.length > MAX_TASKS_PUT_BACK) {
     throw new RunNotRedrivableError(
       run.runId,
       run.status,
@@ -88,6 +107,17 @@ export async function planRedrive(
       items[t.task] = redo.length;
       writes.push(fanOutPutBack(t, redo, redriveCount, sweep));
     }
+  }
+  for (const [task] of redriveGuards.stillUnwritten ? unwritten : []) {
+    writes.push({
+      ConditionCheck: {
+        TableName: config.tableName(),
+        Key: keys.task(run.runId, task),
+        // closes: a first claim putting the task (cancelled, the run not running) after this read
+        ConditionExpression: STILL_UNWRITTEN,
+        ExpressionAttributeNames: { "#task": "task" },
+      },
+    });
   }
   const fields = startFields(run.runId, workflow, now);
   writes.unshift(
@@ -118,7 +148,7 @@ export async function planRedrive(
       detail: { redriveCount, tasks: back.map((t) => t.task), items, previousError: run.error },
     }),
   );
-  return { redriveCount, writes, queued: back.filter((t) => !isFanOut(t)).map((t) => t.task) };
+  return { redriveCount, writes, queued: back.filter((t) => !isFanOut(t)).map((t) => t.task), unwritten };
 }
 
 /** A failed or cancelled plain task queued again, its next look at `sweepAt` (it is in no index). */

@@ -11,6 +11,7 @@ import { advance } from "../../lib/engine/advance";
 import { claim } from "../../lib/engine/claim";
 import { countDown } from "../../lib/engine/countdown";
 import { onPoint } from "../../lib/engine/interleave";
+import { redriveGuards } from "../../lib/engine/redrive";
 import { settle } from "../../lib/engine/settle";
 import { readLimit } from "../../lib/engine/slot";
 import type { FanOutRecord, TaskRecord } from "../../lib/engine/task-record";
@@ -18,7 +19,7 @@ import { work } from "../../lib/engine/work";
 import { type CompletionMessage, completionOf, type TaskMessage } from "../../lib/queue";
 import { keys } from "../../lib/store/keys";
 import { readItem } from "../../lib/store/run-state";
-import { register } from "../helpers/runs";
+import { eventsOf, register } from "../helpers/runs";
 import { captureTaskMessages } from "../helpers/sends";
 import { useSink } from "../helpers/sink";
 import { useLocalStack } from "../helpers/stack";
@@ -171,5 +172,62 @@ describe("bugs the simulation found, pinned", () => {
       active: 0,
       waiting: [],
     });
+  });
+
+  /**
+   * Seed 1312 (crash): a successor queued on its run without its record when the run timed out; a
+   * redrive reads the run's tasks (none for it), then its first claim puts it and, the run not
+   * running, cancels it; then the redrive commits. Its check that the task still has no record
+   * (`STILL_UNWRITTEN`) refuses, and the redrive, reading again, puts the cancelled task back.
+   * Taken away, the redriven run carries a cancelled task and ends without what follows it.
+   */
+  async function claimDuringRedrive(): Promise<{ status: string; ran: string[] }> {
+    const name = `found-${randomUUID().slice(0, 8)}`;
+    await register(stack, {
+      name,
+      timeoutSeconds: 600,
+      tasks: {
+        a: { action: "core.noop", next: [{ do: ["b"] }] },
+        b: { action: "core.noop", next: [{ do: ["c"] }] },
+        c: { action: "core.noop" },
+      },
+    });
+    captured.clear();
+    const { runId } = await stack.client.createRun(name);
+    await workAll(runId); // a, whose worker queues b on the run
+    const [b] = captured.sent() as [TaskMessage];
+    captured.clear();
+    await advance(runId, [], later(601)); // the run times out, b never claimed
+    const remove = onPoint("redrive:before-commit", async (detail) => {
+      if (detail.runId !== runId) return;
+      remove();
+      await work(b, "late"); // b's first claim: put, found the run failed, cancelled unrun
+    });
+    try {
+      expect((await stack.api("POST", `/runs/${runId}/redrive`)).status).toBe(202);
+    } finally {
+      remove();
+    }
+    for (let round = 0; round < 3 && captured.sent().length > 0; round++) await workAll(runId);
+    const run = await stack.client.getRun(runId);
+    const ran = (await eventsOf(stack, runId))
+      .filter((e) => e.type === "TaskSucceeded")
+      .map((e) => e.task as string);
+    return { status: run.status, ran };
+  }
+
+  it("seed 1312 (crash): a redrive racing the first claim of a task queued on the run puts that task back", async () => {
+    expect(await claimDuringRedrive()).toEqual({ status: "succeeded", ran: ["a", "b", "c"] });
+  });
+
+  it("that guard taken away is caught: the redriven run carries the cancelled task and never runs what follows it", async () => {
+    redriveGuards.stillUnwritten = false;
+    try {
+      const { status, ran } = await claimDuringRedrive();
+      expect({ status, ran }).not.toEqual({ status: "succeeded", ran: ["a", "b", "c"] });
+      expect(ran).not.toContain("c");
+    } finally {
+      redriveGuards.stillUnwritten = true;
+    }
   });
 });
