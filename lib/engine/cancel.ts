@@ -6,6 +6,7 @@ import { queryRunItems, readTasks } from "../store/run-state";
 import { transact, type Write } from "../store/transaction";
 import { isSuspended } from "./callback-token";
 import { whileEnded } from "./dispatch";
+import { point } from "./interleave";
 import { transactGivingBack } from "./slot";
 import { type FanOutRecord, isFanOut, type TaskRecord } from "./task-record";
 
@@ -68,6 +69,7 @@ function cancellation(
  */
 export async function cancelIdle(record: TaskRecord, now = new Date()): Promise<boolean> {
   if (!idle(record, now)) return false;
+  await point("cancel:before-write", { runId: record.runId, task: record.task, item: record.item });
   const suspended = isSuspended(record);
   // a slot it holds is given back with the cancellation; a place in a limit's queue is left to go stale
   const outcome = await transactGivingBack(

@@ -362,6 +362,7 @@ async function claimLimited(
   }
   if (slot && refusedAt(outcome, keyOf(slot)) && tries < SLOT_TRIES) {
     // every slot is taken (or others wait first): park behind them, unless one was given back meanwhile
+    await point("claim:before-park", { runId: record.runId, task: record.task, item: record.item });
     if ((await transact(joinWaiting(record))).ok) return { kind: "parked" };
     const latest = await readItem<TaskRecord>(keys.execution(record));
     return latest ? claimRecord(latest, workerId, now, tries + 1, judged) : { kind: "gone" };

@@ -5,6 +5,8 @@
  */
 export type InterleavingPoint =
   | "claim:before-write"
+  | "claim:before-park"
+  | "cancel:before-write"
   | "countdown:before-commit"
   | "advance:before-dispatch"
   | "settle:before-write"

@@ -230,4 +230,57 @@ describe("bugs the simulation found, pinned", () => {
       redriveGuards.stillUnwritten = true;
     }
   });
+
+  it("seed 30 (crash): a cancelled run keeps its look while an execution that parked after its cancel lost its race is queued; that look cancels it", async () => {
+    const name = `found-${randomUUID().slice(0, 8)}`;
+    await register(stack, {
+      name,
+      limits: { actions: { "core.noop": { maxRunning: 1 } } },
+      tasks: { limited: { action: "core.noop" } },
+    });
+    captured.clear();
+    const holder = await stack.client.createRun(name);
+    const messageOf = (runId: string) => captured.sent().find((m) => m.runId === runId) as TaskMessage;
+    expect((await claim(messageOf(holder.runId), "w1")).kind).toBe("claimed");
+    const { runId } = await stack.client.createRun(name);
+    // its claim finds the slot taken; before it parks, the run is cancelled, and the cancel reads
+    // the execution (queued, no slot) before it parks and writes after (and so is refused)
+    let cancelRead: () => void = () => {};
+    const cancelHasRead = new Promise<void>((read) => {
+      cancelRead = read;
+    });
+    let releaseCancel: () => void = () => {};
+    let cancelled: Promise<unknown> = Promise.resolve();
+    const removeCancel = onPoint("cancel:before-write", async (detail) => {
+      if (detail.runId !== runId) return;
+      removeCancel();
+      cancelRead();
+      await new Promise<void>((go) => {
+        releaseCancel = go;
+      });
+    });
+    const removePark = onPoint("claim:before-park", async (detail) => {
+      if (detail.runId !== runId) return;
+      removePark();
+      cancelled = stack.api("POST", `/runs/${runId}/cancel`);
+      await cancelHasRead;
+    });
+    try {
+      expect((await claim(messageOf(runId), "w2")).kind).toBe("parked");
+      releaseCancel();
+      expect(((await cancelled) as { status: number }).status).toBe(202);
+    } finally {
+      removeCancel();
+      removePark();
+    }
+    // parked in a cancelled run: the run keeps its place in the sweeper's index, and its look's
+    // wind-down cancels the execution
+    expect(await readItem<TaskRecord>(keys.task(runId, "limited"))).toMatchObject({
+      status: "queued",
+      slot: "waiting",
+    });
+    expect((await readItem<Record<string, unknown>>(keys.run(runId)))?.sweepShard).toBeDefined();
+    await advance(runId, [], new Date(), true);
+    expect(await readItem<TaskRecord>(keys.task(runId, "limited"))).toMatchObject({ status: "cancelled" });
+  });
 });

@@ -188,10 +188,8 @@ const GUARDS: {
 
 /**
  * Seeds that once found a bug, kept as regressions (their schedules change when the engine's calls
- * do). Each but seed 30 is also pinned as the interleaving that found it, step by step, in
- * test/integration/regressions.test.ts, which keeps testing them whatever the seeds do. (Seed 30
- * needs a cancel that reads a limited execution before it parks and writes after: two holds in
- * two handlers, not pinned yet.)
+ * do). Each is also pinned as the interleaving that found it, step by step, in
+ * test/integration/regressions.test.ts, which keeps testing them whatever the seeds do.
  */
 const FOUND: { seed: number; mode: FaultMode; bug: string }[] = [
   {
