@@ -214,9 +214,10 @@ export async function release(run: RunRecord, now = new Date()): Promise<Release
 
 /**
  * Gives back the lock of a run that ended early (cancelled, timed out) once none of its actions
- * runs any more and none of its executions is queued (the wind-down cancels those), so that the next run of the key never overlaps its last actions (I5), and takes
- * the run out of the sweeper's index (it kept its look until then: end-run.ts). Called after each
- * of its late completions and looks; a no-op while something runs, and once both are done.
+ * runs any more and none of its executions is queued (the wind-down cancels those), so that the
+ * next run of the key never overlaps its last actions (I5), and takes the run out of the
+ * sweeper's index (it kept its look until then: end-run.ts). Called after each of its late
+ * completions and looks; a no-op while something runs or waits, and once both are done.
  */
 export async function releaseWhenIdle(run: RunRecord, now = new Date()): Promise<Promoted | undefined> {
   if (run.concurrencyKey === undefined && run.sweepShard === undefined) return undefined;
