@@ -7,7 +7,7 @@ import { isSuspended } from "./engine/callback-token";
 import { unqueued } from "./engine/fill";
 import { itemRecords } from "./engine/items";
 import { readLock } from "./engine/lock";
-import { planOnRun, unwrittenOnRun } from "./engine/plan";
+import { recordsOnRun, unwrittenOnRun } from "./engine/plan";
 import { limitOf, readLimit } from "./engine/slot";
 import { isFanOut, type TaskItem, type TaskRecord } from "./engine/task-record";
 import { InvalidQueryError, TaskNotFoundError } from "./errors";
@@ -138,11 +138,8 @@ async function unwritten(
   wanted: (task: string) => boolean,
 ): Promise<TaskRecord[]> {
   if (run.status !== "running") return [];
-  const queued = new Map(unwrittenOnRun(run, written).filter(([task]) => wanted(task)));
-  if (queued.size === 0) return [];
-  const { definition } = await getWorkflowVersion(run.workflow, run.version);
-  const planned = await planOnRun(run, definition, written, [...queued.keys()], new Date());
-  return planned.map((r) => ({ ...r, createdAt: timeOfSortId(queued.get(r.task) as string) }));
+  const queued = unwrittenOnRun(run, written).filter(([task]) => wanted(task));
+  return recordsOnRun(run, written, queued, new Date());
 }
 
 /** One task queued on its run without its record, as `unwritten` shows it. */

@@ -3,8 +3,8 @@
  * on their run without records (dispatch.ts), made again wherever one is needed without its
  * message: the run's look re-sending a lost one, the API showing one not claimed yet.
  */
-import type { WorkflowDefinition } from "../definition/types";
 import type { TaskMessage } from "../queue";
+import { timeOfSortId } from "../store/events";
 import type { RunRecord } from "../store/run-state";
 import { getWorkflowVersion } from "../workflows";
 import { planTasks, queuedWithout, type TemplateContext } from "./dispatch";
@@ -43,26 +43,31 @@ export const unwrittenOnRun = (run: RunRecord, written: TaskItem[]): [string, st
 };
 
 /**
- * The executions of plain tasks `names` of `run`, planned as a dispatch plans them: inputs
+ * The executions of tasks queued on `run` without records (`entries`: task and the sort id of its
+ * `TaskQueued`), planned again as a dispatch plans them, each created at its queueing: inputs
  * evaluated from the run's input and the outputs of `tasks` (settled before they were queued, so
  * the same inputs, unless a template reads the clock or chance).
  */
-export async function planOnRun(
+export async function recordsOnRun(
   run: RunRecord,
-  definition: WorkflowDefinition,
   tasks: TaskItem[],
-  names: string[],
+  entries: [string, string][],
   at: Date,
 ): Promise<TaskRecord[]> {
-  if (names.length === 0) return [];
+  if (entries.length === 0) return [];
+  const { definition } = await getWorkflowVersion(run.workflow, run.version);
+  const queuedAs = new Map(entries);
+  const names = [...queuedAs.keys()];
   const inputs = mentions(names.map((t) => definition.tasks[t]?.input));
-  return planTasks(run.runId, definition, names, await templateContext(run, tasks, inputs), at);
+  const context = await templateContext(run, tasks, inputs);
+  const records = await planTasks(run.runId, definition, names, context, at);
+  return records.map((r) => ({ ...r, createdAt: timeOfSortId(queuedAs.get(r.task) as string) }));
 }
 
 /**
- * The task messages of tasks queued on `run` without records (`entries`: task and the sort id of
- * its `TaskQueued`), each carrying its record planned again: for sending one again (the run's
- * look, a repeated create). The dedup id is the task's, so a copy of one still in flight is dropped.
+ * The task messages of those executions, each carrying its record: for sending one again (the
+ * run's look, a repeated create, a redrive). The dedup id is the task's, so a copy of one still in
+ * flight is dropped.
  */
 export async function messagesOnRun(
   run: RunRecord,
@@ -70,11 +75,8 @@ export async function messagesOnRun(
   entries: [string, string][],
   at: Date,
 ): Promise<TaskMessage[]> {
-  if (entries.length === 0) return [];
-  const { definition } = await getWorkflowVersion(run.workflow, run.version);
   const queuedAs = new Map(entries);
-  const records = await planOnRun(run, definition, tasks, [...queuedAs.keys()], at);
-  return records.map((r) => ({
+  return (await recordsOnRun(run, tasks, entries, at)).map((r) => ({
     runId: run.runId,
     task: r.task,
     queued: queuedWithout(r, queuedAs.get(r.task) as string),

@@ -165,12 +165,6 @@ export interface GiveBack {
 }
 
 /**
- * What giving back `record`'s slot takes: a hand-over to the fairest waiting execution, or, when
- * none waits, the counter going down. Waiting entries whose execution left (cancelled) are dropped
- * on the way. Every write is conditional on what was read, so if the list moved the caller's
- * transaction fails and it tries again.
- */
-/**
  * The clauses a give-back's condition is built from, per call (each on what was read): an entry of
  * the list still where it was, the run's count above one (or one: its last slot), a run that left
  * holding nothing, and nobody waiting (the counter goes down).
@@ -183,6 +177,12 @@ export const GIVE_BACK = {
   nobodyWaits: "active > :zero AND size(waiting) = :size",
 };
 
+/**
+ * What giving back `record`'s slot takes: a hand-over to the fairest waiting execution, or, when
+ * none waits, the counter going down. Waiting entries whose execution left (cancelled) are dropped
+ * on the way. Every write is conditional on what was read, so if the list moved the caller's
+ * transaction fails and it tries again.
+ */
 export async function giveBack(record: TaskRecord, now = new Date()): Promise<GiveBack> {
   const limit = await readLimit(record.limit as SlotLimit);
   if (!limit) throw new Error(`the limit of ${entryOf(record)} is missing although it holds a slot`);
@@ -209,7 +209,12 @@ export async function giveBack(record: TaskRecord, now = new Date()): Promise<Gi
     }
   }
 
-  await point("give-back:after-read", { ...record, chosen: chosen?.entry });
+  await point("give-back:after-read", {
+    runId: record.runId,
+    task: record.task,
+    item: record.item,
+    chosen: chosen?.entry,
+  });
   const names: Record<string, string> = {};
   const values: Record<string, unknown> = { ":one": 1 };
   const sets: string[] = [];

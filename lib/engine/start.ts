@@ -5,7 +5,6 @@
 
 import { config } from "../config";
 import { startTasks } from "../definition/graph";
-import type { WorkflowDefinition } from "../definition/types";
 import type { TaskMessage } from "../queue";
 import { historyEvent, sortId } from "../store/events";
 import { keys } from "../store/keys";
@@ -49,14 +48,6 @@ export function startFields(runId: string, workflow: WorkflowVersion, now: Date)
   };
 }
 
-/** The start tasks of a workflow that are plain (a with-items one is started by `advance`). */
-export const plainStarts = (definition: WorkflowDefinition): string[] =>
-  startTasks(definition).filter((task) => definition.tasks[task]?.withItems === undefined);
-
-/** The executions of start tasks `names` of `run`, their inputs evaluated from the run's input. */
-export const planStarts = (run: RunRecord, definition: WorkflowDefinition, names: string[], at: Date) =>
-  planTasks(run.runId, definition, names, { input: run.input, tasks: {} }, at);
-
 /**
  * Plans the start of `run`: the plain start tasks that fit in the starting transaction (with-items
  * tasks, or more than fit, are started by `advance` right after; should the process die in
@@ -69,8 +60,10 @@ export async function planStart(
 ): Promise<RunStart> {
   const { definition } = workflow;
   const starts = startTasks(definition);
-  const names = plainStarts(definition).slice(0, START_TASKS_IN_TRANSACTION);
-  const tasks = await planStarts(run, definition, names, now);
+  const names = starts
+    .filter((task) => definition.tasks[task]?.withItems === undefined)
+    .slice(0, START_TASKS_IN_TRANSACTION);
+  const tasks = await planTasks(run.runId, definition, names, { input: run.input, tasks: {} }, now);
   const fields = startFields(run.runId, workflow, now);
   const started = historyEvent(run.runId, "RunStarted");
   if (names.length < starts.length) {
