@@ -17,7 +17,7 @@ export interface FifoBatchOptions {
    * The record handler for one batch (its state, if any, lives in the closure). Throwing leaves the
    * record, and the later records of its message group, for SQS to deliver again.
    */
-  forBatch: (event: SQSEvent) => (record: SQSRecord) => Promise<void>;
+  forBatch: (event: SQSEvent, context: Context) => (record: SQSRecord) => Promise<void>;
   /** Errors that are an answer, not a failure (no log line, no early retry): e.g. "not claimable yet". */
   expected?: (error: unknown) => boolean;
 }
@@ -32,7 +32,7 @@ export interface FifoBatchOptions {
 export function fifoBatchHandler(options: FifoBatchOptions) {
   const { logger } = options;
   const handle = (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
-    const handleRecord = options.forBatch(event);
+    const handleRecord = options.forBatch(event, context);
     return processPartialResponse(
       event,
       (record: SQSRecord) =>

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { Logger } from "@aws-lambda-powertools/logger";
-import type { SQSRecord } from "aws-lambda";
+import type { Context, SQSRecord } from "aws-lambda";
 import "../lib/actions/core";
 import "../actions";
 import { config } from "../lib/config";
@@ -14,11 +14,24 @@ const workerId = randomUUID();
 /** Thrown to leave a record on the queue: it comes back when its visibility timeout ends. */
 class NotYet extends Error {}
 
-async function handleRecord(record: SQSRecord): Promise<void> {
+/**
+ * Time kept back when this worker runs a successor itself (lib/engine/work.ts): the successor's
+ * timeout plus this must fit in what is left of the invocation, as 120 s (the longest task
+ * timeout) plus this is the function's timeout of 150 s.
+ */
+const RESERVE_MS = 30_000;
+
+async function handleRecord(record: SQSRecord, context: Context, last: boolean): Promise<void> {
   const message = JSON.parse(record.body) as TaskMessage;
-  // while the action runs, the message stays invisible as long as the lease (no second worker meanwhile)
+  // while the action runs, the message stays invisible as long as the lease (no second worker
+  // meanwhile); so does it while this worker runs a successor of its task
   const keepHidden = (seconds: number) => hide(config.tasksQueueUrl(), record, seconds);
-  const outcome = await work(message, workerId, keepHidden);
+  const outcome = await work(message, workerId, {
+    onRenew: keepHidden,
+    // the batch's last record only: the records after it would wait for the successors
+    roomFor: (timeoutSeconds) =>
+      last && context.getRemainingTimeInMillis() >= timeoutSeconds * 1000 + RESERVE_MS,
+  });
   if (outcome.done) return;
   // the message itself waits, invisible, for the retry time
   await hide(config.tasksQueueUrl(), record, outcome.retryAfterSeconds);
@@ -37,6 +50,6 @@ export const handler = fifoBatchHandler({
     const { queued: _record, ...taskMessage } = JSON.parse(record.body) as TaskMessage;
     return { taskMessage };
   },
-  forBatch: () => handleRecord,
+  forBatch: (event, context) => (record) => handleRecord(record, context, record === event.Records.at(-1)),
   expected: (error) => error instanceof NotYet,
 });

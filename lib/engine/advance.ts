@@ -28,8 +28,19 @@ import { type ErrorInfo, type FanOutRecord, isFanOut, type TaskItem } from "./ta
 
 export type AdvanceOutcome =
   | { kind: "idle" }
-  | { kind: "dispatched"; tasks: string[] }
+  /** `held`: a dispatched task's message not sent, for the caller to run (AdvanceOptions.hold). */
+  | { kind: "dispatched"; tasks: string[]; held?: TaskMessage }
   | { kind: "ended"; status: "succeeded" | "failed" };
+
+export interface AdvanceOptions {
+  /** A look of the sweeper's: always the whole path, whatever the completions. */
+  look?: boolean;
+  /**
+   * Return one dispatched plain task's message instead of sending it (`held`): a worker that
+   * settled the task before it runs its successor itself (work.ts), without a queue hop.
+   */
+  hold?: boolean;
+}
 
 /** Rounds of "dispatch, then look again" in one call: a with-items task of no items ends at once. */
 const MAX_ROUNDS = 10;
@@ -52,7 +63,7 @@ export async function advanceOn(
     const parent = await readItem<FanOutRecord>(keys.task(runId, task));
     if (parent) completions.push(...(await lookAtItems(parent, now)));
   }
-  return advance(runId, completions, now, looks.length > 0);
+  return advance(runId, completions, now, { look: looks.length > 0 });
 }
 
 /**
@@ -71,8 +82,7 @@ export async function advance(
   runId: string,
   completions: CompletionMessage[] = [],
   now = new Date(),
-  /** A look of the sweeper's: always the whole path, whatever the completions. */
-  look = false,
+  { look = false, hold = false }: AdvanceOptions = {},
 ): Promise<AdvanceOutcome> {
   const itemTasks = new Set(completions.filter((c) => c.item !== undefined).map((c) => c.task));
   let onlyCounted = !look && completions.length > 0 && completions.every((c) => c.item !== undefined);
@@ -106,6 +116,7 @@ export async function advance(
   }
 
   const dispatched: string[] = [];
+  let held: TaskMessage | undefined;
   let queuedOnRun = run;
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const statuses = new Map(tasks.map((t) => [t.task, t.status as TaskStatus]));
@@ -126,9 +137,11 @@ export async function advance(
     ]);
     const context = await templateContext(run, tasks, mentions(templates));
     if (plain.length > 0) {
-      const queued = await dispatch(queuedOnRun, await planTasks(runId, definition, plain, context), now);
-      dispatched.push(...Object.keys(queued));
-      queuedOnRun = { ...queuedOnRun, queued: { ...queuedOnRun.queued, ...queued } };
+      const records = await planTasks(runId, definition, plain, context);
+      const queued = await dispatch(queuedOnRun, records, now, hold && held === undefined);
+      held ??= queued.held;
+      dispatched.push(...Object.keys(queued.queued));
+      queuedOnRun = { ...queuedOnRun, queued: { ...queuedOnRun.queued, ...queued.queued } };
     }
     for (const task of fanOuts) await startFanOut(runId, definition, task, context);
     if (fanOuts.length === 0) break;
@@ -136,7 +149,7 @@ export async function advance(
     dispatched.push(...fanOuts);
     tasks = await readTasks(runId);
   }
-  return dispatched.length > 0 ? { kind: "dispatched", tasks: dispatched } : { kind: "idle" };
+  return dispatched.length > 0 ? { kind: "dispatched", tasks: dispatched, held } : { kind: "idle" };
 }
 
 async function finish(

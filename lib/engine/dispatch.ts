@@ -3,7 +3,7 @@ import { CALLBACK_ACTION, DEFAULT_CALLBACK_TIMEOUT_SECONDS } from "../definition
 import type { WorkflowDefinition } from "../definition/types";
 import { ExpressionError } from "../errors";
 import { evaluateTemplate } from "../expression";
-import { type QueuedItem, sendTasks } from "../queue";
+import { type QueuedItem, sendTasks, type TaskMessage } from "../queue";
 import { IF_ABSENT } from "../store/conditional";
 import { historyEvent, sortId } from "../store/events";
 import { keys } from "../store/keys";
@@ -155,6 +155,12 @@ export const NOT_QUEUED_YET = (task: string) => `attribute_not_exists(#queued.${
 /** The same, on a run that has no `queued` yet (started with records, or before there was one). */
 export const NONE_QUEUED_YET = "attribute_not_exists(#queued)";
 
+/** What `dispatch` queued on the run (task -> sort id), and the message it held back, if any. */
+export interface Dispatched {
+  queued: Record<string, string>;
+  held?: TaskMessage;
+}
+
 /** Successors queued in one write of the run (its update and condition expressions stay small). */
 const QUEUED_PER_WRITE = 40;
 /** Writes tried when racing advances queued some of the same successors meanwhile. */
@@ -167,8 +173,11 @@ const DISPATCH_TRIES = 5;
  * instead of a transaction of the run's check and the execution's put. A successor whose message
  * is lost is sent again by the run's look (look.ts). An entry stays after its claim (a task is
  * dispatched once in a run; one redriven is put back through its record), so a late advance that
- * read the run before it was queued can never queue it again. Returns what this call queued
- * (task -> sort id).
+ * read the run before it was queued can never queue it again.
+ *
+ * With `hold`, the message of one task queued here is not sent but returned (`held`): the worker
+ * that dispatched it runs it itself (work.ts). Held or sent, a message lost with its handler is
+ * sent again by the run's look.
  *
  *   run   queued.T := sort id       if running AND before its deadline AND T not queued yet
  *                                   -- ALL_OLD, if not: ended -> nothing; else the rest again
@@ -177,8 +186,9 @@ export async function dispatch(
   run: RunRecord,
   records: TaskRecord[],
   now = new Date(),
-): Promise<Record<string, string>> {
-  const dispatched: Record<string, string> = {};
+  hold = false,
+): Promise<Dispatched> {
+  const dispatched: Dispatched = { queued: {} };
   let queued = run.queued;
   let pending = records;
   for (let tries = 0; pending.length > 0 && tries < DISPATCH_TRIES; tries++) {
@@ -186,14 +196,14 @@ export async function dispatch(
     const ids = new Map(batch.map((r) => [r.task, sortId()]));
     const outcome = await transact([queueOnRun(run.runId, ids, queued, now)]);
     if (outcome.ok) {
-      await sendTasks(
-        batch.map((r) => ({
-          runId: run.runId,
-          task: r.task,
-          queued: queuedWithout(r, ids.get(r.task) as string),
-        })),
-      );
-      Object.assign(dispatched, Object.fromEntries(ids));
+      const messages: TaskMessage[] = batch.map((r) => ({
+        runId: run.runId,
+        task: r.task,
+        queued: queuedWithout(r, ids.get(r.task) as string),
+      }));
+      if (hold && dispatched.held === undefined) dispatched.held = messages.shift();
+      await sendTasks(messages);
+      Object.assign(dispatched.queued, Object.fromEntries(ids));
       queued = { ...queued, ...Object.fromEntries(ids) };
       pending = pending.slice(batch.length);
       continue;

@@ -86,9 +86,9 @@ describe("a successor's dispatch", () => {
 
   it("a successor whose message was lost is sent again by the run's look 30 s on; of the copies one claims it", async () => {
     const { runId, b: lost } = await runWithSuccessor();
-    await advance(runId, [], new Date(), true);
+    await advance(runId, [], new Date(), { look: true });
     expect(captured.sent()).toEqual([]);
-    await advance(runId, [], new Date(Date.now() + 31_000), true);
+    await advance(runId, [], new Date(Date.now() + 31_000), { look: true });
     const [again] = captured.sent() as [TaskMessage];
     expect(again).toMatchObject({ runId, task: "b", queued: { queuedAs: lost.queued?.queuedAs } });
     expect(again.queued?.execution.input).toEqual({ fromA: 5 });

@@ -280,7 +280,7 @@ describe("bugs the simulation found, pinned", () => {
       slot: "waiting",
     });
     expect((await readItem<Record<string, unknown>>(keys.run(runId)))?.sweepShard).toBeDefined();
-    await advance(runId, [], new Date(), true);
+    await advance(runId, [], new Date(), { look: true });
     expect(await readItem<TaskRecord>(keys.task(runId, "limited"))).toMatchObject({ status: "cancelled" });
   });
 });

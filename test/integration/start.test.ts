@@ -60,9 +60,9 @@ describe("a run's start", () => {
     captured.clear();
 
     // the run's looks (the sweeper's): before it is 30 s old, nothing; after, its message again
-    await advance(runId, [], new Date(), true);
+    await advance(runId, [], new Date(), { look: true });
     expect(captured.sent()).toEqual([]);
-    await advance(runId, [], new Date(Date.now() + 31_000), true);
+    await advance(runId, [], new Date(Date.now() + 31_000), { look: true });
     expect(await taskOf(runId)).toBeUndefined();
     expect(captured.sent()).toEqual([{ ...lost, queued: { ...lost.queued, execution: expect.anything() } }]);
     const [again] = captured.sent() as [TaskMessage];

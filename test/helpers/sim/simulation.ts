@@ -716,7 +716,8 @@ function deliver(w: World, message: QueuedMessage): void {
     const task = JSON.parse(message.body) as TaskMessage;
     for (let c = 0; c < copies; c++) {
       void w
-        .spawn("worker", () => work(task, `worker-${c}`))
+        // the worker runs a successor it made ready itself, when it has time left (most often)
+        .spawn("worker", () => work(task, `worker-${c}`, { roomFor: () => w.random() < 0.75 }))
         .then((ending) => {
           // an error or a death leaves the message to come back when its visibility ends
           if (!("value" in ending)) return;
