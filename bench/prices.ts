@@ -73,7 +73,8 @@ export function stepFunctionsStandardUsdPerMillion(tasks: number, otherStates: n
  *   FIFO requests; 2 Lambda invocations and 1 HTTP API request (the API call that starts it, and
  *   the worker).
  * - chain of 5: per task 3 writes (its creation, claim and result) and 2 per run (its creation and
- *   end, so 0.4); 2.5 FIFO requests; 1 worker invocation, and per run 1 API call (0.2).
+ *   end, so 0.4); per run 2.5 FIFO requests and 1 worker invocation (0.5 and 0.2: a worker runs
+ *   the next task of the chain itself, with no message), and 1 API call (0.2).
  * - run of one task with a 10 KB output: a run of one task, its result written once at 11 units
  *   (10 KB and the item), and the run's end with that output as its own (11 more).
  */
@@ -97,8 +98,8 @@ export const FLOORS: Record<"fanout" | "plain" | "chain" | "large", PerTask> = {
   chain: {
     readUnits: 0,
     writeUnits: 3.4,
-    sqsRequests: 2.5,
-    lambdaInvocations: 1.2,
+    sqsRequests: 0.5,
+    lambdaInvocations: 0.4,
     lambdaGbSeconds: 0,
     apiRequests: 0.2,
   },
