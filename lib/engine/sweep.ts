@@ -46,9 +46,9 @@ export interface SweepResult {
  *   message is gone, running with an expired lease): their task message is sent again, in a FIFO
  *   group of its own, and the worker's conditional claim decides what happens; one whose lease is
  *   still alive is looked at again at the lease's end.
- * The shards are read at once and the overdue items handled concurrently, each on its own: a
- * sweeper that dies loses only the items in hand, which the next pass (seconds later, tick.ts)
- * finds again. Each item's message is sent before its next look is postponed, with a dedup id
+ * The shards are read at once and the overdue items handled concurrently, the longest overdue
+ * first, each on its own: a sweeper that dies loses only the items in hand, which the next pass
+ * (seconds later, tick.ts) finds again, and the items it did not reach come first there. Each item's message is sent before its next look is postponed, with a dedup id
  * from the `sweepAt` seen, so a sweeper that dies between the two, or two that race, send it once.
  */
 export async function sweep(now = new Date()): Promise<SweepResult> {
@@ -65,11 +65,18 @@ export async function sweep(now = new Date()): Promise<SweepResult> {
             Limit: PAGE,
           }),
         )
-        // the index gives each item's key and its own keys (sweepShard, sweepAt): keep the item's
-        .then(({ Items = [] }) => Items.map((i) => ({ pk: i.pk as string, sk: i.sk as string }))),
+        // the index gives each item's key and its own keys (sweepShard, sweepAt)
+        .then(({ Items = [] }) =>
+          Items.map((i) => ({ key: { pk: i.pk as string, sk: i.sk as string }, due: i.sweepAt as string })),
+        ),
     ),
   );
-  const overdue = pages.flat();
+  // the longest overdue first, whatever its shard: a pass cut short (a sweeper that died, the
+  // budget) leaves the most recently due for the next one, and none waits behind a shard's backlog
+  const overdue = pages
+    .flat()
+    .sort((a, b) => a.due.localeCompare(b.due))
+    .map((entry) => entry.key);
   const result: SweepResult = { acted: 0, overdue: overdue.length, failed: 0 };
   let next = 0;
   const lane = async () => {
