@@ -61,7 +61,7 @@ export interface LocalStackOptions {
   batchSizes?: Record<string, number>;
   /** Faults to inject (see chaos.ts); default from `ONCEFLOW_CHAOS`; `null` for none. */
   chaos?: ChaosOptions | null;
-  /** Run the `schedule` events (the sweeper). Default true. */
+  /** Run the sweeper: its `schedule` events and its queue's. Default true. */
   sweeper?: boolean;
   /** Replace every schedule's rate with this interval. */
   scheduleIntervalMs?: number;
@@ -250,6 +250,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     for (const fn of Object.values(config.functions)) {
       for (const event of fn.events) {
         if (event.kind !== "sqs" || !event.enabled) continue;
+        // no sweeper: neither its schedule nor the chain of ticks a launch may start (tick.ts)
+        if (options.sweeper === false && fn.events.some((e) => e.kind === "schedule")) continue;
         const arn = String(resolveIntrinsics(event.arn, resources));
         const queue = queueByArn(resources, arn);
         if (!queue)

@@ -25,6 +25,7 @@ import { type Promoted, releaseWhenIdle } from "./lock";
 import { lookAtItems, lookAtTasks } from "./look";
 import { mentions, templateContext, unwrittenOnRun } from "./plan";
 import { type ErrorInfo, type FanOutRecord, isFanOut, type TaskItem } from "./task-record";
+import { wakeSweeper } from "./tick";
 
 export type AdvanceOutcome =
   | { kind: "idle" }
@@ -201,14 +202,15 @@ async function end(...args: Parameters<typeof endRun>): Promise<boolean> {
  * start the ones that did not fit there (with-items tasks, or too many) on a look sent to it: a
  * fan-out of thousands of items is written there, not within the API's 29 s (under load, 1,000
  * items at the start of a run timed the create out). A look lost with an advance that died is
- * sent again by the sweeper's look at the running run.
+ * sent again by the sweeper's look at the running run, and a sweeper is looking: one is woken if
+ * none is (tick.ts).
  */
 export async function launch(
   run: RunRecord,
   starts: TaskMessage[],
   workflow: WorkflowVersion,
 ): Promise<void> {
-  await sendTasks(starts);
+  await Promise.all([sendTasks(starts), wakeSweeper()]);
   if (startTasks(workflow.definition).length > starts.length)
     await sendLooks([{ look: true, runId: run.runId }], `start/${run.redriveCount ?? 0}`);
 }

@@ -18,12 +18,15 @@
  *   seconds past, so that tick takes the chain over.
  * - The once-a-minute schedule sends a kick: a tick without `due`, delivered at once, which takes
  *   the chain over only when it is stale (it starts the first chain, and one whose tick was lost).
+ * - So does a run's launch when it finds no chain alive (`wakeSweeper`): the first runs after a
+ *   deploy, or after `npm start`, would otherwise have nothing looking at them for up to a minute.
  *   The schedule sweeps nothing itself: a kick whose sweeper dies comes back after the visibility
  *   timeout like any tick (10 s), where a schedule that died taking over would have left the chain
  *   dead until the next minute.
  */
 import { SendMessageCommand } from "@aws-sdk/client-sqs";
-import { sqs } from "../clients";
+import { GetCommand } from "@aws-sdk/lib-dynamodb";
+import { db, sqs } from "../clients";
 import { config } from "../config";
 import { updateIf } from "../store/conditional";
 import { keys } from "../store/keys";
@@ -76,6 +79,19 @@ export async function sendTick(tick: Tick, now = new Date()): Promise<void> {
 /** The schedule's part: a kick, which takes the chain over if it is dead (see above). */
 export async function kick(): Promise<void> {
   await sendTick({});
+}
+
+/**
+ * A kick, if no chain lives: the tick item has no `tickAt`, or one STALE_SECONDS past (as
+ * `takeTick` judges). Called as a run is launched (advance.ts), so that no run waits for the
+ * schedule to be looked at. A read a launch (eventually consistent: a stale answer only sends a
+ * kick that `takeTick` drops).
+ */
+export async function wakeSweeper(now = new Date()): Promise<void> {
+  const { Item } = await db().send(new GetCommand({ TableName: config.tableName(), Key: keys.sweeperTick }));
+  const tickAt = Item?.tickAt as string | undefined;
+  if (tickAt !== undefined && tickAt >= addSeconds(now, -STALE_SECONDS).toISOString()) return;
+  await kick();
 }
 
 /**
