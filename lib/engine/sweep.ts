@@ -37,7 +37,7 @@ export interface SweepResult {
 /**
  * One pass over what is overdue, found through the sparse `sweep` index (never a table scan):
  * - running runs and with-items tasks (and those that ended with something still to settle),
- *   looked at every 30 s (10 s for a with-items task with items out), at the run's deadline, and
+ *   looked at every 20 s (10 s for a with-items task with items out), at the run's deadline, and
  *   when a look saw a lease or retry fall due sooner: a look goes to `advance` (through the
  *   completions queue, in a group of its own), which times the run out, finishes what a crash left
  *   undone, and acts for the executions under it: executions are in no index; the look re-sends

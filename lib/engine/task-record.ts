@@ -118,8 +118,11 @@ export const DEFAULT_TIMEOUT_SECONDS = 60;
 export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 3, intervalSeconds: 1, backoffRate: 2 };
 /** How long past the action's timeout a lease lasts, for the worker to record the result. */
 export const LEASE_MARGIN_SECONDS = 10;
-/** A lease never runs longer than this without a heartbeat, so a dead worker is noticed soon. */
-const MAX_UNRENEWED_SECONDS = 20;
+/**
+ * A lease never runs longer than this without a heartbeat, so a dead worker is noticed soon: a
+ * lease is at most 20 s (a beat every third of it), what a worker that died after its claim costs.
+ */
+const MAX_UNRENEWED_SECONDS = 10;
 
 /**
  * The longest lease: that of a claim made before the execution was read (its `timeoutSeconds`
@@ -134,8 +137,12 @@ export const MAX_LEASE_SECONDS = MAX_UNRENEWED_SECONDS + LEASE_MARGIN_SECONDS;
 export function leaseSeconds(record: Pick<TaskRecord, "timeoutSeconds">): number {
   return Math.min(record.timeoutSeconds, MAX_UNRENEWED_SECONDS) + LEASE_MARGIN_SECONDS;
 }
-/** Queued executions are looked at by the sweeper this long after they were queued (a send lost to a crash is repeated then). */
-export const QUEUED_SWEEP_SECONDS = 30;
+/**
+ * Queued executions are looked at by the sweeper this long after they were queued (a send lost to
+ * a crash is repeated then), and a running run this often. Shorter costs more duplicate sends of
+ * messages that were only slow to be claimed (a backlog), and more looks at long runs.
+ */
+export const QUEUED_SWEEP_SECONDS = 20;
 
 export const SWEEP_SHARDS = 4;
 

@@ -23,7 +23,7 @@ const record: TaskRecord = {
   workerId: "w1",
   action: "test.wait-for-abort",
   input: null,
-  timeoutSeconds: 100, // lease: 20 s + 10 s, renewed every 10 s
+  timeoutSeconds: 100, // lease: 10 s + 10 s, renewed every 6.7 s
   retry: { maxAttempts: 3, intervalSeconds: 1, backoffRate: 2 },
   createdAt: "x",
 };
@@ -41,7 +41,7 @@ describe("leases and heartbeats", () => {
     const attempt = runAttempt(record, async (seconds) => {
       renewed.push(seconds);
     });
-    await vi.advanceTimersByTimeAsync(35_000);
+    await vi.advanceTimersByTimeAsync(21_000);
     const updates = dynamo.commandCalls(UpdateCommand).map((c) => c.args[0].input);
     expect(updates).toHaveLength(3);
     expect(updates[0]?.ExpressionAttributeValues).toMatchObject({
@@ -49,8 +49,8 @@ describe("leases and heartbeats", () => {
       ":worker": "w1",
       ":running": "running",
     });
-    expect(renewed).toEqual([30, 30, 30]);
-    await vi.advanceTimersByTimeAsync(70_000); // then the attempt times out
+    expect(renewed).toEqual([20, 20, 20]);
+    await vi.advanceTimersByTimeAsync(80_000); // then the attempt times out
     expect(await attempt).toMatchObject({ ok: false, error: { code: "TaskTimedOut" }, retryable: true });
   });
 
