@@ -400,6 +400,7 @@ describe("least privilege", () => {
       [key(listIndex)]: ["dynamodb:Query"],
       [key(getAtt("TasksQueue"))]: ["sqs:SendMessage"],
       [key(getAtt("CompletionsQueue"))]: ["sqs:SendMessage"],
+      [key(getAtt("SweepQueue"))]: ["sqs:SendMessage"],
     },
     worker: {
       [key(getAtt("WorkerLogGroup"))]: logActions,
@@ -409,8 +410,10 @@ describe("least privilege", () => {
         "sqs:DeleteMessage",
         "sqs:GetQueueAttributes",
         "sqs:ReceiveMessage",
+        "sqs:SendMessage",
       ],
       [key(getAtt("CompletionsQueue"))]: ["sqs:SendMessage"],
+      [key(getAtt("SweepQueue"))]: ["sqs:SendMessage"],
     },
     advance: {
       [key(getAtt("AdvanceLogGroup"))]: logActions,
@@ -419,8 +422,10 @@ describe("least privilege", () => {
         "sqs:DeleteMessage",
         "sqs:GetQueueAttributes",
         "sqs:ReceiveMessage",
+        "sqs:SendMessage",
       ],
       [key(getAtt("TasksQueue"))]: ["sqs:SendMessage"],
+      [key(getAtt("SweepQueue"))]: ["sqs:SendMessage"],
     },
     sweeper: {
       [key(getAtt("SweeperLogGroup"))]: logActions,
