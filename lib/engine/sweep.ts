@@ -48,8 +48,9 @@ export interface SweepResult {
  *   still alive is looked at again at the lease's end.
  * The shards are read at once and the overdue items handled concurrently, the longest overdue
  * first, each on its own: a sweeper that dies loses only the items in hand, which the next pass
- * (seconds later, tick.ts) finds again, and the items it did not reach come first there. Each item's message is sent before its next look is postponed, with a dedup id
- * from the `sweepAt` seen, so a sweeper that dies between the two, or two that race, send it once.
+ * (seconds later, tick.ts) finds again, and the items it did not reach come first there. Each
+ * item's message is sent before its next look is postponed, with a dedup id from the `sweepAt`
+ * seen, so a sweeper that dies between the two, or two that race, send it once.
  */
 export async function sweep(now = new Date()): Promise<SweepResult> {
   const started = performance.now();

@@ -18,11 +18,11 @@
  *   seconds past, so that tick takes the chain over.
  * - The once-a-minute schedule sends a kick: a tick without `due`, delivered at once, which takes
  *   the chain over only when it is stale (it starts the first chain, and one whose tick was lost).
- * - So does a run's launch when it finds no chain alive (`wakeSweeper`): the first runs after a
- *   deploy, or after `npm start`, would otherwise have nothing looking at them for up to a minute.
  *   The schedule sweeps nothing itself: a kick whose sweeper dies comes back after the visibility
  *   timeout like any tick (10 s), where a schedule that died taking over would have left the chain
  *   dead until the next minute.
+ * - So does a run's launch when it finds no chain alive (`wakeSweeper`): the first runs after a
+ *   deploy, or after `npm start`, would otherwise have nothing looking at them for up to a minute.
  */
 import { SendMessageCommand } from "@aws-sdk/client-sqs";
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
