@@ -70,6 +70,8 @@ export interface FunctionConfig {
   memorySize: number;
   environment: Record<string, unknown>;
   events: FunctionEvent[];
+  /** The logical id of its IAM role under `resources.Resources`, if it names one. */
+  role?: string;
 }
 
 export interface ProviderConfig {
@@ -367,6 +369,7 @@ function toServerlessConfig(doc: Record<string, unknown>): ServerlessConfig {
       memorySize: numberOrUndefined(value.memorySize) ?? provider.memorySize ?? 1024,
       environment: isRecord(value.environment) ? value.environment : {},
       events: eventsRaw.map((event, index) => toFunctionEvent(event, `functions.${name}.events[${index}]`)),
+      ...(typeof value.role === "string" ? { role: value.role } : {}),
     };
   }
 

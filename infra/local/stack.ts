@@ -14,6 +14,7 @@ import { ensureConsoleBuilt } from "../../console/build";
 import { Chaos, type ChaosOptions, type ChaosReport, parseChaos } from "./chaos";
 import { type DynamoDbLocal, startDynamoDbLocal } from "./dynamodb-local";
 import { type GatewayRoute, type HttpGateway, startHttpGateway } from "./http-gateway";
+import { type Denial, LocalIam } from "./iam";
 import { invokeLambda, type LambdaFunctionInfo, type LambdaHandler } from "./lambda-context";
 import { consoleLog, type LocalLog } from "./log";
 import {
@@ -59,6 +60,8 @@ export interface LocalStackOptions {
   pollerConcurrency?: number | Record<string, number>;
   /** Records per batch by function name, replacing serverless.yml's `batchSize` (e.g. one task an invocation). */
   batchSizes?: Record<string, number>;
+  /** Refuse a handler's calls its role in serverless.yml does not grant (iam.ts). Default true. */
+  iam?: boolean;
   /** Faults to inject (see chaos.ts); default from `ONCEFLOW_CHAOS`; `null` for none. */
   chaos?: ChaosOptions | null;
   /** Run the sweeper: its `schedule` events and its queue's. Default true. */
@@ -91,6 +94,8 @@ export interface LocalStack {
   clients: { dynamodb: DynamoDBClient; sqs: SQSClient };
   /** The faults injected so far, when chaos is on. */
   chaos?: ChaosReport;
+  /** The calls refused so far because a role does not grant them (iam.ts); empty when not checked. */
+  denied: Denial[];
   /** Invokes a function directly, with a fresh Lambda context and its timeout. */
   invoke(functionName: string, event: unknown): Promise<unknown>;
   /** Stops pollers, the HTTP API and timers, then the emulators this stack started. */
@@ -199,11 +204,14 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       log.warn(`chaos is on: ${JSON.stringify(chaosOptions)}`);
       cleanup.push(async () => chaos.close());
     }
+    const iam = options.iam === false ? undefined : new LocalIam(config, resources);
+    if (iam) cleanup.push(async () => iam.close());
     const handlerOf = async (fn: FunctionConfig): Promise<AnyLambdaHandler> => {
       let handler = handlers.get(fn.name);
       if (!handler) {
         handler = options.handlers?.[fn.name] ?? (await importHandler(rootDir, fn));
         if (chaos) handler = chaos.wrap(fn.name, handler);
+        if (iam) handler = iam.wrap(fn.name, handler);
         handlers.set(fn.name, handler);
       }
       return handler;
@@ -329,6 +337,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       config,
       clients: { dynamodb, sqs },
       chaos: chaos?.report,
+      denied: iam?.denied ?? [],
       async invoke(functionName, event) {
         const fn = functionNamed(functionName);
         return await invokeLambda((await handlerOf(fn)) as LambdaHandler, event, infoOf(fn));

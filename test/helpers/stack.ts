@@ -61,7 +61,10 @@ export function useLocalStack(options: UseLocalStackOptions = {}): LocalStackFix
   }, 120_000);
 
   afterAll(async () => {
+    const denied = stack?.denied ?? [];
     await stack?.stop();
+    // a call a role does not grant was refused (infra/local/iam.ts): serverless.yml lacks a grant
+    if (denied.length > 0) throw new Error(`calls refused by the roles: ${JSON.stringify(denied)}`);
   }, 60_000);
 
   const running = (): LocalStack => {
