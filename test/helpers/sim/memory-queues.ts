@@ -27,11 +27,16 @@ export class MemoryQueues {
   /** Every message body ever accepted, per queue, in order (for replays). */
   readonly sent: { queueUrl: string; body: string }[] = [];
 
-  constructor(private readonly now: () => number) {}
+  constructor(
+    private readonly now: () => number,
+    /** Queues whose messages are accepted and dropped (the sweeper's: the schedule drives it). */
+    private readonly dropped: string[] = [],
+  ) {}
 
   async send(command: unknown): Promise<unknown> {
     if (command instanceof SendMessageCommand) {
       const { QueueUrl, MessageBody, MessageGroupId, MessageDeduplicationId } = command.input;
+      if (this.dropped.includes(QueueUrl as string)) return { MessageId: "dropped" };
       this.enqueue(
         QueueUrl as string,
         MessageBody as string,

@@ -155,6 +155,7 @@ export const SIM_TABLE = "sim";
 const TABLE = SIM_TABLE;
 const TASKS_QUEUE = "sim-tasks.fifo";
 const COMPLETIONS_QUEUE = "sim-completions.fifo";
+const SWEEP_QUEUE = "sim-sweep";
 /** serverless.yml's visibility timeouts of the two queues. */
 const VISIBILITY_SECONDS = { [TASKS_QUEUE]: 900, [COMPLETIONS_QUEUE]: 360 };
 const SWEEP_EVERY_MS = 60_000;
@@ -299,7 +300,8 @@ class World {
       weakened,
       tableLog,
     );
-    this.queues = new MemoryQueues(() => clock.now());
+    // the schedule drives the sweeper here: its ticks, and the kicks a launch sends, go nowhere
+    this.queues = new MemoryQueues(() => clock.now(), [SWEEP_QUEUE]);
     this.table.onCommit((writes) => {
       this.commits.push({ writes, actor: actors.getStore() });
       this.checkSlots(writes);
@@ -495,7 +497,12 @@ export async function simulate(options: ScheduleOptions): Promise<ScheduleResult
   const restoreIds = useIdSource(() => `run-${options.seed}-${++created}-${Math.floor(random() * 1e9)}`);
   // a backoff takes no real time: the schedule, not the machine, decides who goes next
   const restoreSleep = useSleep(() => Promise.resolve());
-  const env = { TABLE_NAME: TABLE, TASKS_QUEUE_URL: TASKS_QUEUE, COMPLETIONS_QUEUE_URL: COMPLETIONS_QUEUE };
+  const env = {
+    TABLE_NAME: TABLE,
+    TASKS_QUEUE_URL: TASKS_QUEUE,
+    COMPLETIONS_QUEUE_URL: COMPLETIONS_QUEUE,
+    SWEEP_QUEUE_URL: SWEEP_QUEUE,
+  };
   const previousEnv = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
   Object.assign(process.env, env);
   const previousRandom = Math.random;
