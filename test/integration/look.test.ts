@@ -174,7 +174,7 @@ describe("the look at a with-items task", () => {
     expect(sent.map((s) => s.body.item).sort()).toEqual([0, 2]);
   });
 
-  it("re-sends an item queued without its record once the items queued after it are 30 s old, with its record from its chunk", async () => {
+  it("re-sends an item queued without its record once the items queued after it are 20 s old, with its record from its chunk", async () => {
     const runId = randomUUID();
     await writeChunks(
       [0, 1, 2, 3].map((i) => itemOf(runId, i, { input: { n: i } })),
@@ -215,7 +215,7 @@ describe("the look at a with-items task", () => {
       },
     ]);
     expect(sent[0]?.group?.startsWith("own/")).toBe(true);
-    // 3, above every record, was queued by the last fill: due 30 s after it, the next look moves up to then
-    expect((await parentAsStored(runId)).sweepAt).toBe(at(25));
+    // 3, above every record, was queued by the last fill: due 20 s after it, the next look moves up to then
+    expect((await parentAsStored(runId)).sweepAt).toBe(at(15));
   });
 });
