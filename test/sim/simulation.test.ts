@@ -155,12 +155,12 @@ const GUARDS: {
     condition: STILL_PARKED,
     // needs a cancel between the give-back's read of the parked execution and its write: rare here
     // (about one schedule in 100 with no faults), and which seeds catch it moves whenever the
-    // engine's calls change (80, 154, 364 of the first 400 since December 2026), hence 80
-    // schedules. test/integration/hand-over.test.ts pins that interleaving with an interleaving
+    // engine's calls or timings change (85, 161, 167, 181 of the first 200 since leases and looks
+    // became 20 s), hence 90 schedules. test/integration/hand-over.test.ts pins that interleaving with an interleaving
     // point and catches it every time, whatever the seeds do
     mode: "none",
     caught: /I4|I6/,
-    schedules: 80,
+    schedules: 90,
   },
   {
     guard: "redrive: only a failed run, of concurrent redrives one (I1, I3)",
