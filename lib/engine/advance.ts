@@ -13,7 +13,7 @@ import {
 import { keys } from "../store/keys";
 import { type RunRecord, readItem, readRunState, readTasks } from "../store/run-state";
 import { getWorkflowVersion, type WorkflowVersion } from "../workflows";
-import { cancelRemaining } from "./cancel";
+import { cancelRemaining, cancelUnwritten } from "./cancel";
 import { countDown } from "./countdown";
 import { dispatch, planTasks } from "./dispatch";
 import { endRun } from "./end-run";
@@ -23,7 +23,7 @@ import { fill } from "./fill";
 import { point } from "./interleave";
 import { type Promoted, releaseWhenIdle } from "./lock";
 import { lookAtItems, lookAtTasks } from "./look";
-import { mentions, templateContext, unwrittenOnRun } from "./plan";
+import { mentions, recordsOnRun, templateContext, unwrittenOnRun } from "./plan";
 import { type ErrorInfo, type FanOutRecord, isFanOut, type TaskItem } from "./task-record";
 import { wakeSweeper } from "./tick";
 
@@ -220,9 +220,15 @@ export async function launch(
  * its concurrency-key lock passes on once its last running action ended. Idempotent: every late
  * completion of the run calls it again.
  */
-export async function windDown(run: RunRecord): Promise<void> {
-  await cancelRemaining(run.runId);
-  await launchPromoted(await releaseWhenIdle(run));
+export async function windDown(run: RunRecord, now = new Date()): Promise<void> {
+  // the run as it is now: a dispatch may have queued tasks on it after the caller's read
+  const { run: ended = run, tasks } = await readRunState(run.runId);
+  await cancelRemaining(tasks, now);
+  const unwritten = unwrittenOnRun(ended, tasks);
+  const queuedAs = new Map(unwritten);
+  for (const record of await recordsOnRun(ended, tasks, unwritten, now))
+    await cancelUnwritten(record, queuedAs.get(record.task) as string, now);
+  await launchPromoted(await releaseWhenIdle(ended));
 }
 
 /** Launches the run that got a concurrency-key lock and started with it (a `pending` one waits for its trigger). */

@@ -2,13 +2,13 @@ import { config } from "../config";
 import { completionOf, sendCompletion } from "../queue";
 import { historyEvent } from "../store/events";
 import { keys } from "../store/keys";
-import { queryRunItems, readTasks } from "../store/run-state";
+import { queryRunItems } from "../store/run-state";
 import { transact, type Write } from "../store/transaction";
 import { isSuspended } from "./callback-token";
 import { whileEnded } from "./dispatch";
 import { point } from "./interleave";
 import { transactGivingBack } from "./slot";
-import { type FanOutRecord, isFanOut, type TaskRecord } from "./task-record";
+import { type FanOutRecord, isFanOut, type TaskItem, type TaskRecord } from "./task-record";
 
 /**
  * Whether nobody works on the execution: queued, running under a lease that expired (its worker
@@ -166,10 +166,50 @@ export async function cancelUnsent(record: TaskRecord, now = new Date()): Promis
   if (await cancelIdle(record, now)) await sendCompletion(completionOf(record, "cancelled"));
 }
 
-/** After the run ended early (cancelled, timed out): nothing queued runs, no slot is refilled. */
-export async function cancelRemaining(runId: string, now = new Date()): Promise<void> {
-  for (const task of await readTasks(runId)) {
+/**
+ * After the run ended early (cancelled, timed out): nothing queued runs, no slot is refilled
+ * (`tasks`: the run's executions, as read).
+ */
+export async function cancelRemaining(tasks: TaskItem[], now = new Date()): Promise<void> {
+  for (const task of tasks) {
     if (!isFanOut(task)) await cancelIdle(task, now);
     else if (await cancelFanOut(task, now)) await cancelWaitingItems(task, now);
   }
+}
+
+/**
+ * Cancels a task queued on its ended run without its record (dispatch.ts), its record planned
+ * again (plan.ts): the record is put, cancelled, with its `TaskQueued` (at its queueing) and
+ * `TaskCancelled`, unless its first claim put one first. A message of it still in flight, or held
+ * by the worker that dispatched it (work.ts), then claims nothing, and the run's wind-down sees
+ * all it waits for (lock.ts: without this, a held message's claim whose worker died before reading
+ * the run left an execution running on a run no look would come to again).
+ */
+export async function cancelUnwritten(
+  record: TaskRecord,
+  queuedAs: string,
+  now = new Date(),
+): Promise<boolean> {
+  const { sweepAt: _sweepAt, ...planned } = record;
+  const outcome = await transact([
+    {
+      Put: {
+        TableName: config.tableName(),
+        Item: { ...keys.execution(record), ...planned, status: "cancelled", endedAt: now.toISOString() },
+        // closes: a first claim racing the wind-down (the condition of a first claim, claim.ts):
+        // whichever writes first decides, and the other is judged from it
+        ConditionExpression: "attribute_not_exists(#status)",
+        ExpressionAttributeNames: { "#status": "status" },
+      },
+    },
+    historyEvent(record.runId, "TaskQueued", { task: record.task }, queuedAs),
+    historyEvent(record.runId, "TaskCancelled", {
+      task: record.task,
+      attempt: record.attempt,
+      detail: { reason: "RunNotRunning" },
+    }),
+    // closes: closing a task a redrive (of a timed-out run) just put back on the run
+    whileEnded(record.runId),
+  ]);
+  return outcome.ok;
 }

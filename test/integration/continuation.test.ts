@@ -131,6 +131,26 @@ describe("a worker running its task's successor itself", () => {
     expect(captured.sent()).toEqual([]);
   });
 
+  it("a cancel's wind-down closes the held successor before its claim: the claim finds it cancelled, the run leaves the index", async () => {
+    const { runId, a } = await start({ ...chain, b: { ...chain.b, action: "test.counted" } });
+    let closed: TaskRecord | undefined;
+    stopHooks.push(
+      onPoint("claim:before-write", async ({ task }) => {
+        if (task !== "b") return;
+        expect((await stack.api("POST", `/runs/${runId}/cancel`)).status).toBe(202);
+        await advance(runId, [], new Date(), { look: true }); // the run's look: its wind-down
+        closed = await recordOf(runId, "b");
+      }),
+    );
+    const before = counted;
+    expect(await work(a, "w", { roomFor: always })).toEqual({ done: true });
+    // closed by the wind-down (no record left unwritten for a claim to put running later)
+    expect(closed).toMatchObject({ status: "cancelled", attempt: 0 });
+    expect(counted).toBe(before);
+    expect(await typesOf(runId)).not.toContain("TaskStarted b");
+    expect((await readRun(runId))?.sweepShard).toBeUndefined();
+  });
+
   it("a worker that dies holding the successor's message: the run's look sends it 30 s on", async () => {
     const { runId, a } = await start(chain);
     // the worker never gets past the successor's claim, and never returns

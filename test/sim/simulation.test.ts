@@ -223,6 +223,11 @@ const FOUND: { seed: number; mode: FaultMode; bug: string }[] = [
     mode: "crash",
     bug: "a wind-down took a cancelled run out of the sweeper's index while an execution that parked after its cancel lost its race was still queued: the slot later handed to it never came back",
   },
+  {
+    seed: 417,
+    mode: "all",
+    bug: "a wind-down took a cancelled run out of the index while a successor's message was held by the worker that dispatched it; its claim then put it running, the worker froze before reading the run, and nothing looked at it again",
+  },
 ];
 
 describe("deterministic simulation: seeds that found bugs", () => {
