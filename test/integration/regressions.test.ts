@@ -177,7 +177,7 @@ describe("bugs the simulation found, pinned", () => {
   /**
    * Seed 1312 (crash): a successor queued on its run without its record when the run timed out; a
    * redrive reads the run's tasks (none for it), then its first claim puts it and, the run not
-   * running, cancels it; then the redrive commits. Its check that the task still has no record
+   * running, cancels it; then the redrive commits (the timeout's wind-down died: it would have closed the task, cancel.ts). Its check that the task still has no record
    * (`STILL_UNWRITTEN`) refuses, and the redrive, reading again, puts the cancelled task back.
    * Taken away, the redriven run carries a cancelled task and ends without what follows it.
    */
@@ -197,7 +197,13 @@ describe("bugs the simulation found, pinned", () => {
     await workAll(runId); // a, whose worker queues b on the run
     const [b] = captured.sent() as [TaskMessage];
     captured.clear();
-    await advance(runId, [], later(601)); // the run times out, b never claimed
+    // the run times out, b never claimed, and the advance dies before its wind-down (which would
+    // close b: cancel.ts cancelUnwritten), so b is still unwritten when the redrive reads
+    const died = onPoint("end-run:after-write", () => {
+      throw new Error("died before its wind-down");
+    });
+    await advance(runId, [], later(601)).catch(() => undefined);
+    died();
     const remove = onPoint("redrive:before-commit", async (detail) => {
       if (detail.runId !== runId) return;
       remove();
