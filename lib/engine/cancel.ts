@@ -5,7 +5,7 @@ import { keys } from "../store/keys";
 import { queryRunItems } from "../store/run-state";
 import { transact, type Write } from "../store/transaction";
 import { isSuspended } from "./callback-token";
-import { whileEnded } from "./dispatch";
+import { FIRST_CLAIM, whileEnded } from "./dispatch";
 import { point } from "./interleave";
 import { transactGivingBack } from "./slot";
 import { type FanOutRecord, isFanOut, type TaskItem, type TaskRecord } from "./task-record";
@@ -196,9 +196,9 @@ export async function cancelUnwritten(
       Put: {
         TableName: config.tableName(),
         Item: { ...keys.execution(record), ...planned, status: "cancelled", endedAt: now.toISOString() },
-        // closes: a first claim racing the wind-down (the condition of a first claim, claim.ts):
-        // whichever writes first decides, and the other is judged from it
-        ConditionExpression: "attribute_not_exists(#status)",
+        // closes: a first claim racing the wind-down: whichever writes first decides, and the
+        // other is judged from it
+        ConditionExpression: FIRST_CLAIM,
         ExpressionAttributeNames: { "#status": "status" },
       },
     },

@@ -7,7 +7,7 @@ import { keyOf, reasonAt, refusedAt, type TxItem, transact, type Write } from ".
 import { claimSuspended } from "./callback";
 import { isSuspended } from "./callback-token";
 import { cancelClaimed, cancelIdle } from "./cancel";
-import { whileRunning } from "./dispatch";
+import { FIRST_CLAIM, whileRunning } from "./dispatch";
 import { isSettled } from "./evaluate";
 import { point } from "./interleave";
 import { settle } from "./settle";
@@ -91,13 +91,6 @@ export async function claim(message: TaskMessage, workerId: string, now = new Da
   const found = reasonAt(outcome, keys.execution(target))?.item as TaskRecord | undefined;
   return found ? claimRecord(found, workerId, now) : { kind: "gone" };
 }
-
-/**
- * The condition of the first claim of an execution queued without its record, which puts it: no
- * record yet. (Every record has a status; the condition is not `attribute_not_exists(pk)` so that
- * it has a name of its own.)
- */
-export const FIRST_CLAIM = "attribute_not_exists(#status)";
 
 /**
  * The first claim of an execution queued without its record (an item, items.ts; a start task,

@@ -105,6 +105,14 @@ export function taskCreation(record: TaskRecord): Write[] {
   ];
 }
 
+/**
+ * The condition of the first claim of an execution queued without its record, which puts it
+ * (claim.ts), or of the wind-down that closes it cancelled (cancel.ts): no record yet. (Every
+ * record has a status; the condition is not `attribute_not_exists(pk)` so that it has a name of
+ * its own.)
+ */
+export const FIRST_CLAIM = "attribute_not_exists(#status)";
+
 /** The guard of a dispatch: the run is running and its deadline, if it has one, still ahead. */
 export const WHILE_RUNNING = "#status = :running AND (attribute_not_exists(deadline) OR deadline > :now)";
 

@@ -6,9 +6,9 @@
  * checks can fail and that every guard is needed.
  */
 import { describe, expect, it } from "vitest";
-import { CLAIM_AS_READ, claimGuards, FIRST_CLAIM, LIMITED_CLAIM, QUEUED_CLAIM } from "../../lib/engine/claim";
+import { CLAIM_AS_READ, claimGuards, LIMITED_CLAIM, QUEUED_CLAIM } from "../../lib/engine/claim";
 import { countingGuards } from "../../lib/engine/counted";
-import { NONE_QUEUED_YET, WHILE_ENDED, WHILE_RUNNING } from "../../lib/engine/dispatch";
+import { FIRST_CLAIM, NONE_QUEUED_YET, WHILE_ENDED, WHILE_RUNNING } from "../../lib/engine/dispatch";
 import { FROM_PENDING, VERSION_FENCE } from "../../lib/engine/fill";
 import { LOCK_FREE } from "../../lib/engine/lock";
 import { REDRIVABLE } from "../../lib/engine/redrive";
