@@ -43,11 +43,13 @@ export const SLOT_TAKEN = "attribute_exists(active) AND (active >= :max OR size(
 export const STILL_PARKED = "#status = :queued AND slot = :waiting AND attempt = :attempt";
 
 /**
- * The hand-over's guard as a switch, for its guard-removal test only (hand-over.test.ts pins the
- * interleaving that needs it: a cancel between the give-back's read and its write). Never changed
- * outside tests.
+ * Guards of a give-back as switches, for their guard-removal tests only, which pin the
+ * interleavings that need them (the simulation finds them rarely): the hand-over's (hand-over.test.ts:
+ * a cancel between the give-back's read and its write), and a run's last slot kept counted while an
+ * entry of it waits (give-back.test.ts: that entry dropped between the read and the write). Never
+ * changed outside tests.
  */
-export const slotGuards = { stillParked: true };
+export const slotGuards = { stillParked: true, ownStillWaits: true };
 
 /** The limit an execution is subject to, carried on its record (a worker never reads the definition). */
 export interface SlotLimit {
@@ -166,14 +168,23 @@ export interface GiveBack {
 
 /**
  * The clauses a give-back's condition is built from, per call (each on what was read): an entry of
- * the list still where it was, the run's count above one (or one: its last slot), a run that left
- * holding nothing, and nobody waiting (the counter goes down).
+ * the list still where it was, the run's count above one (or one: its last slot), a run of its own
+ * still waiting when that was its last slot (its `served#` stays), a run whose entries it drops
+ * holding nothing (its `served#` goes) or still holding a slot (its `served#` stays, for that
+ * slot's give-back to remove), and nobody waiting (the counter goes down).
+ *
+ * The two about `served#` close the same race from both sides: the list can come back to what was
+ * read (`[a]`, then `[a, b]`, then `[a]` once `b` is handed a slot), so the entries' clauses alone
+ * cannot tell that a run's last slot was given back meanwhile, keeping its `served#` because of an
+ * entry that this give-back drops (simulation seed 1838, duplicate).
  */
 export const GIVE_BACK = {
   entryAsRead: (index: number) => `waiting[${index}] = :w${index}`,
   heldAbove: "#held > :one",
   heldLast: "#held = :one",
-  goneHolding: (k: number) => `attribute_not_exists(#goneHeld${k})`,
+  ownStillWaits: "contains(waiting, :ownWaiting)",
+  goneHoldingNothing: (k: number) => `attribute_not_exists(#goneHeld${k})`,
+  goneStillHolding: (k: number) => `attribute_exists(#goneHeld${k})`,
   nobodyWaits: "active > :zero AND size(waiting) = :size",
 };
 
@@ -235,14 +246,20 @@ export async function giveBack(record: TaskRecord, now = new Date()): Promise<Gi
     // conditioned on which case it is, not on the count read: the run's other executions taking and
     // giving back slots meanwhile (a run of many items, all at once) must not make this one try again
     names["#held"] = heldName(record.runId);
-    const leftover = candidates.some((c) => c.runId === record.runId && !stale.includes(c));
+    const leftover = candidates.find((c) => c.runId === record.runId && !stale.includes(c));
     if (count(heldName(record.runId)) > 1) {
       sets.push("#held = #held - :one");
       conditions.push(GIVE_BACK.heldAbove);
     } else {
       conditions.push(GIVE_BACK.heldLast);
-      if (leftover) removes.push("#held");
-      else {
+      if (leftover) {
+        // the run still waits: its served count stays, for the give-back that drops or serves that entry
+        removes.push("#held");
+        if (slotGuards.ownStillWaits) {
+          conditions.push(GIVE_BACK.ownStillWaits);
+          values[":ownWaiting"] = leftover.entry;
+        }
+      } else {
         // the run's last slot, and none of it waits: it leaves no trace on the limit
         names["#served"] = servedName(record.runId);
         removes.push("#held", "#served");
@@ -253,10 +270,15 @@ export async function giveBack(record: TaskRecord, now = new Date()): Promise<Gi
   for (const c of candidates) if (!stale.includes(c)) gone.delete(c.runId);
   gone.delete(record.runId);
   for (const [k, runId] of [...gone].entries()) {
-    if (count(heldName(runId)) > 0) continue;
+    names[`#goneHeld${k}`] = heldName(runId);
+    if (count(heldName(runId)) > 0) {
+      // a run whose waiting executions all left, still holding a slot: its count stays for that slot's give-back
+      conditions.push(GIVE_BACK.goneStillHolding(k));
+      continue;
+    }
     // a run whose waiting executions all left, holding no slot: its count goes with them
-    Object.assign(names, { [`#goneHeld${k}`]: heldName(runId), [`#goneServed${k}`]: servedName(runId) });
-    conditions.push(GIVE_BACK.goneHolding(k));
+    names[`#goneServed${k}`] = servedName(runId);
+    conditions.push(GIVE_BACK.goneHoldingNothing(k));
     removes.push(`#goneServed${k}`);
   }
   if (chosen && chosen.runId !== record.runId) {

@@ -117,6 +117,13 @@ describe("the in-memory table answers as DynamoDB Local does", () => {
       ),
       // refused: a list element moved
       update("REMOVE waiting[0]", "waiting[0] = :w0", { ExpressionAttributeValues: { ":w0": "a" } }),
+      // a list containing an element, wherever it is; refused: one that is not in it
+      update("SET seen = :one", "contains(waiting, :e) AND contains(pk, :p)", {
+        ExpressionAttributeValues: { ":one": 1, ":e": "c", ":p": "LIMIT#" },
+      }),
+      update("SET seen = :one", "contains(waiting, :e)", {
+        ExpressionAttributeValues: { ":one": 1, ":e": "b" },
+      }),
       update("SET active = active - :one", "active > :zero AND size(waiting) = :n", {
         ExpressionAttributeValues: { ":one": 1, ":zero": 0, ":n": 1 },
       }),
@@ -158,7 +165,7 @@ describe("the in-memory table answers as DynamoDB Local does", () => {
         mismatches.push(`${JSON.stringify(command.input)}\n  memory: ${answers[0]}\n  dynamo: ${answers[1]}`);
     }
     expect(mismatches).toEqual([]);
-    expect(memory.get(SIM_TABLE, key)).toMatchObject({ active: 0, waiting: ["c"] });
+    expect(memory.get(SIM_TABLE, key)).toMatchObject({ active: 0, waiting: ["c"], seen: 1 });
   });
 
   it("for every call of seeded schedules of the engine, in order", async () => {

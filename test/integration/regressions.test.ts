@@ -289,4 +289,49 @@ describe("bugs the simulation found, pinned", () => {
     await advance(runId, [], new Date(), { look: true });
     expect(await readItem<TaskRecord>(keys.task(runId, "limited"))).toMatchObject({ status: "cancelled" });
   });
+
+  it("seed 1838 (duplicate): a give-back that drops the stale entry of a run whose last slot went back meanwhile takes that run's count with it", async () => {
+    const name = `found-${randomUUID().slice(0, 8)}`;
+    await register(stack, {
+      name,
+      limits: { actions: { "core.noop": { maxRunning: 2 } } },
+      tasks: { a: { action: "core.noop" }, b: { action: "core.noop" } },
+    });
+    captured.clear();
+    const messageOf = (runId: string, task: string) =>
+      captured.sent().find((m) => m.runId === runId && m.task === task) as TaskMessage;
+    const claimed = async (runId: string, task: string) => {
+      const claimedNow = await claim(messageOf(runId, task), `w-${task}`);
+      expect(claimedNow.kind).toBe("claimed");
+      return (claimedNow as { record: TaskRecord }).record;
+    };
+    const q = await stack.client.createRun(name);
+    const r = await stack.client.createRun(name);
+    const qa = await claimed(q.runId, "a");
+    const ra = await claimed(r.runId, "a");
+    expect((await claim(messageOf(r.runId, "b"), "w-b")).kind).toBe("parked");
+    // r is cancelled: its parked b with it (its entry stays in the list, stale); a, its worker alive, runs on
+    expect((await stack.api("POST", `/runs/${r.runId}/cancel`)).status).toBe(202);
+    expect(await readItem<TaskRecord>(keys.task(r.runId, "b"))).toMatchObject({ status: "cancelled" });
+    // q's a ends; its give-back reads the list ([r's b], stale; r holds a slot, so r's count stays).
+    // Before it writes, a third run parks behind that entry and r's a ends: its give-back hands its
+    // slot to the third run first (served least) and keeps r's count for r's b, still listed. The
+    // list is as q's give-back read it again, and r holds no slot any more
+    let third: string | undefined;
+    const release = onPoint("give-back:after-read", async (detail) => {
+      if (detail.runId !== q.runId || third) return;
+      third = (await stack.client.createRun(name)).runId;
+      expect((await claim(messageOf(third, "a"), "w-third")).kind).toBe("parked");
+      expect((await settle(ra, { ok: true, output: null })).kind).not.toBe("lost");
+    });
+    try {
+      expect((await settle(qa, { ok: true, output: null })).kind).not.toBe("lost");
+    } finally {
+      release();
+    }
+    // the third run holds the one slot in use; neither q nor r leaves a count behind
+    const limit = { ...(await readLimit({ workflow: name, action: "core.noop" })) } as Record<string, unknown>;
+    expect(limit).toMatchObject({ active: 1, waiting: [], [`held#${third}`]: 1 });
+    expect(Object.keys(limit).filter((k) => k.endsWith(q.runId) || k.endsWith(r.runId))).toEqual([]);
+  });
 });

@@ -1,7 +1,7 @@
 /**
  * DynamoDB's expression language, the part onceflow uses, evaluated in memory for the simulation's
  * table: condition and key-condition expressions (comparisons, `IN`, `BETWEEN`, `AND`/`OR`/`NOT`,
- * `attribute_exists`, `attribute_not_exists`, `begins_with`, `size`) and update expressions
+ * `attribute_exists`, `attribute_not_exists`, `begins_with`, `contains`, `size`) and update expressions
  * (`SET a = b`, `a + b`, `a - b`, `if_not_exists`, `list_append`, `REMOVE` (of an attribute, or of
  * list elements `a[3], a[0]`, whose indices refer to the list before the update), `ADD` of a number). Top-level attributes, list elements and entries of a map (`m.k`) only.
  * Anything else is refused loudly rather than guessed, and so are names and
@@ -317,6 +317,13 @@ function holds(condition: Condition, item: Item | undefined, p: Placeholders): b
         const value = resolve(first, item, p);
         const prefix = resolve(second, item, p);
         return typeof value === "string" && typeof prefix === "string" && value.startsWith(prefix);
+      }
+      if (condition.fn === "contains" && second) {
+        // a string containing a substring, or a list containing an element (sets are not used)
+        const value = resolve(first, item, p);
+        const operand = resolve(second, item, p);
+        if (typeof value === "string") return typeof operand === "string" && value.includes(operand);
+        return Array.isArray(value) && value.some((element) => compare("=", element, operand));
       }
       throw new ExpressionValidationError(`unsupported condition function ${condition.fn}`);
     }
