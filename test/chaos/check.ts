@@ -36,6 +36,12 @@ export interface CheckResult {
   durationsMs: number[];
   /** What each crash that hit an execution cost (stalls.ts). */
   stalls: Stall[];
+  /**
+   * Executions whose action succeeded at the sink more than once with no crash, because an
+   * earlier attempt was cut off after its call (timed out, or its lease lost): at-least-once, as
+   * guarantees.md says, and not a violation. `{key} attempt {n}: {code}`.
+   */
+  cutOff: string[];
 }
 
 export async function runChecker(options: {
@@ -57,6 +63,7 @@ export async function runChecker(options: {
   const log = options.log ?? (() => {});
   const random = seededRandom(seed);
   const violations: string[] = [];
+  const cutOff: string[] = [];
   sink.decide((request) => {
     if (request.path === "/doomed") return 400;
     const key = request.headers["idempotency-key"] ?? "";
@@ -142,6 +149,7 @@ export async function runChecker(options: {
         ? Array.from({ length: fanOut.size }, (_, n) => `${runId}/${task}/${n}`)
         : [`${runId}/${task}/-`];
     });
+    const events = await listEvents(runId);
     for (const key of keys) {
       const made = calls.get(key) ?? [];
       const attempts = made.map((r) => r.headers["x-onceflow-attempt"]);
@@ -151,13 +159,23 @@ export async function runChecker(options: {
         (r) => r.path === "/call" && transientFailures(key) < Number(r.headers["x-onceflow-attempt"]),
       );
       if (successes.length === 0) violations.push(`I6: ${key} never succeeded`);
-      if (successes.length > 1 && !crashedKeys.has(key))
-        violations.push(`I2: ${key} succeeded ${successes.length} times without a crash`);
+      if (successes.length > 1 && !crashedKeys.has(key)) {
+        // each success but the last: its attempt must have been cut off after its call
+        const ends = successes.slice(0, -1).map((r) => {
+          const attempt = Number(r.headers["x-onceflow-attempt"]);
+          return { attempt, end: attemptEnd(events, key, attempt) };
+        });
+        if (ends.every(({ end }) => CUT_OFF.has(end)))
+          cutOff.push(...ends.map(({ attempt, end }) => `${key} attempt ${attempt}: ${end}`));
+        else
+          violations.push(
+            `I2: ${key} succeeded ${successes.length} times without a crash (${ends.map(({ attempt, end }) => `attempt ${attempt} ended ${end}`).join(", ")})`,
+          );
+      }
     }
 
     // each execution dispatched once, each attempt started once (I3), and settled once: a zombie
     // attempt never records a second result (I8); history checked from the store
-    const events = await listEvents(runId);
     const seen = new Map<string, number>();
     const once: Record<string, (e: (typeof events)[number]) => string> = {
       TaskQueued: (e) => `TaskQueued/${e.task}/${e.item ?? "-"}`,
@@ -223,6 +241,7 @@ export async function runChecker(options: {
     runs: runIds.length,
     durationsMs: [...finals.values()].map((run) => Date.parse(run.endedAt ?? "") - Date.parse(run.createdAt)),
     stalls: await stallsOf(report.crashes, eventsOf),
+    cutOff,
     limitedRuns: shapes.filter((s) => s.definition.limits).length,
     calls: sink.requests.length,
     faults: {
@@ -462,4 +481,26 @@ async function explainSlowest(
   ].sort((a, b) => a.ms - b.ms);
   log(`the slowest run, ${slowest.runId}, took ${(took(slowest) / 1000).toFixed(1)} s:`);
   for (const line of lines) log(`${at(line.ms)}  ${line.text}`);
+}
+
+/** How an attempt can end after its call reached the sink, its action then invoked again (guarantees.md). */
+const CUT_OFF = new Set(["TaskTimedOut", "LeaseLost"]);
+
+/**
+ * How attempt `attempt` of the execution `key` (`{runId}/{task}/{item or -}`) ended, from its
+ * history: the error code of its `TaskRetrying` or `TaskFailed`, else its event's type, or `no result`.
+ */
+function attemptEnd(events: Awaited<ReturnType<typeof listEvents>>, key: string, attempt: number): string {
+  const [, task, item] = key.split("/");
+  const end = events.find(
+    (e) =>
+      e.task === task &&
+      String(e.item ?? "-") === item &&
+      e.attempt === attempt &&
+      ["TaskSucceeded", "TaskRetrying", "TaskFailed", "TaskCancelled"].includes(e.type),
+  );
+  if (!end) return "no result";
+  if (end.type === "TaskRetrying" || end.type === "TaskFailed")
+    return (end.detail?.error as { code?: string } | undefined)?.code ?? end.type;
+  return end.type;
 }

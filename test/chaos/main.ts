@@ -67,6 +67,7 @@ try {
     "duplicated deliveries": result.faults.duplicates,
     redeliveries: result.faults.redeliveries,
     crashes: result.faults.crashes,
+    "called again after a timeout": result.cutOff.length,
     violations: result.violations.length,
   });
   if (byCommand.size > 0) console.table(Object.fromEntries([...byCommand].sort((a, b) => b[1] - a[1])));
@@ -93,6 +94,8 @@ try {
   const maxRun = values["max-run-seconds"] ? Number(values["max-run-seconds"]) * 1000 : undefined;
   const slow = maxRun ? result.durationsMs.filter((ms) => ms > maxRun).length : 0;
   if (slow > 0) console.log(`SLOW ${slow} run(s) took longer than ${values["max-run-seconds"]} s`);
+  for (const repeat of result.cutOff)
+    console.log(`called again after an attempt was cut off (at-least-once, not a violation): ${repeat}`);
   for (const violation of result.violations) console.log(`VIOLATION ${violation}`);
   exitCode = result.violations.length > 0 || slow > 0 ? 1 : 0;
 } finally {

@@ -330,7 +330,10 @@ describe("bugs the simulation found, pinned", () => {
       release();
     }
     // the third run holds the one slot in use; neither q nor r leaves a count behind
-    const limit = { ...(await readLimit({ workflow: name, action: "core.noop" })) } as Record<string, unknown>;
+    const limit = { ...(await readLimit({ workflow: name, action: "core.noop" })) } as Record<
+      string,
+      unknown
+    >;
     expect(limit).toMatchObject({ active: 1, waiting: [], [`held#${third}`]: 1 });
     expect(Object.keys(limit).filter((k) => k.endsWith(q.runId) || k.endsWith(r.runId))).toEqual([]);
   });
