@@ -1,4 +1,4 @@
-import { getAction } from "../actions/registry";
+import { type Action, getAction } from "../actions/registry";
 import { ActionError } from "../errors";
 import { keepLease, type OnRenew } from "./lease";
 import type { AttemptResult } from "./settle";
@@ -9,30 +9,53 @@ export const MAX_OUTPUT_BYTES = 280 * 1024;
 
 /**
  * Runs one attempt of an execution's action, bounded by its `timeoutSeconds` (the action's signal
- * is aborted and the attempt fails with the retryable `TaskTimedOut`), its lease kept alive
- * meanwhile. Never throws.
+ * is aborted and the attempt fails with the retryable `TaskTimedOut`), then `write`s its result;
+ * its lease is kept alive from the start until the write is done. A write can be slow (a limit's
+ * give-back retrying on a busy limit item): were the lease to lapse meanwhile, the attempt would
+ * be taken over (`LeaseExpired`) and its action invoked again although its result was in hand.
+ * Never throws, but for what `write` throws.
  */
-export async function runAttempt(record: TaskRecord, onRenew?: OnRenew): Promise<AttemptResult> {
-  if (record.inputError) return { ok: false, error: record.inputError, retryable: false };
+export async function runAttempt<T = AttemptResult>(
+  record: TaskRecord,
+  onRenew?: OnRenew,
+  write: (result: AttemptResult) => Promise<T> | T = (result) => result as T,
+): Promise<T> {
+  if (record.inputError) return write({ ok: false, error: record.inputError, retryable: false });
   const action = getAction(record.action);
   if (!action) {
     const error = {
       code: "UnknownAction",
       message: `action '${record.action}' is not registered in this worker`,
     };
-    return { ok: false, error, retryable: false };
+    return write({ ok: false, error, retryable: false });
   }
   const controller = new AbortController();
-  // the attempt ends when the action does, or when it is aborted: timed out, or its lease lost
-  const aborted = new Promise<never>((_, reject) =>
-    controller.signal.addEventListener("abort", () => reject(controller.signal.reason)),
-  );
-  aborted.catch(() => {}); // a late abort, after the attempt ended, is nobody's concern
   const timer = setTimeout(() => {
     const message = `attempt timed out after ${record.timeoutSeconds} s`;
     controller.abort(new ActionError("TaskTimedOut", message, { retryable: true }));
   }, record.timeoutSeconds * 1000);
   const stopHeartbeat = keepLease(record, controller, onRenew);
+  try {
+    const result = await invoke(action, record, controller);
+    clearTimeout(timer);
+    return await write(result);
+  } finally {
+    clearTimeout(timer);
+    stopHeartbeat();
+  }
+}
+
+/** The action's run: its output, or its error as a result; ended early when `controller` aborts. */
+async function invoke(
+  action: Action,
+  record: TaskRecord,
+  controller: AbortController,
+): Promise<AttemptResult> {
+  // the attempt ends when the action does, or when it is aborted: timed out, or its lease lost
+  const aborted = new Promise<never>((_, reject) =>
+    controller.signal.addEventListener("abort", () => reject(controller.signal.reason)),
+  );
+  aborted.catch(() => {}); // a late abort, after the attempt ended, is nobody's concern
   try {
     const context = {
       runId: record.runId,
@@ -57,8 +80,5 @@ export async function runAttempt(record: TaskRecord, onRenew?: OnRenew): Promise
     }
     const err = cause instanceof Error ? cause : new Error(String(cause));
     return { ok: false, error: { code: err.name || "Error", message: err.message }, retryable: true };
-  } finally {
-    clearTimeout(timer);
-    stopHeartbeat();
   }
 }

@@ -45,6 +45,26 @@ export function keepLease(record: TaskRecord, controller: AbortController, onRen
       );
     }
   };
-  const timer = setInterval(() => void renew(), (seconds * 1000) / 3);
+  return every(() => void renew(), (seconds * 1000) / 3);
+}
+
+/** Calls `beat` every `ms` until the returned function is called. */
+type Every = (beat: () => void, ms: number) => () => void;
+
+let every: Every = (beat, ms) => {
+  const timer = setInterval(beat, ms);
   return () => clearInterval(timer);
+};
+
+/**
+ * For the deterministic simulation: its virtual clock and its schedule decide what happens when,
+ * so a heartbeat there must not fire on the machine's time (its workers hold no lease alive: a
+ * stalled one loses it). Returns a function that puts the real timer back.
+ */
+export function useHeartbeats(next: Every): () => void {
+  const previous = every;
+  every = next;
+  return () => {
+    every = previous;
+  };
 }

@@ -5,7 +5,7 @@ import { runAttempt } from "./attempt";
 import { issue, renotify } from "./callback";
 import { claim } from "./claim";
 import type { OnRenew } from "./lease";
-import { type AttemptResult, settle } from "./settle";
+import { type AttemptResult, type SettleOutcome, settle } from "./settle";
 import { DEFAULT_TIMEOUT_SECONDS, type TaskRecord } from "./task-record";
 
 /** What the worker adapter should do with the message: delete it, or let it come back later. */
@@ -82,11 +82,10 @@ async function handle(message: TaskMessage, workerId: string, onRenew?: OnRenew)
       return record(claimed.record, await renotify(claimed.record));
     case "claimed": {
       const claimedRecord = claimed.record;
-      const result =
-        claimedRecord.action === CALLBACK_ACTION
-          ? await issue(claimedRecord)
-          : await runAttempt(claimedRecord, onRenew);
-      return record(claimedRecord, result);
+      if (claimedRecord.action === CALLBACK_ACTION) return record(claimedRecord, await issue(claimedRecord));
+      // the result is written while the lease is still kept (attempt.ts)
+      const settled = await runAttempt(claimedRecord, onRenew, (result) => settle(claimedRecord, result));
+      return recorded(claimedRecord, settled);
     }
   }
 }
@@ -94,7 +93,11 @@ async function handle(message: TaskMessage, workerId: string, onRenew?: OnRenew)
 /** Records an attempt's result and publishes its completion; undefined: nothing to record (a callback waits). */
 async function record(claimed: TaskRecord, result: AttemptResult | undefined): Promise<Handled> {
   if (result === undefined) return { outcome: { done: true } };
-  const outcome = await settle(claimed, result);
+  return recorded(claimed, await settle(claimed, result));
+}
+
+/** What follows a recorded result: a retry's wait, or its completion published. */
+async function recorded(claimed: TaskRecord, outcome: SettleOutcome): Promise<Handled> {
   if (outcome.kind === "retry") return { outcome: { done: false, retryAfterSeconds: outcome.seconds } };
   if (outcome.kind === "lost") return { outcome: { done: true } };
   return { outcome: { done: true }, next: await publish(completionOf(claimed, outcome.kind)) };

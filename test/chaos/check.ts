@@ -38,7 +38,7 @@ export interface CheckResult {
   stalls: Stall[];
   /**
    * Executions whose action succeeded at the sink more than once with no crash, because an
-   * earlier attempt was cut off after its call (timed out, or its lease lost): at-least-once, as
+   * earlier attempt was cut off after its call (timed out, its lease lost or expired): at-least-once, as
    * guarantees.md says, and not a violation. `{key} attempt {n}: {code}`.
    */
   cutOff: string[];
@@ -484,7 +484,7 @@ async function explainSlowest(
 }
 
 /** How an attempt can end after its call reached the sink, its action then invoked again (guarantees.md). */
-const CUT_OFF = new Set(["TaskTimedOut", "LeaseLost"]);
+const CUT_OFF = new Set(["TaskTimedOut", "LeaseLost", "LeaseExpired"]);
 
 /**
  * How attempt `attempt` of the execution `key` (`{runId}/{task}/{item or -}`) ended, from its

@@ -1,7 +1,8 @@
 /**
  * The simulation's virtual clock: while installed, `new Date()` and `Date.now()` give the
  * simulated time, which moves only when the scheduler moves it (timers stay real; the engine's
- * only timers are heartbeats and action timeouts, cleared before the instant actions return).
+ * only timers are action timeouts, cleared before the instant actions return, and heartbeats,
+ * which the simulation switches off: `useHeartbeats`).
  */
 export interface Clock {
   now(): number;

@@ -26,6 +26,7 @@ import { canonicalJson } from "../../../lib/definition/hash";
 import { advanceOn } from "../../../lib/engine/advance";
 import { isCounted } from "../../../lib/engine/counted";
 import { FIRST_CLAIM } from "../../../lib/engine/dispatch";
+import { useHeartbeats } from "../../../lib/engine/lease";
 import type { LimitRecord, SlotLimit } from "../../../lib/engine/slot";
 import { sweep } from "../../../lib/engine/sweep";
 import { type FanOutRecord, isFanOut, type TaskRecord } from "../../../lib/engine/task-record";
@@ -497,6 +498,9 @@ export async function simulate(options: ScheduleOptions): Promise<ScheduleResult
   const restoreIds = useIdSource(() => `run-${options.seed}-${++created}-${Math.floor(random() * 1e9)}`);
   // a backoff takes no real time: the schedule, not the machine, decides who goes next
   const restoreSleep = useSleep(() => Promise.resolve());
+  // nor does a heartbeat fire on the machine's time: no worker here holds its lease alive, so one
+  // stalled (at its action or its result's write) loses it, as a frozen worker would
+  const restoreHeartbeats = useHeartbeats(() => () => {});
   const env = {
     TABLE_NAME: TABLE,
     TASKS_QUEUE_URL: TASKS_QUEUE,
@@ -606,6 +610,7 @@ export async function simulate(options: ScheduleOptions): Promise<ScheduleResult
     restoreClients();
     restoreIds();
     restoreSleep();
+    restoreHeartbeats();
     for (const [k, v] of Object.entries(previousEnv)) {
       if (v === undefined) delete process.env[k];
       else process.env[k] = v;

@@ -54,6 +54,26 @@ describe("leases and heartbeats", () => {
     expect(await attempt).toMatchObject({ ok: false, error: { code: "TaskTimedOut" }, retryable: true });
   });
 
+  it("the lease is kept while the result is written, however long that takes, and not after", async () => {
+    dynamo.on(UpdateCommand).resolves({});
+    registerAction("test.quick", () => "done");
+    let written: (value: string) => void = () => {};
+    const attempt = runAttempt({ ...record, action: "test.quick" }, undefined, (result) => {
+      expect(result).toEqual({ ok: true, output: "done" });
+      // a slow write: a give-back retrying on a busy limit item for 21 s
+      return new Promise<string>((resolve) => {
+        written = resolve;
+      });
+    });
+    await vi.advanceTimersByTimeAsync(21_000);
+    // three beats: without them the lease (20 s) would lapse before the result is in
+    expect(dynamo.commandCalls(UpdateCommand)).toHaveLength(3);
+    written("settled");
+    expect(await attempt).toBe("settled");
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(dynamo.commandCalls(UpdateCommand)).toHaveLength(3);
+  });
+
   it("a worker whose lease was taken over stops its action at the next beat (LeaseLost) and renews no more", async () => {
     dynamo
       .on(UpdateCommand)
