@@ -18,6 +18,7 @@ import { randomUUID } from "node:crypto";
 import { SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import type { APIGatewayProxyEventV2, Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { db, sqs as engineSqs } from "../../lib/clients";
+import { onPoint } from "../../lib/engine/interleave";
 import { seededRandom } from "./seeded-random";
 
 export interface ChaosOptions {
@@ -134,7 +135,16 @@ export class Chaos {
   close(): void {
     db().middlewareStack.remove("onceflowChaosCrash");
     engineSqs().middlewareStack.remove("onceflowChaosCrash");
+    this.stopFollowing();
   }
+
+  /**
+   * A worker that runs a successor itself (a continuation) works on an execution its batch does
+   * not name: a crash from then on hits that one too, so its key joins the invocation's.
+   */
+  private readonly stopFollowing = onPoint("work:continue", ({ runId, task, item }) => {
+    this.current.getStore()?.keys.push(`${runId}/${task}/${item ?? "-"}`);
+  });
 
   private async call<T>(next: (args: T) => Promise<unknown>, args: T, command: string) {
     const invocation = this.current.getStore();

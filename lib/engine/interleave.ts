@@ -2,6 +2,8 @@
  * Named interleaving points: places in the engine where a test can hold a handler, to force the
  * exact race it wants (two workers about to claim the same execution, two countdowns that both
  * read the same counters). Outside tests nothing is registered, and a point costs one Map lookup.
+ * (The local stack's chaos also listens at `work:continue`, to know which executions a worker
+ * invocation worked on besides its batch's.)
  */
 export type InterleavingPoint =
   | "claim:before-write"
@@ -14,7 +16,8 @@ export type InterleavingPoint =
   | "redrive:before-commit"
   | "redrive:after-commit"
   | "end-run:before-write"
-  | "end-run:after-write";
+  | "end-run:after-write"
+  | "work:continue";
 
 type Hook = (detail: Record<string, unknown>) => Promise<void> | void;
 

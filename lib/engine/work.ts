@@ -4,6 +4,7 @@ import { advance } from "./advance";
 import { runAttempt } from "./attempt";
 import { issue, renotify } from "./callback";
 import { claim } from "./claim";
+import { point } from "./interleave";
 import type { OnRenew } from "./lease";
 import { type AttemptResult, type SettleOutcome, settle } from "./settle";
 import { DEFAULT_TIMEOUT_SECONDS, type TaskRecord } from "./task-record";
@@ -51,6 +52,7 @@ export async function work(
   while (next) {
     const timeoutSeconds = next.queued?.execution.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS;
     if (!options.roomFor?.(timeoutSeconds)) break;
+    await point("work:continue", { runId: next.runId, task: next.task, item: next.item });
     const continued = await handle(next, workerId, options.onRenew).catch(async (error: unknown) => {
       // an error, not a death: its message goes out after all, then this one comes back
       await sendTasks([next as TaskMessage]);
