@@ -11,8 +11,10 @@
  *                          queued without its record has none yet: items.ts), a retry
  *                          whose message is gone, a lease that expired (its worker died): its task
  *                          message is sent again, in a group of its own, with the time it fell due
- *                          in the dedup id (two looks at one overdue execution send it once); the
- *                          worker's conditional claim decides what happens
+ *                          and the look period since in the dedup id (two looks at one overdue
+ *                          execution in one period send it once; a look a period later sends it
+ *                          again, in case a worker died holding the copy); the worker's
+ *                          conditional claim decides what happens
  *   due later              the next look is moved up to the first such time (a lease's end, a
  *                          retry's), so that a dead worker is replaced seconds after its lease
  *                          ends, not at the next periodic look
@@ -151,8 +153,8 @@ async function unwrittenItems(
 
 /**
  * Sends the task messages of the executions that are overdue again (`resend`), each in a group of
- * its own, with the time it fell due in the dedup id (two looks at one overdue execution send it
- * once); returns when the first of the others falls due.
+ * its own, with the time it fell due and the look period since in the dedup id (`resendGeneration`);
+ * returns when the first of the others falls due.
  */
 async function resendOverdue(executions: Looked[], now: Date, resend = true): Promise<string | undefined> {
   const overdue: Looked[] = [];
@@ -166,13 +168,25 @@ async function resendOverdue(executions: Looked[], now: Date, resend = true): Pr
     overdue.push(e);
   }
   if (resend && overdue.length > 0) {
-    const dueOf = new Map(overdue.map((o) => [o.message, o.due]));
+    const generationOf = new Map(overdue.map((o) => [o.message, resendGeneration(o.due as string, now)]));
     await sendTasks(
       overdue.map((o) => o.message),
-      (message) => dueOf.get(message) as string,
+      (message) => generationOf.get(message) as string,
     );
   }
   return next;
+}
+
+/**
+ * The generation of an overdue execution's re-send: when it fell due, and how many look periods
+ * (QUEUED_SWEEP_SECONDS) ago. Looks racing within one period send it once (one dedup id). A look a
+ * period later sends it again: the copy sent before may have been taken by a worker that died
+ * before claiming it, which hides that copy for the queue's visibility timeout (15 minutes as
+ * deployed), and SQS would drop a copy with the same dedup id for 5 minutes.
+ */
+export function resendGeneration(due: string, now: Date): string {
+  const periods = Math.floor((now.getTime() - Date.parse(due)) / (QUEUED_SWEEP_SECONDS * 1000));
+  return periods > 0 ? `${due}+${periods}` : due;
 }
 
 /**

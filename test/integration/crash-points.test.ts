@@ -30,7 +30,11 @@ interface Target {
   kind: Kind;
   index: number;
   when: "before" | "after";
-  /** When the crash happened. */
+  /** How many invocations die there (default 1): each copy of the message a look sends, in turn. */
+  times?: number;
+  /** How many did so far. */
+  hits?: number;
+  /** When the (last) crash happened. */
   at?: number;
 }
 
@@ -91,11 +95,12 @@ const plan: CrashPlan = ({ fn, keys, index, command, input }) => {
     if (found.id === probeId || found.id === PROBE)
       probed.set(found.kind, Math.max(probed.get(found.kind) ?? 0, index));
     const target = targets.get(found.id);
-    if (!target || target.kind !== found.kind || target.at !== undefined) continue;
+    if (!target || target.kind !== found.kind || (target.hits ?? 0) >= (target.times ?? 1)) continue;
     // a later advance (a look) may hold other runs' looks: dying there would hit them again and again
     if (found.kind === "advance" && advancesBegun.get(found.id) !== 1) continue;
     if (index === target.index) {
       target.at = Date.now();
+      target.hits = (target.hits ?? 0) + 1;
       return target.when;
     }
   }
@@ -161,11 +166,16 @@ describe("one crash at each AWS call, on the deployed timeouts", () => {
     const kinds: Kind[] = ["create", "trigger", "worker on an item", "worker on the successor", "advance"];
     for (const kind of kinds) expect(probed.get(kind) ?? 0, kind).toBeGreaterThan(0);
 
-    const points: Target[] = kinds.flatMap((kind) =>
-      Array.from({ length: probed.get(kind) as number }, (_, i) =>
-        (["before", "after"] as const).map((when) => ({ kind, index: i + 1, when })),
-      ).flat(),
-    );
+    const points: Target[] = [
+      ...kinds.flatMap((kind) =>
+        Array.from({ length: probed.get(kind) as number }, (_, i) =>
+          (["before", "after"] as const).map((when) => ({ kind, index: i + 1, when })),
+        ).flat(),
+      ),
+      // and an item's worker dying before its claim twice: the first look's copy dies too, and the
+      // next look must send it again (its dedup id moves on with the look period, look.ts)
+      { kind: "worker on an item", index: 1, when: "before", times: 2 },
+    ];
     // the sweeper: each of its calls about a run, before and after, while it recovers that run's item
     const sweeperPoints: SweeperTarget[] = (
       ["GetItemCommand", "SendMessageBatchCommand", "UpdateItemCommand"] as const
@@ -176,7 +186,7 @@ describe("one crash at each AWS call, on the deployed timeouts", () => {
     const handlerRuns = await Promise.all(
       points.map(async (point, i) => {
         await register(stack, definition(`cp-${i}`));
-        const name = `${point.kind} ${point.when} call ${point.index}`;
+        const name = `${point.kind} ${point.when} call ${point.index}${point.times ? `, ${point.times} times` : ""}`;
         return { name, crashes: [point], runId: await start(`cp-${i}`, point) };
       }),
     );
@@ -272,5 +282,6 @@ describe("one crash at each AWS call, on the deployed timeouts", () => {
     expect(missed.filter((p) => p.kind !== "advance")).toEqual([]);
     expect(points.filter((p) => p.kind === "advance" && p.at !== undefined).length).toBeGreaterThanOrEqual(2);
     expect(sweeperPoints.every((p) => p.at !== undefined)).toBe(true);
+    expect(points.filter((p) => p.times).map((p) => p.hits)).toEqual([2]);
   }, 480_000);
 });

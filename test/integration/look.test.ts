@@ -134,6 +134,20 @@ describe("the look at a with-items task", () => {
     expect(sent.map((s) => s.dedup)).toEqual(first);
   });
 
+  it("a look a period later sends them again with new dedup ids: the copy before may have died with a worker before its claim", async () => {
+    const runId = randomUUID();
+    const parent = parentOf(runId);
+    await sixItems(runId, parent);
+    await lookAtItems(parent, NOW);
+    const first = new Map(sent.map((s) => [s.body.item, s.dedup]));
+    sent = [];
+    // nothing claimed them: the same items, due at the same times, one look period (20 s) later
+    await lookAtItems(parent, new Date(NOW.getTime() + 20_000));
+    const again = sent.filter((s) => first.has(s.body.item));
+    expect(again).toHaveLength(first.size);
+    for (const s of again) expect(s.dedup).not.toBe(first.get(s.body.item));
+  });
+
   it("never puts off a sooner look that another look set meanwhile", async () => {
     const runId = randomUUID();
     const parent = parentOf(runId);
