@@ -184,7 +184,7 @@ async function resendOverdue(executions: Looked[], now: Date, resend = true): Pr
  * before claiming it, which hides that copy for the queue's visibility timeout (15 minutes as
  * deployed), and SQS would drop a copy with the same dedup id for 5 minutes.
  */
-export function resendGeneration(due: string, now: Date): string {
+function resendGeneration(due: string, now: Date): string {
   const periods = Math.floor((now.getTime() - Date.parse(due)) / (QUEUED_SWEEP_SECONDS * 1000));
   return periods > 0 ? `${due}+${periods}` : due;
 }
