@@ -88,12 +88,11 @@ export class LocalIam {
     const middleware =
       (next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) => (args: unknown) => {
         const fn = this.current.getStore();
-        if (fn !== undefined && this.grants.get(fn)?.length) {
+        const grants = fn === undefined ? undefined : this.grants.get(fn);
+        if (fn !== undefined && grants?.length) {
           const input = (args as { input: Record<string, unknown> }).input;
           for (const wanted of this.wanted(String(context.commandName), input)) {
-            const granted = this.grants
-              .get(fn)
-              ?.some((g) => g.action === wanted.action && g.resource === wanted.resource);
+            const granted = grants.some((g) => g.action === wanted.action && g.resource === wanted.resource);
             if (!granted) {
               const denial = { fn, ...wanted };
               this.denied.push(denial);

@@ -7,8 +7,15 @@ import { afterEach, beforeEach } from "vitest";
 import { sqs } from "../../lib/clients";
 import type { TaskMessage } from "../../lib/queue";
 
-/** Captures every task message sent during each test of the file; `sent()` is this test's so far. */
-export function captureTaskMessages(): { sent: () => TaskMessage[]; clear: () => void } {
+/**
+ * Captures every task message sent during each test of the file; `sent()` is this test's so far,
+ * `messageOf(runId, task?)` the first of them for that run (and task).
+ */
+export function captureTaskMessages(): {
+  sent: () => TaskMessage[];
+  messageOf: (runId: string, task?: string) => TaskMessage;
+  clear: () => void;
+} {
   let sent: TaskMessage[] = [];
   beforeEach(() => {
     sent = [];
@@ -25,6 +32,8 @@ export function captureTaskMessages(): { sent: () => TaskMessage[]; clear: () =>
   });
   return {
     sent: () => sent,
+    messageOf: (runId, task) =>
+      sent.find((m) => m.runId === runId && (task === undefined || m.task === task)) as TaskMessage,
     clear: () => {
       sent = [];
     },

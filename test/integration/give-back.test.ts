@@ -17,7 +17,6 @@ import { onPoint } from "../../lib/engine/interleave";
 import { settle } from "../../lib/engine/settle";
 import { readLimit, slotGuards } from "../../lib/engine/slot";
 import type { TaskRecord } from "../../lib/engine/task-record";
-import type { TaskMessage } from "../../lib/queue";
 import { keys } from "../../lib/store/keys";
 import { register } from "../helpers/runs";
 import { captureTaskMessages } from "../helpers/sends";
@@ -40,8 +39,7 @@ async function lastSlotWhileItsEntryIsDropped() {
     tasks: { a: { action: "core.noop" }, b: { action: "core.noop" } },
   });
   captured.clear();
-  const messageOf = (runId: string, task: string) =>
-    captured.sent().find((m) => m.runId === runId && m.task === task) as TaskMessage;
+  const { messageOf } = captured;
   const r = (await stack.client.createRun(name)).runId;
   const c = (await stack.client.createRun(name)).runId;
   const held = await claim(messageOf(r, "a"), "w1");

@@ -145,7 +145,7 @@ describe("bugs the simulation found, pinned", () => {
       limits: { actions: { "core.noop": { maxRunning: 1 } } },
       tasks: { limited: { action: "core.noop" } },
     });
-    const messageOf = (runId: string) => captured.sent().find((m) => m.runId === runId) as TaskMessage;
+    const { messageOf } = captured;
     captured.clear();
     const holder = await stack.client.createRun(name);
     const held = await claim(messageOf(holder.runId), "w1");
@@ -246,7 +246,7 @@ describe("bugs the simulation found, pinned", () => {
     });
     captured.clear();
     const holder = await stack.client.createRun(name);
-    const messageOf = (runId: string) => captured.sent().find((m) => m.runId === runId) as TaskMessage;
+    const { messageOf } = captured;
     expect((await claim(messageOf(holder.runId), "w1")).kind).toBe("claimed");
     const { runId } = await stack.client.createRun(name);
     // its claim finds the slot taken; before it parks, the run is cancelled, and the cancel reads
@@ -298,8 +298,7 @@ describe("bugs the simulation found, pinned", () => {
       tasks: { a: { action: "core.noop" }, b: { action: "core.noop" } },
     });
     captured.clear();
-    const messageOf = (runId: string, task: string) =>
-      captured.sent().find((m) => m.runId === runId && m.task === task) as TaskMessage;
+    const { messageOf } = captured;
     const claimed = async (runId: string, task: string) => {
       const claimedNow = await claim(messageOf(runId, task), `w-${task}`);
       expect(claimedNow.kind).toBe("claimed");
