@@ -5,7 +5,8 @@
  * clock starts at the first trigger and stops at the last run's `endedAt`.
  */
 import { executions } from "./actions";
-import { efficiencyFigures } from "./figures";
+import { efficiencyFigures, round } from "./figures";
+import { floorRuns } from "./floor-executor";
 import { type Emulators, mapLimit, startBenchStack, waitForRuns } from "./setup";
 
 export interface EfficiencyOptions {
@@ -14,7 +15,10 @@ export interface EfficiencyOptions {
   workers: number;
 }
 
-export type EfficiencyFigures = ReturnType<typeof efficiencyFigures>;
+export type EfficiencyFigures = ReturnType<typeof efficiencyFigures> & {
+  /** The same runs on the floor's requests alone (floor-executor.ts), right after. */
+  floorExecutor: { actualSeconds: number; efficiency: number };
+};
 
 /** Concurrent API clients creating and triggering the runs. */
 const CLIENTS = 16;
@@ -64,12 +68,17 @@ export async function runEfficiency(
       actualSeconds: (endedAt - started) / 1000,
       executions: executions.total,
     });
+    // the same runs on the floor's requests alone, right after: the most any executor on these
+    // primitives could reach here
+    const floor = await floorRuns(bench, { ...options, clients: CLIENTS });
+    const floorEfficiency = round(figures.idealSeconds / floor.seconds, 3);
     log(
       `efficiency: ${options.tasks} tasks of ${options.taskSeconds} s on ${options.workers} workers: ` +
         `${figures.actualSeconds} s (ideal ${figures.idealSeconds} s, efficiency ${figures.efficiency}), ` +
-        `${figures.executions} executions, triggers took ${triggeredMs} ms`,
+        `${figures.executions} executions, triggers took ${triggeredMs} ms; ` +
+        `the floor's requests alone: ${floor.seconds} s (efficiency ${floorEfficiency})`,
     );
-    return figures;
+    return { ...figures, floorExecutor: { actualSeconds: floor.seconds, efficiency: floorEfficiency } };
   } finally {
     await bench.stop();
   }

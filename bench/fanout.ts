@@ -6,6 +6,7 @@
  */
 import { executions } from "./actions";
 import { percentile, round } from "./figures";
+import { type FloorRun, floorFanout } from "./floor-executor";
 import { type BenchStack, type Emulators, startBenchStack, waitForRuns } from "./setup";
 import { higherOf, measureStoreLimit, type StoreLimit, WRITES_PER_ITEM } from "./store-limit";
 
@@ -87,10 +88,13 @@ export function fanoutFigures(
   runs: FanoutRun[],
   maxRunning?: number,
   storeLimit?: StoreLimit,
+  floorRuns: FloorRun[] = [],
 ) {
-  const seconds = runs.reduce((sum, r) => sum + r.seconds, 0);
+  const rate = (ofRuns: { seconds: number }[]) =>
+    round((items * ofRuns.length) / ofRuns.reduce((sum, r) => sum + r.seconds, 0), 1);
   const latencies = runs.map((r) => r.fanInLatencyMs);
-  const itemsPerSecond = round((items * runs.length) / seconds, 1);
+  const itemsPerSecond = rate(runs);
+  const floorItemsPerSecond = floorRuns.length > 0 ? rate(floorRuns) : null;
   return {
     items,
     concurrency,
@@ -100,6 +104,19 @@ export function fanoutFigures(
     /** The store's limit measured in the same run (store-limit.ts), and this rate against it. */
     storeLimit: storeLimit ?? null,
     storeLimitRatio: storeLimit ? round(itemsPerSecond / storeLimit.itemsPerSecond, 2) : null,
+    /**
+     * The floor's own requests for the same fan-out, timed in the same run (floor-executor.ts): the
+     * most any executor on these primitives could carry here, against the store's limit, and
+     * onceflow's rate against it.
+     */
+    floorExecutor: floorItemsPerSecond
+      ? {
+          itemsPerSecond: floorItemsPerSecond,
+          storeLimitRatio: storeLimit ? round(floorItemsPerSecond / storeLimit.itemsPerSecond, 2) : null,
+          onceflowRatio: round(itemsPerSecond / floorItemsPerSecond, 2),
+          perRun: floorRuns,
+        }
+      : null,
     fanInLatencyMs: {
       p50: round(percentile(latencies, 50) ?? Number.NaN, 1),
       p99: round(percentile(latencies, 99) ?? Number.NaN, 1),
@@ -134,6 +151,23 @@ export async function runFanout(
       );
       runs.push(run);
     }
+    // the same fan-out on the floor's requests alone; a concurrency limit is no part of the floor,
+    // so with one there is nothing like it to time
+    const floorRuns: FloorRun[] = [];
+    if (!options.maxRunning) {
+      for (let i = 0; i < options.runs; i++) {
+        const run = await floorFanout(bench, {
+          items: options.items,
+          concurrency: options.concurrency,
+          workers: options.workers,
+          tasksPerInvocation: options.tasksPerInvocation,
+        });
+        log(
+          `floor ${i + 1}/${options.runs}: ${options.items} items in ${run.seconds} s (${run.perSecond} items/s)`,
+        );
+        floorRuns.push(run);
+      }
+    }
     // measured again after the runs: DynamoDB Local's JVM warms up, and a first measurement on a
     // cold one understates the store (185 against 380 items a second here); the higher one counts
     limits.push(await measureStoreLimit(bench));
@@ -143,7 +177,7 @@ export async function runFanout(
         `(before and after the runs: ${storeLimit.measuredPutsPerSecond.join(", ")}), ` +
         `÷ ${WRITES_PER_ITEM} = ${storeLimit.itemsPerSecond} items/s`,
     );
-    return fanoutFigures(options.items, options.concurrency, runs, options.maxRunning, storeLimit);
+    return fanoutFigures(options.items, options.concurrency, runs, options.maxRunning, storeLimit, floorRuns);
   } finally {
     await bench.stop();
   }

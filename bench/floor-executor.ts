@@ -1,0 +1,290 @@
+/**
+ * The floor's own requests, timed on this machine (issue 12). The floor (`FLOORS` in prices.ts)
+ * counts the fewest requests an exactly-once executor on DynamoDB, SQS FIFO and Lambda makes; this
+ * makes just those requests, with no engine between them, through the engine's own clients
+ * (lib/clients.ts), the same emulators, the same event source (infra/local/sqs-poller.ts) and as
+ * many worker invocations as onceflow gets in the same scenario:
+ * - a fan-out: each item put (conditional), its message sent ten to a batch, received, claimed and
+ *   its result written (two conditional updates), deleted; the parent's count updated once per ten
+ *   results; at most `concurrency` items out at once, refilled as results come in;
+ * - runs of one task: each trigger a conditional update of its run and one message; the worker
+ *   claims the task (a conditional put), sleeps the task's seconds, writes the result and ends the
+ *   run (two conditional updates).
+ * It is no executor: no retries, no recovery, no history, no reads, and a refill learns of results
+ * in memory, for nothing. So nothing built on these primitives could be faster here: its figures
+ * are an upper bound, measured in the same bench run, against which onceflow's are read.
+ */
+import { randomUUID } from "node:crypto";
+import { CreateQueueCommand, SendMessageBatchCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
+import { PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import type { SQSEvent } from "aws-lambda";
+import { startSqsPoller } from "../infra/local/sqs-poller";
+import { db, sqs } from "../lib/clients";
+import { mapLimit } from "../lib/map-limit";
+import { round } from "./figures";
+import type { BenchStack } from "./setup";
+
+/** Items put and sent together (SendMessageBatch takes ten). */
+const CHUNK = 10;
+/** Results counted by one update of the parent. */
+const COUNT_EVERY = 10;
+
+export interface FloorOptions {
+  /** Concurrent worker invocations, as onceflow's scenario has. */
+  workers: number;
+  /** Records per worker invocation (default 1, as serverless.yml's worker). */
+  tasksPerInvocation?: number;
+}
+
+/** What the floor's requests did: how long, and how many items or runs a second. */
+export interface FloorRun {
+  seconds: number;
+  perSecond: number;
+}
+
+/**
+ * Runs `body` with a FIFO queue of its own polled by `workers` invocations of `handle`; each
+ * message in a group of its own, so the queue holds nothing back.
+ */
+async function withFloorQueue<T>(
+  bench: BenchStack,
+  options: FloorOptions,
+  handle: (body: string) => Promise<void>,
+  body: (queueUrl: string) => Promise<T>,
+): Promise<T> {
+  const name = `floor-${randomUUID().slice(0, 8)}.fifo`;
+  const { QueueUrl } = await sqs().send(
+    new CreateQueueCommand({ QueueName: name, Attributes: { FifoQueue: "true", VisibilityTimeout: "60" } }),
+  );
+  const queueUrl = QueueUrl as string;
+  const poller = startSqsPoller({
+    sqs: bench.stack.clients.sqs,
+    queueUrl,
+    queueArn: `arn:aws:sqs:us-east-1:000000000000:${name}`,
+    region: "us-east-1",
+    fn: {
+      service: "floor",
+      stage: "bench",
+      region: "us-east-1",
+      name: "floor",
+      timeout: 150,
+      memorySize: 512,
+    },
+    handler: async (event: SQSEvent) => {
+      for (const record of event.Records) await handle(record.body);
+    },
+    batchSize: options.tasksPerInvocation ?? 1,
+    reportBatchItemFailures: false,
+    concurrency: options.workers,
+  });
+  try {
+    return await body(queueUrl);
+  } finally {
+    await poller.stop();
+  }
+}
+
+/** A message whose body is `id`, in a group of its own, deduplicated by `scope` and `id`. */
+const message = (scope: string, id: string) => ({
+  MessageBody: id,
+  MessageGroupId: `${scope}/${id}`,
+  MessageDeduplicationId: `${scope}/${id}`,
+});
+
+/** One fan-out of `items` items at `concurrency`, on the floor's requests alone. */
+export async function floorFanout(
+  bench: BenchStack,
+  options: FloorOptions & { items: number; concurrency: number },
+): Promise<FloorRun> {
+  const TableName = bench.stack.env.TABLE_NAME as string;
+  const pk = `FLOOR#${randomUUID()}`;
+  const parent = { pk, sk: "PARENT" };
+  let created = 0;
+  let done = 0;
+  let countedSent = 0;
+  let countedWritten = 0;
+  let settle: { resolve: () => void; reject: (error: unknown) => void } | undefined;
+  const finished = new Promise<void>((resolve, reject) => {
+    settle = { resolve, reject };
+  });
+  const fail = (error: unknown) => settle?.reject(error);
+
+  const worker = async (body: string) => {
+    const Key = { pk, sk: `ITEM#${body}` };
+    await db().send(
+      new UpdateCommand({
+        TableName,
+        Key,
+        UpdateExpression: "SET #s = :running",
+        ConditionExpression: "#s = :queued",
+        ExpressionAttributeNames: { "#s": "status" },
+        ExpressionAttributeValues: { ":running": "running", ":queued": "queued" },
+      }),
+    );
+    await db().send(
+      new UpdateCommand({
+        TableName,
+        Key,
+        UpdateExpression: "SET #s = :succeeded, #o = :output",
+        ConditionExpression: "#s = :running",
+        ExpressionAttributeNames: { "#s": "status", "#o": "output" },
+        ExpressionAttributeValues: { ":succeeded": "succeeded", ":running": "running", ":output": null },
+      }),
+    );
+    done++;
+    fill();
+    if (done % COUNT_EVERY !== 0 && done !== options.items) return;
+    const count = done - countedSent;
+    countedSent = done;
+    await db().send(
+      new UpdateCommand({
+        TableName,
+        Key: parent,
+        UpdateExpression: "ADD #c :n",
+        ConditionExpression: "#c <= :room",
+        ExpressionAttributeNames: { "#c": "counted" },
+        ExpressionAttributeValues: { ":n": count, ":room": options.items - count },
+      }),
+    );
+    countedWritten += count;
+    if (countedWritten === options.items) settle?.resolve();
+  };
+
+  let queueUrl = "";
+  const putChunk = async (first: number, size: number) => {
+    const ids = Array.from({ length: size }, (_, i) => String(first + i));
+    await Promise.all(
+      ids.map((id) =>
+        db().send(
+          new PutCommand({
+            TableName,
+            Item: { pk, sk: `ITEM#${id}`, status: "queued", input: Number(id) },
+            ConditionExpression: "attribute_not_exists(pk)",
+          }),
+        ),
+      ),
+    );
+    await sqs().send(
+      new SendMessageBatchCommand({
+        QueueUrl: queueUrl,
+        Entries: ids.map((id) => ({ Id: id, ...message(pk, id) })),
+      }),
+    );
+  };
+  // as many chunks as there is room for under `concurrency`, each on its own
+  const fill = () => {
+    for (;;) {
+      const size = Math.min(CHUNK, options.items - created);
+      if (size === 0 || created - done + size > options.concurrency) return;
+      putChunk(created, size).catch(fail);
+      created += size;
+    }
+  };
+
+  return withFloorQueue(
+    bench,
+    options,
+    (body) => worker(body).catch((error) => fail(error)),
+    async (url) => {
+      queueUrl = url;
+      const started = performance.now();
+      await db().send(
+        new PutCommand({
+          TableName,
+          Item: { ...parent, counted: 0 },
+          ConditionExpression: "attribute_not_exists(pk)",
+        }),
+      );
+      fill();
+      await finished;
+      const seconds = (performance.now() - started) / 1000;
+      return { seconds: round(seconds, 3), perSecond: round(options.items / seconds, 1) };
+    },
+  );
+}
+
+/**
+ * `tasks` runs of one task of `taskSeconds`, created first (not timed), then triggered by
+ * `clients` at once; timed from the first trigger to the last run's end, as `efficiency` is.
+ */
+export async function floorRuns(
+  bench: BenchStack,
+  options: FloorOptions & { tasks: number; taskSeconds: number; clients: number },
+): Promise<FloorRun> {
+  const TableName = bench.stack.env.TABLE_NAME as string;
+  const prefix = `FLOOR#${randomUUID()}`;
+  const runIds = Array.from({ length: options.tasks }, (_, i) => `${prefix}#${i}`);
+  await mapLimit(runIds, options.clients, (pk) =>
+    db().send(
+      new PutCommand({
+        TableName,
+        Item: { pk, sk: "RUN", status: "created" },
+        ConditionExpression: "attribute_not_exists(pk)",
+      }),
+    ),
+  );
+  let ended = 0;
+  let lastEnd = 0;
+  let settle: { resolve: () => void; reject: (error: unknown) => void } | undefined;
+  const finished = new Promise<void>((resolve, reject) => {
+    settle = { resolve, reject };
+  });
+
+  const worker = async (pk: string) => {
+    await db().send(
+      new PutCommand({
+        TableName,
+        Item: { pk, sk: "TASK", status: "running" },
+        ConditionExpression: "attribute_not_exists(pk)",
+      }),
+    );
+    await new Promise((resolve) => setTimeout(resolve, options.taskSeconds * 1000));
+    await db().send(
+      new UpdateCommand({
+        TableName,
+        Key: { pk, sk: "TASK" },
+        UpdateExpression: "SET #s = :succeeded",
+        ConditionExpression: "#s = :running",
+        ExpressionAttributeNames: { "#s": "status" },
+        ExpressionAttributeValues: { ":succeeded": "succeeded", ":running": "running" },
+      }),
+    );
+    await db().send(
+      new UpdateCommand({
+        TableName,
+        Key: { pk, sk: "RUN" },
+        UpdateExpression: "SET #s = :succeeded",
+        ConditionExpression: "#s = :running",
+        ExpressionAttributeNames: { "#s": "status" },
+        ExpressionAttributeValues: { ":succeeded": "succeeded", ":running": "running" },
+      }),
+    );
+    lastEnd = performance.now();
+    if (++ended === options.tasks) settle?.resolve();
+  };
+
+  return withFloorQueue(
+    bench,
+    options,
+    (pk) => worker(pk).catch((error) => settle?.reject(error)),
+    async (queueUrl) => {
+      const started = performance.now();
+      await mapLimit(runIds, options.clients, async (pk) => {
+        await db().send(
+          new UpdateCommand({
+            TableName,
+            Key: { pk, sk: "RUN" },
+            UpdateExpression: "SET #s = :running",
+            ConditionExpression: "#s = :created",
+            ExpressionAttributeNames: { "#s": "status" },
+            ExpressionAttributeValues: { ":running": "running", ":created": "created" },
+          }),
+        );
+        await sqs().send(new SendMessageCommand({ QueueUrl: queueUrl, ...message(prefix, pk) }));
+      });
+      await finished;
+      const seconds = (lastEnd - started) / 1000;
+      return { seconds: round(seconds, 3), perSecond: round(options.tasks / seconds, 1) };
+    },
+  );
+}
