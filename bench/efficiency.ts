@@ -70,7 +70,7 @@ export async function runEfficiency(
     });
     // the same runs on the floor's requests alone, right after: the most any executor on these
     // primitives could reach here
-    const floor = await floorRuns(bench, { ...options, clients: CLIENTS });
+    const floor = await floorRuns(bench.stack, { ...options, clients: CLIENTS });
     const floorEfficiency = round(figures.idealSeconds / floor.seconds, 3);
     log(
       `efficiency: ${options.tasks} tasks of ${options.taskSeconds} s on ${options.workers} workers: ` +

@@ -5,7 +5,7 @@
  * `TaskSucceeded` to the successor's `TaskStarted` (its claim).
  */
 import { executions } from "./actions";
-import { percentile, round } from "./figures";
+import { cpuMsSince, percentile, round } from "./figures";
 import { type FloorRun, floorFanout } from "./floor-executor";
 import { type BenchStack, type Emulators, startBenchStack, waitForRuns } from "./setup";
 import { higherOf, measureStoreLimit, type StoreLimit, WRITES_PER_ITEM } from "./store-limit";
@@ -27,6 +27,8 @@ export interface FanoutRun {
   seconds: number;
   itemsPerSecond: number;
   fanInLatencyMs: number;
+  /** CPU time of this process (handlers, SQS emulator, HTTP API, pollers) from the create request to the run's end. */
+  nodeCpuMs: number;
   itemExecutions: number;
   successorExecutions: number;
 }
@@ -61,8 +63,10 @@ export async function registerFanout(
 /** Runs the fan-out workflow once over `items` items and reads its figures. */
 export async function fanoutOnce(bench: BenchStack, items: number): Promise<FanoutRun> {
   const started = Date.now();
+  const cpu = process.cpuUsage();
   const { runId } = await bench.client.createRun(FANOUT_WORKFLOW, { input: { n: items } });
   const [run] = await waitForRuns(bench, [runId], 1_800_000);
+  const nodeCpuMs = cpuMsSince(cpu);
   if (run?.status !== "succeeded") throw new Error(`fan-out run ${runId} ended ${run?.status}`);
   const seconds = (Date.parse(run.endedAt ?? "") - started) / 1000;
   const events = await bench.client.getEvents(runId);
@@ -76,6 +80,7 @@ export async function fanoutOnce(bench: BenchStack, items: number): Promise<Fano
     seconds: round(seconds, 3),
     itemsPerSecond: round(items / seconds, 1),
     fanInLatencyMs: Date.parse(claim.at) - lastItem,
+    nodeCpuMs,
     itemExecutions: executions.countFor(`${runId}/each/`),
     successorExecutions: executions.countFor(`${runId}/after/`),
   };
@@ -92,6 +97,8 @@ export function fanoutFigures(
 ) {
   const rate = (ofRuns: { seconds: number }[]) =>
     round((items * ofRuns.length) / ofRuns.reduce((sum, r) => sum + r.seconds, 0), 1);
+  const cpuPerItem = (ofRuns: { nodeCpuMs: number }[]) =>
+    round(ofRuns.reduce((sum, r) => sum + r.nodeCpuMs, 0) / (items * ofRuns.length), 2);
   const latencies = runs.map((r) => r.fanInLatencyMs);
   const itemsPerSecond = rate(runs);
   const floorItemsPerSecond = floorRuns.length > 0 ? rate(floorRuns) : null;
@@ -105,6 +112,11 @@ export function fanoutFigures(
     storeLimit: storeLimit ?? null,
     storeLimitRatio: storeLimit ? round(itemsPerSecond / storeLimit.itemsPerSecond, 2) : null,
     /**
+     * This process's CPU time per item: on this machine every handler, the SQS emulator and the
+     * pollers share its one thread, so items a second is about 1,000 over this.
+     */
+    nodeCpuMsPerItem: cpuPerItem(runs),
+    /**
      * The floor's own requests for the same fan-out, timed in the same run (floor-executor.ts): the
      * most any executor on these primitives could carry here, against the store's limit, and
      * onceflow's rate against it.
@@ -114,6 +126,7 @@ export function fanoutFigures(
           itemsPerSecond: floorItemsPerSecond,
           storeLimitRatio: storeLimit ? round(floorItemsPerSecond / storeLimit.itemsPerSecond, 2) : null,
           onceflowRatio: round(itemsPerSecond / floorItemsPerSecond, 2),
+          nodeCpuMsPerItem: cpuPerItem(floorRuns),
           perRun: floorRuns,
         }
       : null,
@@ -156,7 +169,7 @@ export async function runFanout(
     const floorRuns: FloorRun[] = [];
     if (!options.maxRunning) {
       for (let i = 0; i < options.runs; i++) {
-        const run = await floorFanout(bench, {
+        const run = await floorFanout(bench.stack, {
           items: options.items,
           concurrency: options.concurrency,
           workers: options.workers,
@@ -165,7 +178,7 @@ export async function runFanout(
         log(
           `floor ${i + 1}/${options.runs}: ${options.items} items in ${run.seconds} s (${run.perSecond} items/s)`,
         );
-        floorRuns.push(run);
+        floorRuns.push({ seconds: run.seconds, perSecond: run.perSecond, nodeCpuMs: run.nodeCpuMs });
       }
     }
     // measured again after the runs: DynamoDB Local's JVM warms up, and a first measurement on a

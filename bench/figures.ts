@@ -22,6 +22,12 @@ export function round(value: number, digits = 2): number {
   return Math.round(value * factor) / factor;
 }
 
+/** CPU time (user and system) of this process since `start` (a `process.cpuUsage()`), in ms. */
+export function cpuMsSince(start: NodeJS.CpuUsage): number {
+  const { user, system } = process.cpuUsage(start);
+  return round((user + system) / 1000, 1);
+}
+
 /** Efficiency figures of the task over-execution scenario (F3). */
 export function efficiencyFigures(input: {
   tasks: number;

@@ -19,10 +19,10 @@ import { CreateQueueCommand, SendMessageBatchCommand, SendMessageCommand } from 
 import { PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import type { SQSEvent } from "aws-lambda";
 import { startSqsPoller } from "../infra/local/sqs-poller";
+import type { LocalStack } from "../infra/local/stack";
 import { db, sqs } from "../lib/clients";
 import { mapLimit } from "../lib/map-limit";
-import { round } from "./figures";
-import type { BenchStack } from "./setup";
+import { cpuMsSince, round } from "./figures";
 
 /** Items put and sent together (SendMessageBatch takes ten). */
 const CHUNK = 10;
@@ -40,6 +40,8 @@ export interface FloorOptions {
 export interface FloorRun {
   seconds: number;
   perSecond: number;
+  /** CPU time of this process meanwhile (figures.ts `cpuMsSince`). */
+  nodeCpuMs: number;
 }
 
 /**
@@ -47,7 +49,7 @@ export interface FloorRun {
  * message in a group of its own, so the queue holds nothing back.
  */
 async function withFloorQueue<T>(
-  bench: BenchStack,
+  stack: LocalStack,
   options: FloorOptions,
   handle: (body: string) => Promise<void>,
   body: (queueUrl: string) => Promise<T>,
@@ -58,7 +60,7 @@ async function withFloorQueue<T>(
   );
   const queueUrl = QueueUrl as string;
   const poller = startSqsPoller({
-    sqs: bench.stack.clients.sqs,
+    sqs: stack.clients.sqs,
     queueUrl,
     queueArn: `arn:aws:sqs:us-east-1:000000000000:${name}`,
     region: "us-east-1",
@@ -93,14 +95,15 @@ const message = (scope: string, id: string) => ({
 
 /** One fan-out of `items` items at `concurrency`, on the floor's requests alone. */
 export async function floorFanout(
-  bench: BenchStack,
+  stack: LocalStack,
   options: FloorOptions & { items: number; concurrency: number },
-): Promise<FloorRun> {
-  const TableName = bench.stack.env.TABLE_NAME as string;
+): Promise<FloorRun & { pk: string; mostOut: number }> {
+  const TableName = stack.env.TABLE_NAME as string;
   const pk = `FLOOR#${randomUUID()}`;
   const parent = { pk, sk: "PARENT" };
   let created = 0;
   let done = 0;
+  let mostOut = 0;
   let countedSent = 0;
   let countedWritten = 0;
   let settle: { resolve: () => void; reject: (error: unknown) => void } | undefined;
@@ -178,16 +181,18 @@ export async function floorFanout(
       if (size === 0 || created - done + size > options.concurrency) return;
       putChunk(created, size).catch(fail);
       created += size;
+      mostOut = Math.max(mostOut, created - done);
     }
   };
 
   return withFloorQueue(
-    bench,
+    stack,
     options,
     (body) => worker(body).catch((error) => fail(error)),
     async (url) => {
       queueUrl = url;
       const started = performance.now();
+      const cpu = process.cpuUsage();
       await db().send(
         new PutCommand({
           TableName,
@@ -198,7 +203,13 @@ export async function floorFanout(
       fill();
       await finished;
       const seconds = (performance.now() - started) / 1000;
-      return { seconds: round(seconds, 3), perSecond: round(options.items / seconds, 1) };
+      return {
+        seconds: round(seconds, 3),
+        perSecond: round(options.items / seconds, 1),
+        nodeCpuMs: cpuMsSince(cpu),
+        pk,
+        mostOut,
+      };
     },
   );
 }
@@ -208,10 +219,10 @@ export async function floorFanout(
  * `clients` at once; timed from the first trigger to the last run's end, as `efficiency` is.
  */
 export async function floorRuns(
-  bench: BenchStack,
+  stack: LocalStack,
   options: FloorOptions & { tasks: number; taskSeconds: number; clients: number },
-): Promise<FloorRun> {
-  const TableName = bench.stack.env.TABLE_NAME as string;
+): Promise<FloorRun & { runIds: string[] }> {
+  const TableName = stack.env.TABLE_NAME as string;
   const prefix = `FLOOR#${randomUUID()}`;
   const runIds = Array.from({ length: options.tasks }, (_, i) => `${prefix}#${i}`);
   await mapLimit(runIds, options.clients, (pk) =>
@@ -264,11 +275,12 @@ export async function floorRuns(
   };
 
   return withFloorQueue(
-    bench,
+    stack,
     options,
     (pk) => worker(pk).catch((error) => settle?.reject(error)),
     async (queueUrl) => {
       const started = performance.now();
+      const cpu = process.cpuUsage();
       await mapLimit(runIds, options.clients, async (pk) => {
         await db().send(
           new UpdateCommand({
@@ -284,7 +296,12 @@ export async function floorRuns(
       });
       await finished;
       const seconds = (lastEnd - started) / 1000;
-      return { seconds: round(seconds, 3), perSecond: round(options.tasks / seconds, 1) };
+      return {
+        seconds: round(seconds, 3),
+        perSecond: round(options.tasks / seconds, 1),
+        nodeCpuMs: cpuMsSince(cpu),
+        runIds,
+      };
     },
   );
 }

@@ -130,6 +130,8 @@ try {
           storeLimitRatio: figures.storeLimitRatio ?? "-",
           "floor's requests alone: itemsPerSecond": figures.floorExecutor?.itemsPerSecond ?? "-",
           "floor's requests alone: storeLimitRatio": figures.floorExecutor?.storeLimitRatio ?? "-",
+          "node CPU ms per item": figures.nodeCpuMsPerItem,
+          "floor's requests alone: node CPU ms per item": figures.floorExecutor?.nodeCpuMsPerItem ?? "-",
           "fanInLatencyMs p50": figures.fanInLatencyMs.p50,
           "fanInLatencyMs p99": figures.fanInLatencyMs.p99,
           successorExecutions: figures.successorExecutions.join(", "),

@@ -42,6 +42,7 @@ describe("fanoutFigures", () => {
     seconds,
     itemsPerSecond: 1000 / seconds,
     fanInLatencyMs,
+    nodeCpuMs: seconds * 500,
     itemExecutions: 1000,
     successorExecutions,
   });
@@ -52,6 +53,30 @@ describe("fanoutFigures", () => {
     expect(figures.fanInLatencyMs).toEqual({ p50: 200, p99: 298 });
     expect(figures.successorExecutions).toEqual([1, 2, 1]);
     expect(figures.itemDuplicates).toBe(0);
+    expect(figures.nodeCpuMsPerItem).toBe(6.67);
+    expect(figures.floorExecutor).toBeNull();
+  });
+
+  it("reads the rate against the store's limit and against the floor's own requests", () => {
+    const limit = {
+      clients: 32,
+      seconds: 5,
+      conditionalPutsPerSecond: 600,
+      itemsPerSecond: 200,
+      measuredPutsPerSecond: [600],
+    };
+    const floor = [
+      { seconds: 4, perSecond: 250, nodeCpuMs: 1000 },
+      { seconds: 6, perSecond: 166.7, nodeCpuMs: 1400 },
+    ];
+    const figures = fanoutFigures(1000, 100, [run(10, 100), run(10, 100)], undefined, limit, floor);
+    expect(figures.storeLimitRatio).toBe(0.5);
+    expect(figures.floorExecutor).toMatchObject({
+      itemsPerSecond: 200,
+      storeLimitRatio: 1,
+      onceflowRatio: 0.5,
+      nodeCpuMsPerItem: 1.2,
+    });
   });
 });
 
