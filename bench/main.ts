@@ -106,6 +106,8 @@ try {
             actualSeconds: figures.actualSeconds,
             efficiency: figures.efficiency,
             "efficiency, floor's requests alone": figures.floorExecutor.efficiency,
+            "node CPU ms per task": figures.nodeCpuMsPerTask,
+            "floor's requests alone: node CPU ms per task": figures.floorExecutor.nodeCpuMsPerTask,
             executions: figures.executions,
             duplicates: figures.duplicates,
           }),
