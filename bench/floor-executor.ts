@@ -86,6 +86,34 @@ async function withFloorQueue<T>(
   }
 }
 
+/** A conditional move of an item's `status` from `from` to `to`; throws when it is not at `from`. */
+function moveStatus(TableName: string, Key: Record<string, string>, from: string, to: string) {
+  return db().send(
+    new UpdateCommand({
+      TableName,
+      Key,
+      UpdateExpression: "SET #s = :to",
+      ConditionExpression: "#s = :from",
+      ExpressionAttributeNames: { "#s": "status" },
+      ExpressionAttributeValues: { ":to": to, ":from": from },
+    }),
+  );
+}
+
+/** A promise, with what resolves or rejects it. */
+function latch() {
+  let resolve: () => void = () => {};
+  let reject: (error: unknown) => void = () => {};
+  const promise = new Promise<void>((yes, no) => {
+    resolve = yes;
+    reject = no;
+  });
+  // a rejection before anyone awaits it (a worker failing while the triggers are still sent) is
+  // not unhandled: the await below it sees it
+  promise.catch(() => {});
+  return { promise, resolve, reject };
+}
+
 /** A message whose body is `id`, in a group of its own, deduplicated by `scope` and `id`. */
 const message = (scope: string, id: string) => ({
   MessageBody: id,
@@ -106,34 +134,12 @@ export async function floorFanout(
   let mostOut = 0;
   let countedSent = 0;
   let countedWritten = 0;
-  let settle: { resolve: () => void; reject: (error: unknown) => void } | undefined;
-  const finished = new Promise<void>((resolve, reject) => {
-    settle = { resolve, reject };
-  });
-  const fail = (error: unknown) => settle?.reject(error);
+  const finished = latch();
 
   const worker = async (body: string) => {
     const Key = { pk, sk: `ITEM#${body}` };
-    await db().send(
-      new UpdateCommand({
-        TableName,
-        Key,
-        UpdateExpression: "SET #s = :running",
-        ConditionExpression: "#s = :queued",
-        ExpressionAttributeNames: { "#s": "status" },
-        ExpressionAttributeValues: { ":running": "running", ":queued": "queued" },
-      }),
-    );
-    await db().send(
-      new UpdateCommand({
-        TableName,
-        Key,
-        UpdateExpression: "SET #s = :succeeded, #o = :output",
-        ConditionExpression: "#s = :running",
-        ExpressionAttributeNames: { "#s": "status", "#o": "output" },
-        ExpressionAttributeValues: { ":succeeded": "succeeded", ":running": "running", ":output": null },
-      }),
-    );
+    await moveStatus(TableName, Key, "queued", "running");
+    await moveStatus(TableName, Key, "running", "succeeded");
     done++;
     fill();
     if (done % COUNT_EVERY !== 0 && done !== options.items) return;
@@ -150,7 +156,7 @@ export async function floorFanout(
       }),
     );
     countedWritten += count;
-    if (countedWritten === options.items) settle?.resolve();
+    if (countedWritten === options.items) finished.resolve();
   };
 
   let queueUrl = "";
@@ -179,7 +185,7 @@ export async function floorFanout(
     for (;;) {
       const size = Math.min(CHUNK, options.items - created);
       if (size === 0 || created - done + size > options.concurrency) return;
-      putChunk(created, size).catch(fail);
+      putChunk(created, size).catch(finished.reject);
       created += size;
       mostOut = Math.max(mostOut, created - done);
     }
@@ -188,7 +194,7 @@ export async function floorFanout(
   return withFloorQueue(
     stack,
     options,
-    (body) => worker(body).catch((error) => fail(error)),
+    (body) => worker(body).catch(finished.reject),
     async (url) => {
       queueUrl = url;
       const started = performance.now();
@@ -201,7 +207,7 @@ export async function floorFanout(
         }),
       );
       fill();
-      await finished;
+      await finished.promise;
       const seconds = (performance.now() - started) / 1000;
       return {
         seconds: round(seconds, 3),
@@ -236,10 +242,7 @@ export async function floorRuns(
   );
   let ended = 0;
   let lastEnd = 0;
-  let settle: { resolve: () => void; reject: (error: unknown) => void } | undefined;
-  const finished = new Promise<void>((resolve, reject) => {
-    settle = { resolve, reject };
-  });
+  const finished = latch();
 
   const worker = async (pk: string) => {
     await db().send(
@@ -250,51 +253,24 @@ export async function floorRuns(
       }),
     );
     await new Promise((resolve) => setTimeout(resolve, options.taskSeconds * 1000));
-    await db().send(
-      new UpdateCommand({
-        TableName,
-        Key: { pk, sk: "TASK" },
-        UpdateExpression: "SET #s = :succeeded",
-        ConditionExpression: "#s = :running",
-        ExpressionAttributeNames: { "#s": "status" },
-        ExpressionAttributeValues: { ":succeeded": "succeeded", ":running": "running" },
-      }),
-    );
-    await db().send(
-      new UpdateCommand({
-        TableName,
-        Key: { pk, sk: "RUN" },
-        UpdateExpression: "SET #s = :succeeded",
-        ConditionExpression: "#s = :running",
-        ExpressionAttributeNames: { "#s": "status" },
-        ExpressionAttributeValues: { ":succeeded": "succeeded", ":running": "running" },
-      }),
-    );
+    await moveStatus(TableName, { pk, sk: "TASK" }, "running", "succeeded");
+    await moveStatus(TableName, { pk, sk: "RUN" }, "running", "succeeded");
     lastEnd = performance.now();
-    if (++ended === options.tasks) settle?.resolve();
+    if (++ended === options.tasks) finished.resolve();
   };
 
   return withFloorQueue(
     stack,
     options,
-    (pk) => worker(pk).catch((error) => settle?.reject(error)),
+    (pk) => worker(pk).catch(finished.reject),
     async (queueUrl) => {
       const started = performance.now();
       const cpu = process.cpuUsage();
       await mapLimit(runIds, options.clients, async (pk) => {
-        await db().send(
-          new UpdateCommand({
-            TableName,
-            Key: { pk, sk: "RUN" },
-            UpdateExpression: "SET #s = :running",
-            ConditionExpression: "#s = :created",
-            ExpressionAttributeNames: { "#s": "status" },
-            ExpressionAttributeValues: { ":running": "running", ":created": "created" },
-          }),
-        );
+        await moveStatus(TableName, { pk, sk: "RUN" }, "created", "running");
         await sqs().send(new SendMessageCommand({ QueueUrl: queueUrl, ...message(prefix, pk) }));
       });
-      await finished;
+      await finished.promise;
       const seconds = (lastEnd - started) / 1000;
       return {
         seconds: round(seconds, 3),
