@@ -4,11 +4,10 @@
  * `workers` concurrent worker invocations. The runs are created with `start: false` first; the
  * clock starts at the first trigger and stops at the last run's `endedAt`.
  */
-import { setTimeout as sleep } from "node:timers/promises";
 import { executions } from "./actions";
 import { cpuMsSince, efficiencyFigures, round } from "./figures";
 import { floorRuns } from "./floor-executor";
-import { type Emulators, mapLimit, startBenchStack, waitForRuns } from "./setup";
+import { type Emulators, mapLimit, startBenchStack, untilExecuted, waitForRuns } from "./setup";
 
 export interface EfficiencyOptions {
   tasks: number;
@@ -61,10 +60,9 @@ export async function runEfficiency(
     const cpu = process.cpuUsage();
     await mapLimit(runIds, CLIENTS, (runId) => bench.client.triggerRun(runId));
     const triggeredMs = Date.now() - started;
-    // the actions' own count first, and only then the runs through the API: asking the API about
-    // 320 runs while they run would load the one thread every handler shares here, and the floor's
-    // runs below are not asked about either (the figures come from the runs' own endedAt)
-    while (executions.total < options.tasks && Date.now() - started < 600_000) await sleep(100);
+    // the actions' own count first, then the runs through the API (the figures come from the runs'
+    // own endedAt; the floor's runs below are not asked about either)
+    await untilExecuted(options.tasks, 600_000);
     const runs = await waitForRuns(bench, runIds, 600_000);
     const nodeCpuMsPerTask = round(cpuMsSince(cpu) / options.tasks, 2);
     const failed = runs.filter((run) => run.status !== "succeeded");

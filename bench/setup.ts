@@ -5,6 +5,7 @@
  * their durations, and the typed client (lib/client) of its API.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { APIGatewayProxyEventV2, Context, SQSEvent } from "aws-lambda";
 import { handler as advanceHandler } from "../functions/advance";
 import { handler as apiHandler } from "../functions/api";
@@ -20,7 +21,7 @@ import {
   startLocalStack,
 } from "../infra/local/stack";
 import { createClient, isTerminal, type OnceflowClient, type RunView } from "../lib/client";
-import "./actions";
+import { executions } from "./actions";
 
 export interface Emulators {
   endpoints: LocalEndpoints;
@@ -183,6 +184,17 @@ export async function waitForRuns(
     else cursor = 0;
   }
   return runIds.map((id) => done.get(id) as RunView);
+}
+
+/**
+ * Waits until the bench's actions have run `count` times in all (`executions`, actions.ts), or
+ * `timeoutMs` has passed, looking in this process every 100 ms. Asking the API about runs while
+ * they run loads the one thread every handler shares here (about 2 ms of it a task in
+ * `efficiency`); after this, `waitForRuns` asks about runs that are ending.
+ */
+export async function untilExecuted(count: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (executions.total < count && Date.now() < deadline) await sleep(100);
 }
 
 export { mapLimit } from "../lib/map-limit";
