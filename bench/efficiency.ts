@@ -2,7 +2,8 @@
  * Scenario `efficiency` (the task over-execution scenario, F3): `tasks` independent runs of one
  * `core.sleep` task each (counted by the action itself: `bench.sleep`) for `taskSeconds`, with
  * `workers` concurrent worker invocations. The runs are created with `start: false` first; the
- * clock starts at the first trigger and stops at the last run's `endedAt`.
+ * clock starts at the first trigger and stops at the last run's `endedAt`. Then the same runs on
+ * the floor's requests alone (floor-executor.ts), the most any executor could reach here.
  */
 import { executions } from "./actions";
 import { cpuMsSince, efficiencyFigures, round } from "./figures";

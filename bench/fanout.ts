@@ -2,7 +2,8 @@
  * Scenario `fanout`: one with-items task over `items` items of `core.noop` (counted: `bench.noop`)
  * at `concurrency`, then one successor (also counted). Measured per run from the create request to
  * the run's `endedAt`; the fan-in latency is read from the run's history: the last item's
- * `TaskSucceeded` to the successor's `TaskStarted` (its claim).
+ * `TaskSucceeded` to the successor's `TaskStarted` (its claim). Then the same fan-outs on the
+ * floor's requests alone (floor-executor.ts), and the store's limit (store-limit.ts) around them.
  */
 import { executions } from "./actions";
 import { cpuMsSince, percentile, round } from "./figures";
