@@ -13,11 +13,10 @@ import { describe, expect, it } from "vitest";
 import { db } from "../../lib/clients";
 import { config } from "../../lib/config";
 import { claim } from "../../lib/engine/claim";
-import { onPoint } from "../../lib/engine/interleave";
-import { settle } from "../../lib/engine/settle";
 import { readLimit, slotGuards } from "../../lib/engine/slot";
 import type { TaskRecord } from "../../lib/engine/task-record";
 import { keys } from "../../lib/store/keys";
+import { settleWithGiveBackHeld } from "../helpers/give-back";
 import { register } from "../helpers/runs";
 import { captureTaskMessages } from "../helpers/sends";
 import { useLocalStack } from "../helpers/stack";
@@ -49,27 +48,21 @@ async function lastSlotWhileItsEntryIsDropped() {
   expect((await stack.api("POST", `/runs/${r}/cancel`)).status).toBe(202);
 
   const limitKey = keys.limit(name, "core.noop");
-  let dropped = false;
-  const release = onPoint("give-back:after-read", async (detail) => {
-    if (detail.runId !== r || dropped) return;
-    dropped = true;
+  const dropped = await settleWithGiveBackHeld(
+    (held as { record: TaskRecord }).record,
+    (detail) => detail.runId === r,
     // what a concurrent give-back that found `r`'s b stale writes (`r` held its slot when it read)
-    await db().send(
-      new UpdateCommand({
-        TableName: config.tableName(),
-        Key: limitKey,
-        UpdateExpression: "REMOVE waiting[1]",
-        ConditionExpression: "waiting[1] = :entry",
-        ExpressionAttributeValues: { ":entry": `${r}/b/-` },
-      }),
-    );
-  });
-  try {
-    const record = (held as { record: TaskRecord }).record;
-    expect((await settle(record, { ok: true, output: null })).kind).not.toBe("lost");
-  } finally {
-    release();
-  }
+    () =>
+      db().send(
+        new UpdateCommand({
+          TableName: config.tableName(),
+          Key: limitKey,
+          UpdateExpression: "REMOVE waiting[1]",
+          ConditionExpression: "waiting[1] = :entry",
+          ExpressionAttributeValues: { ":entry": `${r}/b/-` },
+        }),
+      ),
+  );
   expect(dropped).toBe(true);
   const limit = { ...(await readLimit({ workflow: name, action: "core.noop" })) } as Record<string, unknown>;
   return { limit, r, c };

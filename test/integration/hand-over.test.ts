@@ -9,13 +9,12 @@
 import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { claim } from "../../lib/engine/claim";
-import { onPoint } from "../../lib/engine/interleave";
-import { settle } from "../../lib/engine/settle";
 import { readLimit, slotGuards } from "../../lib/engine/slot";
 import type { TaskRecord } from "../../lib/engine/task-record";
 import type { TaskMessage } from "../../lib/queue";
 import { keys } from "../../lib/store/keys";
 import { readItem } from "../../lib/store/run-state";
+import { settleWithGiveBackHeld } from "../helpers/give-back";
 import { register } from "../helpers/runs";
 import { captureTaskMessages } from "../helpers/sends";
 import { useLocalStack } from "../helpers/stack";
@@ -42,18 +41,11 @@ async function cancelDuringHandOver(): Promise<{
   expect(held.kind).toBe("claimed");
   expect((await claim(second, "w2")).kind).toBe("parked");
 
-  let cancelled = false;
-  const release = onPoint("give-back:after-read", async (detail) => {
-    if (cancelled || detail.chosen === undefined) return;
-    cancelled = true;
-    expect((await stack.api("POST", `/runs/${waiter.runId}/cancel`)).status).toBe(202);
-  });
-  try {
-    const record = (held as { record: TaskRecord }).record;
-    expect((await settle(record, { ok: true, output: null })).kind).not.toBe("lost");
-  } finally {
-    release();
-  }
+  const cancelled = await settleWithGiveBackHeld(
+    (held as { record: TaskRecord }).record,
+    (detail) => detail.chosen !== undefined,
+    async () => expect((await stack.api("POST", `/runs/${waiter.runId}/cancel`)).status).toBe(202),
+  );
   expect(cancelled).toBe(true);
   expect(holder.runId).not.toBe(waiter.runId);
   return {

@@ -19,6 +19,7 @@ import { work } from "../../lib/engine/work";
 import { type CompletionMessage, completionOf, type TaskMessage } from "../../lib/queue";
 import { keys } from "../../lib/store/keys";
 import { readItem } from "../../lib/store/run-state";
+import { settleWithGiveBackHeld } from "../helpers/give-back";
 import { eventsOf, register } from "../helpers/runs";
 import { captureTaskMessages } from "../helpers/sends";
 import { useSink } from "../helpers/sink";
@@ -317,17 +318,16 @@ describe("bugs the simulation found, pinned", () => {
     // slot to the third run first (served least) and keeps r's count for r's b, still listed. The
     // list is as q's give-back read it again, and r holds no slot any more
     let third: string | undefined;
-    const release = onPoint("give-back:after-read", async (detail) => {
-      if (detail.runId !== q.runId || third) return;
-      third = (await stack.client.createRun(name)).runId;
-      expect((await claim(messageOf(third, "a"), "w-third")).kind).toBe("parked");
-      expect((await settle(ra, { ok: true, output: null })).kind).not.toBe("lost");
-    });
-    try {
-      expect((await settle(qa, { ok: true, output: null })).kind).not.toBe("lost");
-    } finally {
-      release();
-    }
+    const held = await settleWithGiveBackHeld(
+      qa,
+      (detail) => detail.runId === q.runId,
+      async () => {
+        third = (await stack.client.createRun(name)).runId;
+        expect((await claim(messageOf(third, "a"), "w-third")).kind).toBe("parked");
+        expect((await settle(ra, { ok: true, output: null })).kind).not.toBe("lost");
+      },
+    );
+    expect(held).toBe(true);
     // the third run holds the one slot in use; neither q nor r leaves a count behind
     const limit = { ...(await readLimit({ workflow: name, action: "core.noop" })) } as Record<
       string,
